@@ -1,0 +1,14 @@
+"""Image Model Lab: a router over pages/ (st.navigation)."""
+import streamlit as st
+
+from ui.state import guarded, startup
+
+st.set_page_config(page_title="Image Model Lab", page_icon=":material/biotech:", layout="wide")
+guarded(startup)
+page = st.navigation(
+    {
+        "Run": [st.Page("pages/playground.py", title="Playground", icon=":material/science:", default=True)],
+        "Analyse": [st.Page("pages/results.py", title="Results", icon=":material/table_chart:")],
+    }
+)
+page.run()

@@ -1,0 +1,1 @@
+"""Image-model lab core: models, engine, tasks, metrics and services. Never imports streamlit."""

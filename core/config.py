@@ -1,0 +1,50 @@
+"""Settings read from the environment once; every path the app writes lives under DATA_DIR."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    weights_dir: Path
+    device: str  # "auto", "cpu", "cuda", "cuda:1", "mps"
+    offline: bool  # never try hub downloads
+    model_cache_size: int
+    max_upload_bytes: int
+    max_pixels: int
+    min_side: int
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    data_dir = Path(os.environ.get("IMGLAB_DATA_DIR", REPO_ROOT / "data")).resolve()
+    default_db = f"sqlite:///{data_dir / 'results.db'}"
+    return Settings(
+        data_dir=data_dir,
+        database_url=os.environ.get("DATABASE_URL", default_db),
+        weights_dir=Path(os.environ.get("IMGLAB_WEIGHTS_DIR", data_dir / "weights")).resolve(),
+        device=os.environ.get("IMGLAB_DEVICE", "auto"),
+        offline=os.environ.get("IMGLAB_OFFLINE", "0").lower() in ("1", "true", "yes"),
+        model_cache_size=_int_env("IMGLAB_MODEL_CACHE", 4),
+        max_upload_bytes=_int_env("IMGLAB_MAX_UPLOAD_MB", 25) * 1024 * 1024,
+        # Below Pillow's own bomb limit (89.5 MP): our cap refuses first, with our message.
+        max_pixels=_int_env("IMGLAB_MAX_PIXELS", 40_000_000),
+        min_side=_int_env("IMGLAB_MIN_SIDE", 8),
+    )

@@ -1,0 +1,118 @@
+"""Model registry: `@register_model` records a builder and its metadata; `create(name)` builds it.
+
+A builder takes `pretrained: bool` and returns `(module, WeightsInfo)`; it raises WeightsUnavailable when
+real weights cannot be found, so random weights are only ever used when the caller asked for them.
+"""
+from __future__ import annotations
+
+import difflib
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import torch.nn as nn
+
+from core.errors import DuplicateModel, InvalidInput, ModelNotFound
+
+Task = Literal["classification", "restoration"]
+TASKS: tuple[str, ...] = ("classification", "restoration")
+WeightsStatus = Literal["pretrained", "random", "parameter-free"]
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    status: WeightsStatus
+    sha256: str | None  # hash of the weight file (None for random init / parameter-free)
+    origin: str  # where they came from, e.g. a file path or "random init (seed 0)"
+
+    @property
+    def trained(self) -> bool:
+        return self.status != "random"
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether pretrained weights can be had without network, and what to do if not."""
+
+    status: Literal["available", "missing", "parameter-free"]
+    detail: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    task: str
+    source: str  # "timm", "bundled", "classical", ...
+    builder: Callable[[bool], tuple[nn.Module, WeightsInfo]] = field(repr=False, compare=False)
+    title: str = ""
+    description: str = ""
+    input_size: tuple[int, int, int] | None = None  # (C, H, W) the model was trained at
+    labels: str | None = None  # label set name, e.g. "imagenet-1k"
+    weights: str = ""  # how the weights are obtained, in words
+    operation: str | None = None  # restoration: "denoise" | "super-resolution"
+    scale: int | None = None  # super-resolution factor
+    amp: bool = True  # autocast on CUDA is safe for this model
+    availability: Callable[[], Availability] | None = field(default=None, repr=False, compare=False)
+    license: str | None = None
+
+    def check_weights(self) -> Availability:
+        if self.availability is None:
+            return Availability("parameter-free", "No learned weights: a classical algorithm.")
+        return self.availability()
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_LOCK = threading.Lock()
+
+
+def register_model(name: str, *, task: str, source: str, **meta) -> Callable:
+    """Decorator registering `builder(pretrained: bool) -> (module, WeightsInfo)` under `name`."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+
+    def wrap(builder: Callable[[bool], tuple[nn.Module, WeightsInfo]]):
+        spec = ModelSpec(name=name, task=task, source=source, builder=builder, **meta)
+        with _LOCK:
+            if name in _REGISTRY:
+                raise DuplicateModel(f"A model named {name!r} is already registered.")
+            _REGISTRY[name] = spec
+        return builder
+
+    return wrap
+
+
+def unregister_model(name: str) -> None:
+    with _LOCK:
+        _REGISTRY.pop(name, None)
+
+
+def _ensure_loaded() -> None:
+    # Importing the adapter modules runs their @register_model decorators.
+    from core.models import classical, classifiers  # noqa: F401
+
+
+def get_spec(name: str) -> ModelSpec:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise ModelNotFound(f"No model named {name!r} is registered.{hint}") from None
+
+
+def list_models(task: str | None = None, operation: str | None = None) -> list[ModelSpec]:
+    _ensure_loaded()
+    specs = [s for s in _REGISTRY.values() if task is None or s.task == task]
+    if operation is not None:
+        specs = [s for s in specs if s.operation == operation]
+    return sorted(specs, key=lambda s: s.name)
+
+
+def create(name: str, weights: Literal["pretrained", "random"] = "pretrained") -> tuple[nn.Module, WeightsInfo]:
+    """Build model `name` in eval mode. weights="random" gives an explicitly untrained model."""
+    if weights not in ("pretrained", "random"):
+        raise InvalidInput(f"weights must be 'pretrained' or 'random', got {weights!r}.")
+    spec = get_spec(name)
+    module, info = spec.builder(weights == "pretrained")
+    return module.eval(), info

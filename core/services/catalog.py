@@ -1,0 +1,35 @@
+"""What the model pickers show: every registered model with its weights availability."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.models.registry import list_models
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    title: str
+    task: str
+    source: str
+    description: str
+    operation: str | None
+    scale: int | None
+    weights_status: str  # available | missing | parameter-free
+    weights_detail: str
+
+    @property
+    def label(self) -> str:
+        suffix = {"available": "", "parameter-free": "", "missing": " — weights missing"}[self.weights_status]
+        return f"{self.title or self.name}{suffix}"
+
+
+def list_model_infos(task: str | None = None, operation: str | None = None) -> list[ModelInfo]:
+    infos = []
+    for spec in list_models(task, operation):
+        avail = spec.check_weights()
+        infos.append(ModelInfo(spec.name, spec.title, spec.task, spec.source, spec.description, spec.operation,
+                               spec.scale, avail.status, avail.detail))
+    # Models usable right away first; the bundled real-weights classifier leads its list.
+    order = {"available": 0, "parameter-free": 0, "missing": 1}
+    return sorted(infos, key=lambda i: (order[i.weights_status], i.source != "bundled", i.name))

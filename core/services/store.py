@@ -1,0 +1,80 @@
+"""Glue between runs in core and the results store in db."""
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable
+
+from core.config import get_settings
+from core.engine import LoadedModel, RunStats
+from core.errors import LabError
+from core.provenance import code_version, library_versions
+from db import migrate, repository
+from db.repository import DatasetRef, ImageMetric, MetricValue, ModelRef, RunRecord, StoreBusy
+
+# higher_is_better of the metrics this module knows; charts orient their axes with it.
+HIGHER_IS_BETTER = {
+    "psnr": True, "ssim": True, "psnr_y": True, "ssim_y": True, "top1_prob": True,
+    "latency_ms_per_image": False, "latency_p50_ms": False, "latency_p95_ms": False,
+    "throughput_img_s": True, "peak_mem_mb": False,
+}
+
+
+class StoreUnavailable(LabError):
+    pass
+
+
+def store_url() -> str:
+    return get_settings().database_url
+
+
+def ensure_store() -> str:
+    """Apply migrations once per process; returns the URL in use."""
+    url = store_url()
+    try:
+        migrate.upgrade(url)
+    except Exception as exc:
+        raise StoreUnavailable(f"The results store at {_redact(url)} could not be opened or migrated: {exc}") from None
+    return url
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def model_ref(loaded: LoadedModel) -> ModelRef:
+    w = loaded.weights
+    weights_hash = w.sha256 or ("random-init:seed0" if w.status == "random" else "none")
+    return ModelRef(
+        name=loaded.spec.name, task=loaded.spec.task, source=loaded.spec.source, weights_status=w.status,
+        weights_hash=weights_hash, weights_origin=w.origin, num_params=loaded.num_params,
+        meta={"title": loaded.spec.title, "operation": loaded.spec.operation, "scale": loaded.spec.scale},
+    )
+
+
+def content_hash(hashes: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for item in hashes:
+        h.update(item.encode())
+    return h.hexdigest()
+
+
+def engine_metrics(stats: RunStats) -> list[MetricValue]:
+    conv = f"device={stats.device},warmup={stats.warmup},mem={stats.mem_kind}"
+    return [MetricValue(k, v, conv, HIGHER_IS_BETTER[k]) for k, v in stats.as_metrics().items()]
+
+
+def save_run(*, loaded: LoadedModel, stats: RunStats, task: str, kind: str, dataset: DatasetRef | None,
+             params: dict, outputs: dict, metrics: list[MetricValue], image_metrics: list[ImageMetric],
+             seed: int | None) -> int:
+    url = ensure_store()
+    record = RunRecord(
+        model=model_ref(loaded), dataset=dataset, task=task, kind=kind, device=stats.device, dtype=stats.dtype,
+        batch_size=stats.batch_size, seed=seed, params=params, outputs=outputs, code_version=code_version(),
+        versions=library_versions(), metrics=metrics + engine_metrics(stats), image_metrics=image_metrics,
+    )
+    try:
+        return repository.record_run(url, record)
+    except StoreBusy as exc:
+        raise StoreUnavailable(str(exc)) from None

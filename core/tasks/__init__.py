@@ -1,0 +1,1 @@
+"""One module per task: preprocess, postprocess, metrics and pictures."""

@@ -1,0 +1,137 @@
+"""Typed ORM of the results store."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class ModelRow(Base):
+    """A model as run: one row per (name, weights hash), so untrained and trained weights never mix."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("name", "weights_hash", name="uq_models_name_weights"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    task: Mapped[str] = mapped_column(String(40), index=True)
+    source: Mapped[str] = mapped_column(String(40))
+    weights_status: Mapped[str] = mapped_column(String(20))  # pretrained | random | parameter-free
+    weights_hash: Mapped[str] = mapped_column(String(80))  # sha256, or "random-init:seed" / "none"
+    weights_origin: Mapped[str] = mapped_column(Text, default="")
+    num_params: Mapped[int] = mapped_column(Integer, default=0)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def trained(self) -> bool:
+        return self.weights_status != "random"
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("name", "content_hash", name="uq_datasets_name_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # builtin | upload | synthetic
+    content_hash: Mapped[str] = mapped_column(String(80))
+    num_items: Mapped[int] = mapped_column(Integer, default=0)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_task_created", "task", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[Optional[int]] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
+    job_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+    task: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(40))  # playground | benchmark | ...
+    status: Mapped[str] = mapped_column(String(20), default="done")
+    device: Mapped[str] = mapped_column(String(40))
+    dtype: Mapped[str] = mapped_column(String(20))
+    batch_size: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[Optional[int]] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    code_version: Mapped[str] = mapped_column(String(80))
+    versions: Mapped[dict[str, Any]] = mapped_column(default=dict)  # torch, torchvision, timm, python...
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[Optional[datetime]] = mapped_column()
+
+    model: Mapped[ModelRow] = relationship()
+    dataset: Mapped[Optional[DatasetRow]] = relationship()
+
+
+class RunMetricRow(Base):
+    """Aggregate value of a run, with the convention it was computed under."""
+
+    __tablename__ = "run_metrics"
+    __table_args__ = (
+        UniqueConstraint("run_id", "name", name="uq_run_metrics_run_name"),
+        Index("ix_run_metrics_name_run", "name", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
+    value: Mapped[Optional[float]] = mapped_column(Float)  # +inf kept (PSNR of identical images)
+    convention: Mapped[str] = mapped_column(String(200), default="")
+    higher_is_better: Mapped[Optional[bool]] = mapped_column(Boolean)
+
+
+class ImageMetricRow(Base):
+    """Per-image value of a run."""
+
+    __tablename__ = "image_metrics"
+    __table_args__ = (Index("ix_image_metrics_run_name", "run_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    image_key: Mapped[str] = mapped_column(String(300))
+    name: Mapped[str] = mapped_column(String(80))
+    value: Mapped[Optional[float]] = mapped_column(Float)
+    convention: Mapped[str] = mapped_column(String(200), default="")
+
+
+class JobRow(Base):
+    """Background work (benchmarks, training); state, heartbeat and progress live here."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|done|failed|cancelled
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    pid: Mapped[Optional[int]] = mapped_column(Integer)
+    backend: Mapped[str] = mapped_column(String(20), default="local")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[Optional[datetime]] = mapped_column()
+    heartbeat_at: Mapped[Optional[datetime]] = mapped_column()
+    finished_at: Mapped[Optional[datetime]] = mapped_column()

@@ -1,0 +1,262 @@
+"""Queries of the results store. Inputs are plain dataclasses; outputs are dicts or DataFrames, never
+live ORM objects. Aggregations run in SQL."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, TypeVar
+
+import pandas as pd
+from sqlalchemy import Integer, cast, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from db.models import DatasetRow, ImageMetricRow, ModelRow, RunMetricRow, RunRow, utcnow
+from db.session import session_scope
+
+T = TypeVar("T")
+
+
+class StoreBusy(Exception):
+    """The database stayed locked through every retry."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    task: str
+    source: str
+    weights_status: str
+    weights_hash: str
+    weights_origin: str = ""
+    num_params: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    name: str
+    kind: str
+    content_hash: str
+    num_items: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    name: str
+    value: float | None
+    convention: str = ""
+    higher_is_better: bool | None = None
+
+
+@dataclass(frozen=True)
+class ImageMetric:
+    image_key: str
+    name: str
+    value: float | None
+    convention: str = ""
+
+
+@dataclass
+class RunRecord:
+    model: ModelRef
+    dataset: DatasetRef | None
+    task: str
+    kind: str
+    device: str
+    dtype: str
+    batch_size: int
+    seed: int | None
+    params: dict[str, Any]
+    code_version: str
+    versions: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    metrics: list[MetricValue] = field(default_factory=list)
+    image_metrics: list[ImageMetric] = field(default_factory=list)
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def with_retry(fn: Callable[[], T], attempts: int = 5, base_delay: float = 0.2) -> T:
+    """Retry a transaction that failed because SQLite stayed locked past busy_timeout (bounded)."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                raise
+            if attempt == attempts - 1:
+                raise StoreBusy("The results store is busy (locked by another writer); try again shortly.") from exc
+            time.sleep(base_delay * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _get_or_create(session: Session, cls, unique: dict[str, Any], values: dict[str, Any]):
+    row = session.scalars(select(cls).filter_by(**unique)).first()
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            row = cls(**unique, **values)
+            session.add(row)
+    except IntegrityError:  # another process inserted it between our select and insert
+        row = session.scalars(select(cls).filter_by(**unique)).one()
+    return row
+
+
+def _clean(value: float | None) -> float | None:
+    """NaN is not a number we can store meaningfully; +/-inf are kept."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def record_run(url: str, rec: RunRecord) -> int:
+    def tx() -> int:
+        with session_scope(url) as s:
+            m = rec.model
+            model = _get_or_create(
+                s, ModelRow, {"name": m.name, "weights_hash": m.weights_hash},
+                {"task": m.task, "source": m.source, "weights_status": m.weights_status,
+                 "weights_origin": m.weights_origin, "num_params": m.num_params, "meta": m.meta},
+            )
+            dataset = None
+            if rec.dataset is not None:
+                d = rec.dataset
+                dataset = _get_or_create(
+                    s, DatasetRow, {"name": d.name, "content_hash": d.content_hash},
+                    {"kind": d.kind, "num_items": d.num_items, "meta": d.meta},
+                )
+            run = RunRow(
+                model=model, dataset=dataset, task=rec.task, kind=rec.kind, status="done", device=rec.device,
+                dtype=rec.dtype, batch_size=rec.batch_size, seed=rec.seed, params=rec.params, outputs=rec.outputs,
+                code_version=rec.code_version, versions=rec.versions,
+                created_at=rec.created_at or utcnow(), finished_at=rec.finished_at or utcnow(),
+            )
+            s.add(run)
+            s.flush()
+            s.add_all(RunMetricRow(run_id=run.id, name=v.name, value=_clean(v.value), convention=v.convention,
+                                   higher_is_better=v.higher_is_better) for v in rec.metrics)
+            s.add_all(ImageMetricRow(run_id=run.id, image_key=v.image_key[:300], name=v.name, value=_clean(v.value),
+                                     convention=v.convention) for v in rec.image_metrics)
+            return run.id
+
+    return with_retry(tx)
+
+
+def _run_filters(stmt, task: str | None, models: list[str] | None, kinds: list[str] | None, include_untrained: bool):
+    if task:
+        stmt = stmt.where(RunRow.task == task)
+    if models:
+        stmt = stmt.where(ModelRow.name.in_(models))
+    if kinds:
+        stmt = stmt.where(RunRow.kind.in_(kinds))
+    if not include_untrained:
+        stmt = stmt.where(ModelRow.weights_status != "random")
+    return stmt
+
+
+RUN_COLUMNS = ["run_id", "created_at", "task", "kind", "model", "weights", "dataset", "device", "dtype",
+               "batch_size", "seed", "code_version"]
+
+
+def list_runs(url: str, task: str | None = None, models: list[str] | None = None, kinds: list[str] | None = None,
+              include_untrained: bool = True, limit: int = 500) -> pd.DataFrame:
+    """Newest runs first, one row each, with their aggregate metrics as extra columns."""
+    stmt = (
+        select(RunRow.id, RunRow.created_at, RunRow.task, RunRow.kind, ModelRow.name, ModelRow.weights_status,
+               DatasetRow.name, RunRow.device, RunRow.dtype, RunRow.batch_size, RunRow.seed, RunRow.code_version)
+        .join(ModelRow, RunRow.model_id == ModelRow.id)
+        .outerjoin(DatasetRow, RunRow.dataset_id == DatasetRow.id)
+        .order_by(RunRow.id.desc())
+        .limit(limit)
+    )
+    stmt = _run_filters(stmt, task, models, kinds, include_untrained)
+    with session_scope(url) as s:
+        runs = pd.DataFrame([tuple(r) for r in s.execute(stmt)], columns=RUN_COLUMNS)
+        if runs.empty:
+            return runs
+        metrics = pd.DataFrame(
+            [tuple(r) for r in s.execute(select(RunMetricRow.run_id, RunMetricRow.name, RunMetricRow.value)
+                                         .where(RunMetricRow.run_id.in_(runs["run_id"].tolist())))],
+            columns=["run_id", "name", "value"],
+        )
+    if not metrics.empty:
+        wide = metrics.pivot(index="run_id", columns="name", values="value").reset_index()
+        runs = runs.merge(wide, on="run_id", how="left")
+    return runs
+
+
+def metric_names(url: str, task: str | None = None) -> list[str]:
+    stmt = select(RunMetricRow.name).distinct().join(RunRow, RunMetricRow.run_id == RunRow.id).order_by(RunMetricRow.name)
+    if task:
+        stmt = stmt.where(RunRow.task == task)
+    with session_scope(url) as s:
+        return list(s.scalars(stmt))
+
+
+def model_names(url: str, task: str | None = None) -> list[str]:
+    stmt = select(ModelRow.name).distinct().order_by(ModelRow.name)
+    if task:
+        stmt = stmt.where(ModelRow.task == task)
+    with session_scope(url) as s:
+        return list(s.scalars(stmt))
+
+
+def metric_by_model(url: str, metric: str, task: str | None = None, models: list[str] | None = None,
+                    kinds: list[str] | None = None, include_untrained: bool = True) -> pd.DataFrame:
+    """Mean/min/max/count of one aggregate metric per (model, weights status), grouped in SQL.
+    Infinite values (PSNR of identical images) are counted separately and left out of the mean."""
+    finite = RunMetricRow.value.between(-1e308, 1e308)
+    stmt = (
+        select(
+            ModelRow.name, ModelRow.weights_status,
+            func.avg(RunMetricRow.value).filter(finite), func.min(RunMetricRow.value).filter(finite),
+            func.max(RunMetricRow.value).filter(finite), func.count(RunMetricRow.id),
+            func.count(RunMetricRow.id).filter(~finite), func.max(RunMetricRow.convention),
+            func.max(cast(RunMetricRow.higher_is_better, Integer)),
+        )
+        .join(RunRow, RunMetricRow.run_id == RunRow.id)
+        .join(ModelRow, RunRow.model_id == ModelRow.id)
+        .where(RunMetricRow.name == metric, RunMetricRow.value.is_not(None))
+        .group_by(ModelRow.name, ModelRow.weights_status)
+        .order_by(ModelRow.name)
+    )
+    stmt = _run_filters(stmt, task, models, kinds, include_untrained)
+    with session_scope(url) as s:
+        rows = [tuple(r) for r in s.execute(stmt)]
+    return pd.DataFrame(rows, columns=["model", "weights", "mean", "min", "max", "runs", "infinite", "convention",
+                                       "higher_is_better"])
+
+
+def run_detail(url: str, run_id: int) -> dict[str, Any] | None:
+    with session_scope(url) as s:
+        run = s.get(RunRow, run_id)
+        if run is None:
+            return None
+        metrics = pd.DataFrame(
+            [tuple(r) for r in s.execute(select(RunMetricRow.name, RunMetricRow.value, RunMetricRow.convention)
+                                         .where(RunMetricRow.run_id == run_id).order_by(RunMetricRow.name))],
+            columns=["metric", "value", "convention"],
+        )
+        images = pd.DataFrame(
+            [tuple(r) for r in s.execute(select(ImageMetricRow.image_key, ImageMetricRow.name, ImageMetricRow.value,
+                                                ImageMetricRow.convention)
+                                         .where(ImageMetricRow.run_id == run_id).order_by(ImageMetricRow.id))],
+            columns=["image", "metric", "value", "convention"],
+        )
+        return {
+            "run_id": run.id, "task": run.task, "kind": run.kind, "status": run.status,
+            "model": run.model.name, "weights_status": run.model.weights_status,
+            "weights_hash": run.model.weights_hash, "weights_origin": run.model.weights_origin,
+            "num_params": run.model.num_params,
+            "dataset": run.dataset.name if run.dataset else None,
+            "dataset_hash": run.dataset.content_hash if run.dataset else None,
+            "device": run.device, "dtype": run.dtype, "batch_size": run.batch_size, "seed": run.seed,
+            "params": run.params, "outputs": run.outputs, "code_version": run.code_version,
+            "versions": run.versions, "created_at": run.created_at, "finished_at": run.finished_at,
+            "metrics": metrics, "image_metrics": images,
+        }

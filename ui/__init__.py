@@ -1,0 +1,1 @@
+"""Streamlit-side helpers shared by the pages (caching of engines, error display)."""
