@@ -1,0 +1,31 @@
+# Two commands for a newcomer: `make run` (the app on its embedded SQLite store) and `make test`.
+# Both create .venv from requirements.txt when it is missing or older than requirements.txt.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+PORT   ?= 8501
+
+.PHONY: run test browser-deps clean-venv
+
+$(STAMP): requirements.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/python -m streamlit run app.py --server.port $(PORT)
+
+# Debian's chromium drives the browser tests; installed when missing and we are root (CI, containers).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; browser tests will be skipped"; \
+	  else echo "note: /usr/bin/chromium missing (apt-get install chromium); browser tests will be skipped"; fi; \
+	fi
+
+test: $(STAMP) browser-deps
+	$(VENV)/bin/python -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,48 @@
+import io
+import os
+import tempfile
+
+import numpy as np
+import pytest
+
+# Tests never touch the repository's data/ folder nor the network hub.
+_SESSION_DIR = tempfile.mkdtemp(prefix="imglab-tests-")
+os.environ["IMGLAB_DATA_DIR"] = _SESSION_DIR
+os.environ.pop("DATABASE_URL", None)
+os.environ.setdefault("IMGLAB_OFFLINE", "1")
+os.environ.setdefault("IMGLAB_DEVICE", "cpu")
+
+
+@pytest.fixture
+def settings_env(monkeypatch, tmp_path):
+    """A fresh data dir and SQLite store for one test; returns a function to set more env vars."""
+    from core.config import get_settings
+
+    monkeypatch.setenv("IMGLAB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'results.db'}")
+    get_settings.cache_clear()
+
+    def set_env(**values):
+        for key, value in values.items():
+            monkeypatch.setenv(key, str(value))
+        get_settings.cache_clear()
+
+    yield set_env
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def db_url(settings_env, tmp_path):
+    from db import migrate
+
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+def encode(pixels: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, fmt, **kwargs)
+    return buf.getvalue()

@@ -1,0 +1,147 @@
+"""Results store: migrations, SQLite pragmas, provenance round trip, SQL aggregates, concurrency."""
+import math
+import multiprocessing as mp
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from db import migrate, repository
+from db.repository import DatasetRef, ImageMetric, MetricValue, ModelRef, RunRecord, StoreBusy, with_retry
+from db.session import get_engine, session_scope
+
+
+def make_record(model="m1", status="pretrained", psnr=30.0, weights_hash="abc", dataset="ds") -> RunRecord:
+    return RunRecord(
+        model=ModelRef(model, "restoration", "classical", status, weights_hash, "file.safetensors", 123),
+        dataset=DatasetRef(dataset, "builtin", "hash-" + dataset, 1, {"source": "camera"}),
+        task="restoration", kind="playground", device="cpu", dtype="float32", batch_size=4, seed=7,
+        params={"sigma": 25}, code_version="abc123", versions={"torch": "2.14.1", "timm": "1.0.31"},
+        metrics=[MetricValue("psnr", psnr, "rgb,range=255,crop=0", True)],
+        image_metrics=[ImageMetric("camera", "psnr", psnr, "rgb,range=255,crop=0")],
+    )
+
+
+def test_fresh_database_url_is_migrated_to_head(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sub' / 'fresh.db'}"
+    assert migrate.current_revision(url) is None
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == migrate.head_revision() == "0001"
+    tables = set(inspect(get_engine(url)).get_table_names())
+    assert {"models", "datasets", "runs", "run_metrics", "image_metrics", "jobs", "alembic_version"} <= tables
+
+
+def test_sqlite_pragmas_are_on(db_url):
+    with get_engine(db_url).connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 10000
+
+
+def test_foreign_keys_are_enforced(db_url):
+    with pytest.raises(IntegrityError):
+        with session_scope(db_url) as s:
+            s.execute(text("INSERT INTO run_metrics (run_id, name, value, convention) VALUES (999, 'x', 1, '')"))
+
+
+def test_run_round_trip_keeps_provenance_and_infinity(db_url):
+    run_id = repository.record_run(db_url, make_record(psnr=math.inf))
+    detail = repository.run_detail(db_url, run_id)
+    assert detail["model"] == "m1" and detail["weights_hash"] == "abc" and detail["num_params"] == 123
+    assert detail["dataset"] == "ds" and detail["dataset_hash"] == "hash-ds"
+    assert detail["versions"] == {"torch": "2.14.1", "timm": "1.0.31"} and detail["code_version"] == "abc123"
+    assert detail["seed"] == 7 and detail["batch_size"] == 4 and detail["params"] == {"sigma": 25}
+    value = detail["metrics"].set_index("metric").loc["psnr", "value"]
+    assert math.isinf(value) and value > 0
+    assert detail["metrics"].set_index("metric").loc["psnr", "convention"] == "rgb,range=255,crop=0"
+    assert math.isinf(detail["image_metrics"]["value"].iloc[0])
+
+
+def test_models_and_datasets_are_reused_across_runs(db_url):
+    repository.record_run(db_url, make_record())
+    repository.record_run(db_url, make_record())
+    repository.record_run(db_url, make_record(status="random", weights_hash="random-init:seed0"))
+    with session_scope(db_url) as s:
+        assert s.execute(text("SELECT COUNT(*) FROM models")).scalar() == 2
+        assert s.execute(text("SELECT COUNT(*) FROM datasets")).scalar() == 1
+        assert s.execute(text("SELECT COUNT(*) FROM runs")).scalar() == 3
+
+
+def test_metric_by_model_aggregates_in_sql_and_separates_untrained(db_url):
+    for v in (30.0, 32.0, math.inf):
+        repository.record_run(db_url, make_record("a", psnr=v))
+    repository.record_run(db_url, make_record("a", status="random", weights_hash="random-init:seed0", psnr=10.0))
+    repository.record_run(db_url, make_record("b", psnr=20.0))
+    df = repository.metric_by_model(db_url, "psnr").set_index(["model", "weights"])
+    assert df.loc[("a", "pretrained"), "mean"] == pytest.approx(31.0)
+    assert df.loc[("a", "pretrained"), "runs"] == 3 and df.loc[("a", "pretrained"), "infinite"] == 1
+    assert df.loc[("a", "random"), "mean"] == pytest.approx(10.0)
+    assert df.loc[("b", "pretrained"), "max"] == pytest.approx(20.0)
+    trained_only = repository.metric_by_model(db_url, "psnr", include_untrained=False)
+    assert set(trained_only["weights"]) == {"pretrained"}
+
+
+def test_list_runs_filters_and_pivots_metrics(db_url):
+    repository.record_run(db_url, make_record("a", psnr=30.0))
+    repository.record_run(db_url, make_record("b", status="random", weights_hash="r", psnr=12.0))
+    runs = repository.list_runs(db_url)
+    assert list(runs["model"]) == ["b", "a"]  # newest first
+    assert list(runs["psnr"]) == [12.0, 30.0]
+    assert list(repository.list_runs(db_url, include_untrained=False)["model"]) == ["a"]
+    assert list(repository.list_runs(db_url, models=["b"])["model"]) == ["b"]
+    assert repository.list_runs(db_url, task="classification").empty
+    assert repository.metric_names(db_url) == ["psnr"]
+
+
+def _writer(url: str, worker: int, n: int) -> None:
+    for i in range(n):
+        repository.record_run(url, make_record(f"w{worker}", psnr=float(i)))
+
+
+def test_twenty_processes_writing_at_once_store_every_row(db_url):
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(db_url, w, 5)) for w in range(20)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert all(p.exitcode == 0 for p in procs)
+    with session_scope(db_url) as s:
+        assert s.execute(text("SELECT COUNT(*) FROM runs")).scalar() == 100
+        assert s.execute(text("SELECT COUNT(*) FROM run_metrics")).scalar() == 100
+        assert s.execute(text("SELECT COUNT(*) FROM models")).scalar() == 20
+        assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_locked_database_is_retried_a_bounded_number_of_times():
+    calls = []
+
+    def always_locked():
+        calls.append(1)
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    with pytest.raises(StoreBusy, match="busy"):
+        with_retry(always_locked, attempts=3, base_delay=0.001)
+    assert len(calls) == 3
+
+    outcomes = iter([OperationalError("x", {}, Exception("database is locked")), None])
+
+    def locked_once():
+        exc = next(outcomes)
+        if exc:
+            raise exc
+        return "ok"
+
+    assert with_retry(locked_once, attempts=3, base_delay=0.001) == "ok"
+
+
+def test_other_operational_errors_are_not_retried():
+    calls = []
+
+    def broken():
+        calls.append(1)
+        raise OperationalError("x", {}, Exception("no such table: runs"))
+
+    with pytest.raises(OperationalError):
+        with_retry(broken, attempts=5, base_delay=0.001)
+    assert len(calls) == 1

@@ -1,0 +1,110 @@
+"""Both pages driven through Streamlit's AppTest, as a user clicks them."""
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture
+def app(db_url):
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def chart_specs(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def test_playground_classifies_sample_photos_and_stores_the_run(app):
+    app.multiselect(key="cls_samples").set_value(["chelsea", "coffee"])
+    app.button(key="cls_run").click().run()
+    assert not app.exception and not app.error
+    specs = chart_specs(app)
+    titles = [s["layout"]["title"]["text"] for s in specs]
+    assert titles == ["Top-5: tiger cat", "Top-5: espresso"]
+    bars = specs[0]["data"][0]
+    assert len(bars["x"]) == 5 and bars["y"][-1] == "tiger cat"
+    labels = {m.label: m.value for m in app.metric}
+    assert labels["Device"] == "cpu · float32" and labels["Total"].endswith(" ms")
+    assert any("Stored as run #1" in c.value for c in app.caption)
+
+    app.switch_page("pages/results.py").run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["model"]) == ["efficientnet_lite0"] and table["weights"].iloc[0] == "pretrained"
+    assert len(app.get("plotly_chart")) == 1
+
+
+def test_missing_weights_are_explained_and_random_init_is_labelled(app):
+    app.selectbox(key="cls_model").select_index(
+        [o for o in app.selectbox(key="cls_model").options].index("ResNet-18 — weights missing")).run()
+    assert any("not available" in w.value for w in app.warning)
+    app.multiselect(key="cls_samples").set_value(["chelsea"])
+    app.button(key="cls_run").click().run()
+    assert not app.exception
+    assert any("resnet18.safetensors" in e.value for e in app.error)
+    app.checkbox(key="allow_random").check().run()
+    app.button(key="cls_run").click().run()
+    assert not app.exception
+    assert any("Untrained model" in e.value for e in app.error)
+    app.switch_page("pages/results.py").run()
+    assert app.dataframe[0].value["weights"].iloc[0] == "untrained (random)"
+
+
+def test_classify_without_images_asks_for_one(app):
+    app.button(key="cls_run").click().run()
+    assert not app.exception
+    assert any("Upload an image" in i.value for i in app.info)
+
+
+def test_denoise_shows_metrics_and_before_after(app):
+    app.segmented_control(key="task").set_value("Denoise").run()
+    app.selectbox(key="res_sample").set_value("camera")
+    app.slider(key="res_side").set_value(128)
+    app.slider(key="res_sigma").set_value(30)
+    app.button(key="res_run").click().run()
+    assert not app.exception and not app.error
+    table = app.dataframe[0].value
+    assert list(table["method"]) == ["noisy input", "Gaussian filter (σ=1)", "Median filter (3x3)", "Non-local means"]
+    noisy = table["psnr"].iloc[0]
+    assert 18 < noisy < 20 and (table["psnr"].iloc[1:] > noisy).all()
+    assert len(app.get("image")) == 4  # before/after composite, then clean / input / output
+    app.slider(key="res_split").set_value(20).run()
+    assert not app.exception
+
+    app.switch_page("pages/results.py").run()
+    app.selectbox(key="res_metric").set_value("psnr").run()
+    spec = chart_specs(app)[0]
+    assert spec["layout"]["title"]["text"].startswith("psnr (higher is better) — rgb,range=255,crop=0")
+    assert set(spec["data"][0]["x"]) == {"gaussian_denoise", "median_denoise", "nlm_denoise"}
+
+
+def test_super_resolution_flow(app):
+    app.segmented_control(key="task").set_value("Super-resolution").run()
+    app.segmented_control(key="res_scale").set_value(4).run()
+    app.slider(key="res_side").set_value(128)
+    app.button(key="res_run").click().run()
+    assert not app.exception and not app.error
+    table = app.dataframe[0].value
+    assert list(table["method"]) == ["Bicubic x4"] and 17 < table["psnr"].iloc[0] < 25
+
+
+def test_results_page_with_an_empty_store(app):
+    app.switch_page("pages/results.py").run()
+    assert not app.exception
+    assert any("No runs stored yet" in i.value for i in app.info)
+
+
+def test_results_query_param_with_a_hostile_id(app):
+    app.multiselect(key="cls_samples").set_value(["coffee"])
+    app.button(key="cls_run").click().run()
+    app.switch_page("pages/results.py")
+    app.query_params["run"] = "../../etc/passwd"
+    app.run()
+    assert not app.exception
+    assert any("Run id must be a number" in e.value for e in app.error)

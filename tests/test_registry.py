@@ -1,0 +1,136 @@
+"""Registry: every model builds and runs; weights come from real files or fail with a clear message."""
+import os
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from core.errors import DuplicateModel, InvalidCheckpoint, ModelNotFound, WeightsUnavailable
+from core.models import registry
+from core.models.registry import create, get_spec, list_models, register_model
+
+ALL = [spec.name for spec in list_models()]
+
+
+def test_registry_covers_both_first_tasks():
+    names = set(ALL)
+    assert {"efficientnet_lite0", "resnet18", "vit_tiny_patch16_224"} <= names
+    assert {"gaussian_denoise", "median_denoise", "nlm_denoise", "bicubic_x2", "bicubic_x4"} <= names
+    assert {s.task for s in list_models()} == {"classification", "restoration"}
+    assert all(s.operation == "denoise" for s in list_models("restoration", "denoise"))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_registered_model_builds_and_runs_on_cpu(name):
+    spec = get_spec(name)
+    weights = "pretrained" if spec.check_weights().status != "missing" else "random"
+    module, info = create(name, weights=weights)
+    assert not module.training
+    if spec.task == "classification":
+        x = torch.rand(2, 3, 64, 64) if name != "vit_tiny_patch16_224" else torch.rand(2, 3, 224, 224)
+        with torch.inference_mode():
+            out = module(x)
+        assert out.shape == (2, 1000) and torch.isfinite(out).all()
+        assert info.status == weights
+    else:
+        x = torch.rand(1, 3, 24, 32)
+        with torch.inference_mode():
+            out = module(x)
+        scale = spec.scale or 1
+        assert out.shape == (1, 3, 24 * scale, 32 * scale)
+        assert float(out.min()) >= 0 and float(out.max()) <= 1
+        assert info.status == "parameter-free" and info.trained
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(ModelNotFound, match="Did you mean: resnet18"):
+        get_spec("resnet-18")
+
+
+def test_duplicate_names_are_refused():
+    with pytest.raises(DuplicateModel):
+        register_model("resnet18", task="classification", source="timm")(lambda pretrained: None)
+
+
+def test_random_init_is_reproducible_and_labelled():
+    a, info = create("resnet18", weights="random")
+    b, _ = create("resnet18", weights="random")
+    assert info.status == "random" and not info.trained and info.sha256 is None
+    assert torch.equal(a.conv1.weight, b.conv1.weight)
+
+
+def test_missing_timm_weights_raise_with_the_file_to_provide(settings_env):
+    spec = get_spec("resnet18")
+    assert spec.check_weights().status == "missing"
+    with pytest.raises(WeightsUnavailable) as err:
+        create("resnet18")
+    msg = str(err.value)
+    assert "resnet18.safetensors" in msg and "timm/resnet18" in msg and "untrained" in msg
+
+
+def test_local_safetensors_file_provides_timm_weights(settings_env, tmp_path):
+    reference, _ = create("resnet18", weights="random")
+    state = {k: v.clone() + 0.5 for k, v in reference.state_dict().items() if v.is_floating_point()}
+    state.update({k: v for k, v in reference.state_dict().items() if not v.is_floating_point()})
+    (tmp_path / "weights").mkdir()
+    save_file(state, str(tmp_path / "weights" / "resnet18.safetensors"))
+    assert get_spec("resnet18").check_weights().status == "available"
+    model, info = create("resnet18")
+    assert info.status == "pretrained" and len(info.sha256) == 64
+    assert torch.equal(model.conv1.weight, state["conv1.weight"])
+
+
+def test_local_file_with_wrong_shapes_is_refused(settings_env, tmp_path):
+    other, _ = create("efficientnet_lite0", weights="random")
+    (tmp_path / "weights").mkdir()
+    save_file(other.state_dict(), str(tmp_path / "weights" / "resnet18.safetensors"))
+    with pytest.raises(InvalidCheckpoint, match="does not fit resnet18: keys"):
+        create("resnet18")
+
+
+def test_truncated_safetensors_is_an_invalid_checkpoint(settings_env, tmp_path):
+    model, _ = create("resnet18", weights="random")
+    (tmp_path / "weights").mkdir()
+    path = tmp_path / "weights" / "resnet18.safetensors"
+    save_file(model.state_dict(), str(path))
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(InvalidCheckpoint, match="Invalid checkpoint"):
+        create("resnet18")
+    assert "resnet18" in ALL and get_spec("resnet18").source == "timm"  # registry unchanged
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_payload_in_pth_never_runs(settings_env, tmp_path):
+    marker = tmp_path / "pwned"
+    (tmp_path / "weights").mkdir()
+    with open(tmp_path / "weights" / "resnet18.pth", "wb") as fh:
+        pickle.dump({"conv1.weight": _Exploit(marker)}, fh)
+    with pytest.raises(InvalidCheckpoint, match="weights_only"):
+        create("resnet18")
+    assert not marker.exists()
+
+
+def test_checkpoint_needing_full_unpickling_is_refused(settings_env, tmp_path):
+    (tmp_path / "weights").mkdir()
+    torch.save({"conv1.weight": torch.zeros(1), "optimizer": torch.optim.SGD}, tmp_path / "weights" / "resnet18.pt")
+    with pytest.raises(InvalidCheckpoint):
+        create("resnet18")
+
+
+def test_unregister_for_temporary_entries():
+    register_model("tmp_test_model", task="restoration", source="test", operation="denoise")(
+        lambda pretrained: (torch.nn.Identity(), registry.WeightsInfo("parameter-free", None, "test")))
+    try:
+        assert create("tmp_test_model")[1].origin == "test"
+    finally:
+        registry.unregister_model("tmp_test_model")
+    with pytest.raises(ModelNotFound):
+        get_spec("tmp_test_model")
