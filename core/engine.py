@@ -5,6 +5,7 @@ cache is guarded by a lock and a model is built at most once per (name, weights)
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -130,8 +131,9 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 class Engine:
-    def __init__(self, device: str | None = None, cache_size: int | None = None):
+    def __init__(self, device: str | None = None, cache_size: int | None = None, amp: bool = True):
         self.device = pick_device(device)
+        self.amp = amp  # autocast on CUDA for models whose spec allows it
         self.cache_size = max(1, cache_size or get_settings().model_cache_size)
         self._cache: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
@@ -176,7 +178,7 @@ class Engine:
 
     # -- running -------------------------------------------------------------------------------------
     def _autocast(self, loaded: LoadedModel):
-        if self.device.type == "cuda" and loaded.spec.amp:
+        if self.device.type == "cuda" and self.amp and loaded.spec.amp:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             return torch.autocast("cuda", dtype=dtype), str(dtype).replace("torch.", "")
         return torch.autocast(self.device.type, enabled=False), "float32"
@@ -220,10 +222,8 @@ class Engine:
         batch_ms: list[float] = []
         oom_retries, current = 0, batch_size
         sampler = _PeakRSS() if self.device.type == "cpu" else None
-        if sampler:
-            sampler.__enter__()
         total_start = time.perf_counter()
-        try:
+        with sampler or contextlib.nullcontext():
             i = 0
             while i < len(inputs):
                 chunk = [inputs[i]]
@@ -243,15 +243,12 @@ class Engine:
                 batch_ms.append((time.perf_counter() - start) * 1000)
                 outputs.extend(self._split(out))
                 i += len(chunk)
-        finally:
-            total_ms = (time.perf_counter() - total_start) * 1000
-            if sampler:
-                sampler.__exit__(None, None, None)
+        total_ms = (time.perf_counter() - total_start) * 1000
         if self.device.type == "cuda":
             peak, kind = torch.cuda.max_memory_allocated(self.device), "cuda_max_allocated"
-        elif sampler:
+        elif sampler is not None:
             peak, kind = sampler.peak, "process_rss"
-        else:
+        else:  # mps: no peak counter, current RSS is the best available
             peak, kind = psutil.Process(os.getpid()).memory_info().rss, "process_rss"
         stats = RunStats(
             device=str(self.device), dtype=dtype, batch_size=current, items=len(inputs), batches=len(batch_ms),

@@ -134,3 +134,38 @@ def test_unregister_for_temporary_entries():
         registry.unregister_model("tmp_test_model")
     with pytest.raises(ModelNotFound):
         get_spec("tmp_test_model")
+
+
+def test_hugging_face_cache_provides_timm_weights(settings_env, tmp_path, monkeypatch):
+    """The real hub-cache layout (refs/main -> snapshots/<rev>/model.safetensors) is found offline."""
+    from huggingface_hub import constants
+
+    reference, _ = create("resnet18", weights="random")
+    repo = tmp_path / "hub" / "models--timm--resnet18.a1_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    snapshot = repo / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    save_file(reference.state_dict(), str(snapshot / "model.safetensors"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    availability = get_spec("resnet18").check_weights()
+    assert availability.status == "available" and "timm/resnet18.a1_in1k" in availability.detail
+    model, info = create("resnet18")
+    assert info.status == "pretrained" and info.origin.endswith("model.safetensors")
+    assert torch.equal(model.fc.weight, reference.fc.weight)
+
+
+def test_unreachable_hub_is_detected_without_waiting_for_retries(settings_env, monkeypatch):
+    import time
+
+    from huggingface_hub import constants
+
+    from core.models import weights
+
+    settings_env(IMGLAB_OFFLINE=0)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: connection refused
+    weights._PROBE.clear()
+    start = time.monotonic()
+    assert weights.hub_download("timm/resnet18.a1_in1k", ("model.safetensors",)) is None
+    assert time.monotonic() - start < 5
+    assert weights._PROBE["127.0.0.1"][1] is False

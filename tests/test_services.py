@@ -120,3 +120,13 @@ def test_model_catalog_marks_availability():
     assert infos["resnet18"].weights_status == "missing" and infos["resnet18"].label.endswith("weights missing")
     assert infos["nlm_denoise"].weights_status == "parameter-free"
     assert services.list_model_infos("classification")[0].name == "efficientnet_lite0"
+
+
+def test_ensure_store_migrates_a_fresh_database_url(settings_env, tmp_path):
+    from db import migrate
+
+    url = f"sqlite:///{tmp_path / 'elsewhere' / 'team.db'}"
+    settings_env(DATABASE_URL=url)
+    assert services.ensure_store() == url
+    assert migrate.current_revision(url) == migrate.head_revision()
+    assert services.runs_table().empty

@@ -113,9 +113,14 @@ def host_reachable(host: str, port: int = 443, timeout: float = 2.0, ttl: float 
 
 def hub_download(repo_id: str, filenames: tuple[str, ...]) -> Path | None:
     """Download the first available file of `repo_id`, or None when offline or not found."""
-    if get_settings().offline or not host_reachable("huggingface.co"):
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, hf_hub_download
+
+    endpoint = urlparse(constants.ENDPOINT)  # honours HF_ENDPOINT mirrors
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    if get_settings().offline or not endpoint.hostname or not host_reachable(endpoint.hostname, port):
         return None
-    from huggingface_hub import hf_hub_download
 
     for filename in filenames:
         try:
