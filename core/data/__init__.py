@@ -1,0 +1,1 @@
+"""Data: safe decoding of user images, builtin real images, synthetic degradations."""
