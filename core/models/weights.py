@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import socket
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -135,3 +137,96 @@ def seeded_init(factory, seed: int = 0):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return factory()
+
+
+def torch_hub_checkpoint(url: str) -> Path:
+    """Where torch.hub (and torchvision's weight enums) keep a downloaded file: $TORCH_HOME/hub/checkpoints."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def torch_hub_download(url: str) -> Path | None:
+    """Download a torchvision weight file into the torch hub cache, or None when offline."""
+    from urllib.parse import urlparse
+
+    host = urlparse(url).hostname
+    if get_settings().offline or not host or not host_reachable(host):
+        return None
+    target = torch_hub_checkpoint(url)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(url, str(target), progress=False)
+    except Exception:
+        target.unlink(missing_ok=True)
+        return None
+    return target
+
+
+@dataclass(frozen=True)
+class WeightFileSource:
+    """How one model's pretrained weight file is found, in order: the user's local file, a library cache,
+    a download. `cached`/`download` are None for architectures without published weights."""
+
+    name: str
+    arch: str  # what the file must fit, for messages
+    cached: Callable[[], Path | None] | None = None
+    download: Callable[[], Path | None] | None = None
+    cache_label: str = ""  # e.g. "Hugging Face cache (timm/resnet18.a1_in1k)"
+    published: str = ""  # e.g. "hf.co/timm/resnet18.a1_in1k" or a URL
+
+    def local_hint(self) -> str:
+        return str(get_settings().weights_dir / f"{self.name}.safetensors")
+
+    def availability(self):
+        from core.models.registry import Availability
+
+        local = local_weight_file(self.name)
+        if local is not None:
+            return Availability("available", f"local file {local}")
+        hit = self.cached() if self.cached else None
+        if hit is not None:
+            return Availability("available", self.cache_label or str(hit))
+        if self.published:
+            return Availability("missing", f"no local file {self.local_hint()} and not in the {self.cache_label or 'cache'}; "
+                                           f"a download from {self.published} is tried when you run it, if reachable.")
+        return Availability("missing", f"no published weights for this architecture; provide {self.local_hint()} "
+                                       "(e.g. a checkpoint trained in this app).")
+
+    def find(self) -> Path:
+        from core.errors import WeightsUnavailable
+
+        path = local_weight_file(self.name)
+        if path is None and self.cached:
+            path = self.cached()
+        if path is None and self.download:
+            path = self.download()
+        if path is None:
+            where = f" and {self.published} is neither cached nor reachable" if self.published else ""
+            raise WeightsUnavailable(
+                self.name, f"no file {self.local_hint()}{where}",
+                f"Provide {self.local_hint()} (or .pth holding a plain state dict of {self.arch})"
+                + (f", or fill the {self.cache_label} by running once with network access" if self.published else "")
+                + ". You can also run it with random weights, labelled untrained.",
+            )
+        return path
+
+
+def file_weights_builder(source: WeightFileSource, make: Callable[[], nn.Module],
+                         adapt: Callable[[dict, nn.Module], dict] | None = None,
+                         make_for: Callable[[dict], nn.Module] | None = None):
+    """A registry builder: random init (seed 0) on request, else the file `source` finds, loaded strictly.
+    `make_for(state)` builds a module shaped for a given state dict (e.g. with an aux head);
+    `adapt(state, module)` renames keys of a foreign layout onto the module's."""
+    from core.models.registry import WeightsInfo
+
+    def build(pretrained: bool):
+        if not pretrained:
+            return seeded_init(make), WeightsInfo("random", None, "random init (seed 0)")
+        path = source.find()
+        state = load_state_dict_file(path)
+        module = make_for(state) if make_for else make()
+        if adapt is not None:
+            state = adapt(state, module)
+        apply_state_dict(module, state, source.arch)
+        return module, WeightsInfo("pretrained", file_sha256(path), str(path))
+
+    return build
