@@ -7,7 +7,8 @@ st.set_page_config(page_title="Image Model Lab", page_icon=":material/biotech:",
 guarded(startup)
 page = st.navigation(
     {
-        "Run": [st.Page("pages/playground.py", title="Playground", icon=":material/science:", default=True)],
+        "Run": [st.Page("pages/playground.py", title="Playground", icon=":material/science:", default=True),
+                st.Page("pages/models.py", title="Models", icon=":material/model_training:")],
         "Analyse": [st.Page("pages/results.py", title="Results", icon=":material/table_chart:")],
     }
 )

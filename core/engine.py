@@ -155,6 +155,8 @@ class Engine:
                 if key in self._cache:
                     return self._cache[key]
             spec = get_spec(name)
+            if spec.cpu_only and self.device.type != "cpu":
+                raise InvalidInput(f"{name} runs on the CPU only (its int8 kernels are CPU kernels); choose device cpu.")
             start = time.perf_counter()
             module, info = create(name, weights=weights)
             module.to(self.device).eval()
@@ -200,11 +202,22 @@ class Engine:
         return out
 
     @staticmethod
+    def _to_cpu(obj: Any) -> Any:
+        if isinstance(obj, torch.Tensor):
+            return obj.float().cpu() if obj.is_floating_point() else obj.cpu()
+        if isinstance(obj, dict):
+            return {k: Engine._to_cpu(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(Engine._to_cpu(v) for v in obj)
+        return obj
+
+    @staticmethod
     def _split(out: Any) -> list[Any]:
+        """Per-item outputs on the CPU: a batch tensor is unbound, a list (detection dicts) kept."""
         if isinstance(out, torch.Tensor):
-            return list(out.float().cpu().unbind(0))
+            return list(Engine._to_cpu(out).unbind(0))
         if isinstance(out, (list, tuple)):
-            return list(out)
+            return [Engine._to_cpu(item) for item in out]
         raise TypeError(f"unsupported model output type {type(out).__name__}")
 
     def run(self, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int = 8, warmup: int = 0) -> tuple[list[Any], RunStats]:

@@ -48,7 +48,7 @@ def test_missing_weights_are_explained_and_random_init_is_labelled(app):
     app.button(key="cls_run").click().run()
     assert not app.exception
     assert any("resnet18.safetensors" in e.value for e in app.error)
-    app.checkbox(key="allow_random").check().run()
+    app.checkbox(key="cls_random").check().run()
     app.button(key="cls_run").click().run()
     assert not app.exception
     assert any("Untrained model" in e.value for e in app.error)
@@ -70,7 +70,8 @@ def test_denoise_shows_metrics_and_before_after(app):
     app.button(key="res_run").click().run()
     assert not app.exception and not app.error
     table = app.dataframe[0].value
-    assert list(table["method"]) == ["noisy input", "Gaussian filter (σ=1)", "Median filter (3x3)", "Non-local means"]
+    assert list(table["method"]) == ["degraded input", "Bilateral filter", "Gaussian filter (σ=1)", "Median filter (3x3)",
+                                   "Non-local means"]
     noisy = table["psnr"].iloc[0]
     assert 18 < noisy < 20 and (table["psnr"].iloc[1:] > noisy).all()
     assert len(app.get("image")) == 4  # before/after composite, then clean / input / output
@@ -81,7 +82,7 @@ def test_denoise_shows_metrics_and_before_after(app):
     app.selectbox(key="res_metric").set_value("psnr").run()
     spec = chart_specs(app)[0]
     assert spec["layout"]["title"]["text"].startswith("psnr (higher is better) — rgb,range=255,crop=0")
-    assert set(spec["data"][0]["x"]) == {"gaussian_denoise", "median_denoise", "nlm_denoise"}
+    assert set(spec["data"][0]["x"]) == {"bilateral_denoise", "gaussian_denoise", "median_denoise", "nlm_denoise"}
 
 
 def test_super_resolution_flow(app):
@@ -108,3 +109,66 @@ def test_results_query_param_with_a_hostile_id(app):
     app.run()
     assert not app.exception
     assert any("Run id must be a number" in e.value for e in app.error)
+
+
+def test_detection_panel_refilters_without_rerunning(app):
+    app.segmented_control(key="task").set_value("Detection").run()
+    options = app.selectbox(key="det_model").options
+    app.selectbox(key="det_model").select_index(options.index("SSDlite320 MobileNetV3-L — weights missing")).run()
+    assert any("torch hub cache" in w.value for w in app.warning)
+    app.checkbox(key="det_random").check()
+    app.multiselect(key="det_samples").set_value(["astronaut"])
+    app.button(key="det_run").click().run()
+    assert not app.exception
+    assert any("Untrained model" in e.value for e in app.error)
+    assert any("Stored as run #1" in c.value for c in app.caption)
+    app.slider(key="det_threshold").set_value(1.0).run()
+    assert not app.exception
+    assert any(": 0 detections" in (img.proto.imgs[0].caption if img.proto.imgs else "") for img in app.get("image"))
+
+
+def test_segmentation_panel_with_the_watershed_baseline(app):
+    app.segmented_control(key="task").set_value("Segmentation").run()
+    app.radio(key="seg_kind").set_value("instance").run()
+    options = app.selectbox(key="seg_instance_model").options
+    app.selectbox(key="seg_instance_model").select_index(options.index("Watershed")).run()
+    app.multiselect(key="seg_samples").set_value(["coins"])
+    app.button(key="seg_run").click().run()
+    assert not app.exception and not app.error
+    instances = app.dataframe[0].value
+    assert 20 <= len(instances) <= 35 and set(instances["class"]) == {"object"}
+
+
+def test_deblur_and_generation_panels(app):
+    app.segmented_control(key="task").set_value("Deblur").run()
+    app.slider(key="res_side").set_value(128)
+    app.button(key="res_run").click().run()
+    assert not app.exception and not app.error
+    assert list(app.dataframe[0].value["method"]) == ["degraded input", "Richardson-Lucy (PSF σ=2)", "Wiener (PSF σ=2)"]
+
+    app.segmented_control(key="task").set_value("Generation").run()
+    app.checkbox(key="gen_random").check()
+    app.button(key="gen_run").click().run()
+    assert not app.exception
+    assert any("Untrained model" in e.value for e in app.error)
+    assert len(app.get("image")) == 1
+
+
+def test_classification_grad_cam_toggle(app):
+    app.multiselect(key="cls_samples").set_value(["coffee"])
+    app.button(key="cls_run").click().run()
+    app.toggle(key="cls_cam").set_value(True).run()
+    assert not app.exception and not app.error
+    assert len(app.get("image")) == 2  # the photo and its Grad-CAM
+
+
+def test_models_page_lists_the_zoo_and_refuses_an_empty_upload(app):
+    app.switch_page("pages/models.py").run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert len(table) >= 40
+    status = dict(zip(table["name"], table["weights"]))
+    assert status["efficientnet_lite0"] == "available" and status["nlm_denoise"] == "parameter-free"
+    assert status["fasterrcnn_resnet50_fpn"] == "missing → untrained only"
+    app.button(key="ckpt_add").click().run()
+    assert any("Choose a checkpoint file" in i.value for i in app.info)

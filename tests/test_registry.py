@@ -13,12 +13,38 @@ from core.models.registry import create, get_spec, list_models, register_model
 ALL = [spec.name for spec in list_models()]
 
 
-def test_registry_covers_both_first_tasks():
+def test_registry_covers_all_five_tasks():
     names = set(ALL)
-    assert {"efficientnet_lite0", "resnet18", "vit_tiny_patch16_224"} <= names
-    assert {"gaussian_denoise", "median_denoise", "nlm_denoise", "bicubic_x2", "bicubic_x4"} <= names
-    assert {s.task for s in list_models()} == {"classification", "restoration"}
+    assert {"efficientnet_lite0", "resnet18", "vit_tiny_patch16_224", "small_cnn_digits"} <= names
+    assert {"fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_resnet50_fpn", "retinanet_resnet50_fpn",
+            "ssd300_vgg16", "ssdlite320_mobilenet_v3_large", "fcos_resnet50_fpn"} <= names
+    assert {"deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large", "maskrcnn_resnet50_fpn",
+            "unet_shapes", "otsu_segment", "watershed_instances"} <= names
+    assert {"gaussian_denoise", "median_denoise", "nlm_denoise", "bilateral_denoise", "wiener_deblur",
+            "richardson_lucy_deblur", "bicubic_x2", "bicubic_x4", "dncnn", "unet_denoise", "srcnn_x2",
+            "edsr_lite_x4"} <= names
+    assert {"dcgan_shapes", "cdcgan_digits", "efficientnet_lite0_int8", "efficientnet_lite0_pruned30"} <= names
+    assert {s.task for s in list_models()} == {"classification", "detection", "segmentation", "restoration",
+                                               "generation"}
     assert all(s.operation == "denoise" for s in list_models("restoration", "denoise"))
+    assert get_spec("deeplabv3_resnet50").categories[15] == "person"  # VOC labels from the enum, offline
+    assert get_spec("fasterrcnn_resnet50_fpn").categories[17] == "cat"  # COCO labels
+
+
+def _forward(spec, module):
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        if spec.task == "classification":
+            side = spec.input_size[1] if spec.input_size and spec.name.startswith(("vit", "small")) else 64
+            return module(torch.rand(2, 3, side, side))
+        if spec.task == "generation":
+            z = torch.randn(2, spec.latent_dim)
+            if spec.num_classes:
+                z = torch.cat([z, torch.tensor([[1.0], [7.0]])], 1)
+            return module(z)
+        if spec.task == "segmentation" and spec.input_norm == "imagenet":
+            return module(torch.randn(1, 3, 48, 64))
+        return module(torch.rand(1, 3, 48, 64))
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -27,20 +53,23 @@ def test_every_registered_model_builds_and_runs_on_cpu(name):
     weights = "pretrained" if spec.check_weights().status != "missing" else "random"
     module, info = create(name, weights=weights)
     assert not module.training
+    assert info.status == ("parameter-free" if spec.source == "classical" else weights)
+    out = _forward(spec, module)
     if spec.task == "classification":
-        x = torch.rand(2, 3, 64, 64) if name != "vit_tiny_patch16_224" else torch.rand(2, 3, 224, 224)
-        with torch.inference_mode():
-            out = module(x)
-        assert out.shape == (2, 1000) and torch.isfinite(out).all()
-        assert info.status == weights
+        assert out.shape == (2, len(spec.categories) if spec.categories else 1000) and torch.isfinite(out).all()
+    elif spec.task == "detection" or spec.operation == "instance":
+        assert isinstance(out, list) and len(out) == 1
+        assert out[0]["boxes"].shape[1:] == (4,) and out[0]["scores"].shape == out[0]["labels"].shape
+        if spec.operation == "instance":
+            assert out[0]["masks"].shape[1:] == (1, 48, 64)
+    elif spec.task == "segmentation":
+        assert out.shape == (1, len(spec.categories), 48, 64)
+    elif spec.task == "generation":
+        assert out.shape == (2, 3, 32, 32) and float(out.min()) >= 0 and float(out.max()) <= 1
     else:
-        x = torch.rand(1, 3, 24, 32)
-        with torch.inference_mode():
-            out = module(x)
         scale = spec.scale or 1
-        assert out.shape == (1, 3, 24 * scale, 32 * scale)
+        assert out.shape == (1, 3, 48 * scale, 64 * scale)
         assert float(out.min()) >= 0 and float(out.max()) <= 1
-        assert info.status == "parameter-free" and info.trained
 
 
 def test_unknown_name_suggests_close_matches():

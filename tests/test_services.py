@@ -56,7 +56,7 @@ def test_classify_without_weights_refuses_unless_random_is_asked(engine, db_url)
 def test_classify_refuses_empty_and_wrong_task(engine, db_url):
     with pytest.raises(InvalidInput, match="at least one image"):
         services.classify(engine, "efficientnet_lite0", [])
-    with pytest.raises(InvalidInput, match="not a classifier"):
+    with pytest.raises(InvalidInput, match="not a classification model"):
         services.classify(engine, "gaussian_denoise", [builtin_image("coffee")])
 
 

@@ -40,3 +40,16 @@ def limit_side(img: np.ndarray, max_side: int) -> np.ndarray:
     scale = max_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return np.asarray(Image.fromarray(img).resize(size, Image.LANCZOS))
+
+
+def gaussian_blur(clean: np.ndarray, sigma: float, noise_sigma: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Blur with a Gaussian PSF of `sigma` px (reflect borders), then optional Gaussian noise (0-255 scale)."""
+    from scipy.ndimage import gaussian_filter
+
+    if not 0.3 <= sigma <= 10:
+        raise InvalidInput(f"Blur sigma must be between 0.3 and 10 pixels, got {sigma}.")
+    radius = int(3 * sigma + 0.5)
+    blurred = gaussian_filter(clean.astype(np.float64), sigma=(sigma, sigma, 0), mode="reflect",
+                              truncate=radius / sigma)
+    blurred = np.clip(np.rint(blurred), 0, 255).astype(np.uint8)
+    return add_gaussian_noise(blurred, noise_sigma, seed) if noise_sigma > 0 else blurred

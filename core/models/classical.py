@@ -81,3 +81,138 @@ _register("nlm_denoise", lambda: NonLocalMeansDenoise(), "Non-local means",
 for _s in (2, 3, 4):
     _register(f"bicubic_x{_s}", lambda s=_s: BicubicUpscale(s), f"Bicubic x{_s}",
               f"Bicubic interpolation (a=-0.75), x{_s}.", "super-resolution", scale=_s)
+
+
+def _per_image_numpy(x: torch.Tensor, fn) -> torch.Tensor:
+    """Apply `fn(HxWxC float64 in [0, 1]) -> HxWxC` to each image of a batch, back on x's device."""
+    out = [torch.from_numpy(np.ascontiguousarray(fn(img))).permute(2, 0, 1)
+           for img in x.detach().float().cpu().permute(0, 2, 3, 1).numpy().astype(np.float64)]
+    return torch.stack(out).to(device=x.device, dtype=x.dtype).clamp_(0, 1)
+
+
+class BilateralDenoise(nn.Module):
+    def __init__(self, sigma_color: float = 0.1, sigma_spatial: float = 2.0):
+        super().__init__()
+        self.sigma_color, self.sigma_spatial = sigma_color, sigma_spatial
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from skimage.restoration import denoise_bilateral
+
+        return _per_image_numpy(x, lambda img: denoise_bilateral(
+            img, sigma_color=self.sigma_color, sigma_spatial=self.sigma_spatial, channel_axis=-1))
+
+
+def gaussian_psf(sigma: float) -> np.ndarray:
+    radius = int(3 * sigma + 0.5)
+    ax = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-(ax[:, None] ** 2 + ax[None, :] ** 2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+class WienerDeblur(nn.Module):
+    """Non-blind Wiener deconvolution with a known Gaussian PSF (scikit-image), per channel."""
+
+    def __init__(self, psf_sigma: float = 2.0, balance: float = 0.01):
+        super().__init__()
+        self.psf, self.balance = gaussian_psf(psf_sigma), balance
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from skimage.restoration import wiener
+
+        return _per_image_numpy(x, lambda img: np.stack(
+            [wiener(img[..., c], self.psf, self.balance, clip=True) for c in range(img.shape[2])], axis=2))
+
+
+class RichardsonLucyDeblur(nn.Module):
+    """Richardson-Lucy deconvolution with a known Gaussian PSF (scikit-image), per channel."""
+
+    def __init__(self, psf_sigma: float = 2.0, iterations: int = 30):
+        super().__init__()
+        self.psf, self.iterations = gaussian_psf(psf_sigma), iterations
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from skimage.restoration import richardson_lucy
+
+        return _per_image_numpy(x, lambda img: np.stack(
+            [richardson_lucy(img[..., c], self.psf, num_iter=self.iterations) for c in range(img.shape[2])], axis=2))
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    return img @ np.array([0.299, 0.587, 0.114])
+
+
+def _otsu_foreground(gray: np.ndarray) -> np.ndarray:
+    """Otsu threshold; the smaller side of the threshold is taken as the foreground."""
+    from skimage.filters import threshold_otsu
+
+    fg = gray > threshold_otsu(gray) if gray.max() > gray.min() else np.zeros_like(gray, dtype=bool)
+    return ~fg if fg.mean() > 0.5 else fg
+
+
+class OtsuSegment(nn.Module):
+    """Semantic baseline: two classes (background, foreground) by Otsu's threshold on luminance."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = []
+        for img in x.detach().float().cpu().permute(0, 2, 3, 1).numpy():
+            fg = torch.from_numpy(_otsu_foreground(_gray(img)))
+            out.append(torch.stack([(~fg).float(), fg.float()]))
+        return torch.stack(out).to(x.device)
+
+
+class WatershedInstances(nn.Module):
+    """Instance baseline: Otsu foreground of the smoothed image (σ=2, holes filled), distance-transform peaks
+    at least `min_distance` px apart as markers, watershed; regions under `min_area` px dropped."""
+
+    def __init__(self, min_distance: int = 15, min_area: int = 100):
+        super().__init__()
+        self.min_distance, self.min_area = min_distance, min_area
+
+    def forward(self, x: torch.Tensor) -> list[dict]:
+        from scipy import ndimage as ndi
+        from skimage.feature import peak_local_max
+        from skimage.filters import gaussian
+        from skimage.segmentation import watershed
+
+        results = []
+        for img in x.detach().float().cpu().permute(0, 2, 3, 1).numpy():
+            fg = _otsu_foreground(gaussian(_gray(img), sigma=2))
+            fg = ndi.binary_fill_holes(ndi.binary_opening(fg, iterations=2))
+            dist = ndi.distance_transform_edt(fg)
+            peaks = peak_local_max(dist, min_distance=self.min_distance, labels=ndi.label(fg)[0], exclude_border=False)
+            markers = np.zeros(fg.shape, dtype=np.int32)
+            markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+            regions = watershed(-dist, markers, mask=fg)
+            masks, boxes = [], []
+            for r in range(1, regions.max() + 1):
+                m = regions == r
+                if m.sum() < self.min_area:
+                    continue
+                ys, xs = np.nonzero(m)
+                masks.append(m)
+                boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+            n = len(masks)
+            h, w = fg.shape
+            results.append({
+                "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(n, 4),
+                "labels": torch.ones(n, dtype=torch.int64),
+                "scores": torch.ones(n),
+                "masks": torch.from_numpy(np.stack(masks)[:, None].astype(np.float32)) if n else torch.zeros(0, 1, h, w),
+            })
+        return results
+
+
+_register("bilateral_denoise", lambda: BilateralDenoise(), "Bilateral filter",
+          "scikit-image bilateral filter (σ_color 0.1, σ_spatial 2 px).", "denoise")
+_register("wiener_deblur", lambda: WienerDeblur(2.0), "Wiener (PSF σ=2)",
+          "Wiener deconvolution assuming a Gaussian PSF of σ=2 px, balance 0.01.", "deblur")
+_register("richardson_lucy_deblur", lambda: RichardsonLucyDeblur(2.0), "Richardson-Lucy (PSF σ=2)",
+          "Richardson-Lucy deconvolution, 30 iterations, assuming a Gaussian PSF of σ=2 px.", "deblur")
+register_model("otsu_segment", task="segmentation", source="classical", title="Otsu threshold",
+               description="Two classes by Otsu's threshold on luminance (the smaller side is foreground).",
+               weights="none (classical algorithm)", operation="semantic", amp=False,
+               categories=("background", "foreground"))(lambda pretrained: (OtsuSegment(), PARAMETER_FREE))
+register_model("watershed_instances", task="segmentation", source="classical", title="Watershed",
+               description="Otsu foreground split into instances by distance-transform watershed.",
+               weights="none (classical algorithm)", operation="instance", amp=False,
+               categories=("background", "object"))(lambda pretrained: (WatershedInstances(), PARAMETER_FREE))

@@ -14,8 +14,7 @@ import torch.nn as nn
 
 from core.errors import DuplicateModel, InvalidInput, ModelNotFound
 
-Task = Literal["classification", "restoration"]
-TASKS: tuple[str, ...] = ("classification", "restoration")
+TASKS: tuple[str, ...] = ("classification", "detection", "segmentation", "restoration", "generation")
 WeightsStatus = Literal["pretrained", "random", "parameter-free"]
 
 
@@ -48,10 +47,16 @@ class ModelSpec:
     description: str = ""
     input_size: tuple[int, int, int] | None = None  # (C, H, W) the model was trained at
     labels: str | None = None  # label set name, e.g. "imagenet-1k"
+    categories: tuple[str, ...] | None = None  # class names by index (detection, segmentation)
     weights: str = ""  # how the weights are obtained, in words
-    operation: str | None = None  # restoration: "denoise" | "super-resolution"
+    operation: str | None = None  # restoration: denoise | deblur | super-resolution; segmentation: semantic | instance
     scale: int | None = None  # super-resolution factor
     amp: bool = True  # autocast on CUDA is safe for this model
+    input_norm: str = "unit"  # "unit": [0, 1] RGB tensors; "imagenet": mean/std normalised (timm has its own)
+    latent_dim: int | None = None  # generation: size of the latent vector
+    num_classes: int | None = None  # conditional generation: number of labels
+    cpu_only: bool = False  # e.g. dynamic int8 kernels
+    base: str | None = None  # the registered model a variant or checkpoint derives from
     availability: Callable[[], Availability] | None = field(default=None, repr=False, compare=False)
     license: str | None = None
 
@@ -87,8 +92,10 @@ def unregister_model(name: str) -> None:
 
 
 def _ensure_loaded() -> None:
-    # Importing the adapter modules runs their @register_model decorators.
-    from core.models import classical, classifiers  # noqa: F401
+    # Importing the adapter modules runs their @register_model decorators; stored checkpoints follow.
+    from core.models import checkpoints, classical, classifiers, torchvision_models, trainable, variants  # noqa: F401
+
+    checkpoints.sync()
 
 
 def get_spec(name: str) -> ModelSpec:

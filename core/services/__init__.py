@@ -1,12 +1,16 @@
 """The API pages call. Functions take and return plain values; failures are LabError subclasses."""
-from core.services.catalog import ModelInfo, list_model_infos
-from core.services.classify import ClassificationResult, ImagePrediction, classify
-from core.services.restore import RestorationResult, MethodResult, restore
+from core.services.catalog import ModelInfo, add_checkpoint, checkpoint_bases, list_model_infos
+from core.services.classify import ClassificationResult, ImagePrediction, classify, explain
+from core.services.detect import DetectionResult, detect
+from core.services.generate import GenerationResult, generate
+from core.services.restore import MethodResult, RestorationResult, restore
 from core.services.results import metric_by_model, metric_names, model_names, run_detail, runs_table
+from core.services.segment import SegmentationResult, SegmentedImage, segment
 from core.services.store import ensure_store
 
 __all__ = [
-    "ModelInfo", "list_model_infos", "ClassificationResult", "ImagePrediction", "classify",
-    "RestorationResult", "MethodResult", "restore", "metric_by_model", "metric_names", "model_names",
-    "run_detail", "runs_table", "ensure_store",
+    "ModelInfo", "list_model_infos", "add_checkpoint", "checkpoint_bases", "ClassificationResult", "ImagePrediction", "classify", "explain", "DetectionResult",
+    "detect", "GenerationResult", "generate", "RestorationResult", "MethodResult", "restore", "SegmentationResult",
+    "SegmentedImage", "segment", "metric_by_model", "metric_names", "model_names", "run_detail", "runs_table",
+    "ensure_store",
 ]

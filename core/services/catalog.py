@@ -33,3 +33,18 @@ def list_model_infos(task: str | None = None, operation: str | None = None) -> l
     # Models usable right away first; the bundled real-weights classifier leads its list.
     order = {"available": 0, "parameter-free": 0, "missing": 1}
     return sorted(infos, key=lambda i: (order[i.weights_status], i.source != "bundled", i.name))
+
+
+def add_checkpoint(data: bytes, filename: str, base: str, name: str, title: str = "") -> ModelInfo:
+    """Register an uploaded checkpoint as a new model; refused with a clear message otherwise."""
+    from core.models.checkpoints import import_checkpoint
+
+    new = import_checkpoint(data, filename, base, name, title)
+    return next(i for i in list_model_infos() if i.name == new)
+
+
+def checkpoint_bases() -> list[ModelInfo]:
+    """Architectures an uploaded checkpoint may target (learned models that are not variants)."""
+    from core.models.registry import get_spec
+
+    return [i for i in list_model_infos() if i.source not in ("classical", "checkpoint") and get_spec(i.name).base is None]

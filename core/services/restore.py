@@ -6,15 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.data.degrade import add_gaussian_noise, crop_to_multiple, downscale_bicubic, limit_side
+from core.data.degrade import add_gaussian_noise, crop_to_multiple, downscale_bicubic, gaussian_blur, limit_side
 from core.engine import Engine, RunStats
 from core.errors import InvalidInput
 from core.metrics.image_quality import RGB, Convention, psnr_ssim
-from core.services.store import content_hash, save_run
+from core.services.store import content_hash, load_for_run, save_run
 from core.tasks.restoration import to_tensor, to_uint8
 from db.repository import DatasetRef, ImageMetric, MetricValue
 
-OPERATIONS = ("denoise", "super-resolution")
+OPERATIONS = ("denoise", "deblur", "super-resolution")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class RestorationResult:
 
 def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash: str, source_kind: str,
             operation: str, methods: list[str], sigma: float = 25.0, scale: int = 2, seed: int = 0,
-            max_side: int = 512) -> RestorationResult:
+            blur_sigma: float = 2.0, max_side: int = 512, allow_random: bool = False) -> RestorationResult:
+    """`sigma` is the noise level (0-255 scale) for denoise and the added noise for deblur."""
     if operation not in OPERATIONS:
         raise InvalidInput(f"Unknown restoration operation {operation!r}; choose one of {', '.join(OPERATIONS)}.")
     if not methods:
@@ -56,6 +57,12 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
         degradation = {"type": "gaussian_noise", "sigma": sigma, "seed": seed, "scale_0_255": True}
         deg_psnr, deg_ssim = psnr_ssim(degraded, target)
         extra_conv: Convention | None = None
+    elif operation == "deblur":
+        target = clean
+        degraded = gaussian_blur(clean, blur_sigma, sigma, seed)
+        degradation = {"type": "gaussian_blur", "blur_sigma": blur_sigma, "noise_sigma": sigma, "seed": seed}
+        deg_psnr, deg_ssim = psnr_ssim(degraded, target)
+        extra_conv = None
     else:
         target = crop_to_multiple(clean, scale)
         degraded = downscale_bicubic(target, scale)
@@ -70,9 +77,9 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
     )
     results = []
     for name in methods:
-        loaded = engine.load(name)
+        loaded = load_for_run(engine, name, allow_random, "restoration")
         spec = loaded.spec
-        if spec.task != "restoration" or spec.operation != operation:
+        if spec.operation != operation:
             raise InvalidInput(f"{name} does not do {operation}.")
         if operation == "super-resolution" and spec.scale != scale:
             raise InvalidInput(f"{name} upscales x{spec.scale}, but the input was downscaled x{scale}.")
@@ -90,9 +97,10 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
                           ImageMetric(source_name, "ssim_y", sy, str(extra_conv))]
         run_id = save_run(
             loaded=loaded, stats=stats, task="restoration", kind="playground", dataset=dataset,
-            params={"operation": operation, "degradation": degradation, "method_description": spec.description},
+            params={"operation": operation, "degradation": degradation, "method_description": spec.description,
+                    "allow_random": allow_random},
             outputs={"input_psnr": deg_psnr, "input_ssim": deg_ssim}, metrics=metrics, image_metrics=per_image,
-            seed=seed if operation == "denoise" else None,
+            seed=seed if operation != "super-resolution" else None,
         )
         results.append(MethodResult(name, spec.title or name, restored, p, s, stats, run_id, loaded.weights.trained))
     return RestorationResult(operation, target, degraded, deg_psnr, deg_ssim, results, str(RGB))

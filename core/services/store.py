@@ -5,8 +5,9 @@ import hashlib
 from typing import Iterable
 
 from core.config import get_settings
-from core.engine import LoadedModel, RunStats
-from core.errors import LabError
+from core.data.decode import DecodedImage
+from core.engine import Engine, LoadedModel, RunStats
+from core.errors import InvalidInput, LabError, WeightsUnavailable
 from core.provenance import code_version, library_versions
 from db import migrate, repository
 from db.repository import DatasetRef, ImageMetric, MetricValue, ModelRef, RunRecord, StoreBusy
@@ -58,6 +59,36 @@ def content_hash(hashes: Iterable[str]) -> str:
     for item in hashes:
         h.update(item.encode())
     return h.hexdigest()
+
+
+def load_for_run(engine: Engine, name: str, allow_random: bool, task: str) -> LoadedModel:
+    """Pretrained weights when they can be found; random ones only when the user allowed them."""
+    try:
+        loaded = engine.load(name, "pretrained")
+    except WeightsUnavailable:
+        if not allow_random:
+            raise
+        loaded = engine.load(name, "random")
+    if loaded.spec.task != task:
+        raise InvalidInput(f"{name} is a {loaded.spec.task} model, not a {task} model.")
+    return loaded
+
+
+def images_dataset(images: list[DecodedImage], kind: str) -> DatasetRef:
+    """The ad-hoc dataset of a Playground run: its images' names and a hash over their bytes."""
+    names = [img.name for img in images]
+    return DatasetRef(
+        name=f"{kind}:{names[0]}" + (f"+{len(names) - 1}" if len(names) > 1 else ""),
+        kind=kind, content_hash=content_hash(img.sha256 for img in images), num_items=len(images),
+        meta={"images": names},
+    )
+
+
+def check_batch(images: list, limit: int = 64) -> None:
+    if not images:
+        raise InvalidInput("Add at least one image.")
+    if len(images) > limit:
+        raise InvalidInput(f"At most {limit} images per run; got {len(images)}.")
 
 
 def engine_metrics(stats: RunStats) -> list[MetricValue]:

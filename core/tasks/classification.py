@@ -28,18 +28,24 @@ def label_names(label_set: str | None, num_classes: int) -> tuple[str, ...]:
     return tuple(f"class {i}" for i in range(num_classes))
 
 
-def data_config(module: nn.Module) -> dict:
-    """resize/crop/interpolation/mean/std as timm resolves them; stored with every top-1/top-5."""
-    from timm.data import resolve_model_data_config
+def data_config(module: nn.Module, input_size: tuple[int, int, int] | None = None) -> dict:
+    """resize/crop/interpolation/mean/std as timm resolves them (from the model's pretrained_cfg, or for
+    other models from their registered input size, whole image, ImageNet statistics); stored with top-k."""
+    from timm.data import resolve_data_config, resolve_model_data_config
 
-    cfg = resolve_model_data_config(module)
+    if getattr(module, "pretrained_cfg", None):
+        cfg = resolve_model_data_config(module)
+    else:
+        cfg = resolve_data_config({"input_size": input_size or (3, 224, 224), "crop_pct": 1.0,
+                                   "interpolation": "bilinear"}, model=module)
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
 
 
-def preprocess(images: list[np.ndarray], module: nn.Module) -> tuple[list[torch.Tensor], dict]:
+def preprocess(images: list[np.ndarray], module: nn.Module,
+               input_size: tuple[int, int, int] | None = None) -> tuple[list[torch.Tensor], dict]:
     from timm.data import create_transform
 
-    cfg = data_config(module)
+    cfg = data_config(module, input_size)
     transform = create_transform(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
     return [transform(Image.fromarray(img)) for img in images], cfg
 

@@ -1,0 +1,105 @@
+"""User checkpoints registered as models: validated against a registered architecture, stored as
+safetensors under <data>/checkpoints with a JSON manifest, re-registered at start-up from the manifests."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from core.config import get_settings
+from core.errors import InvalidCheckpoint, InvalidInput
+from core.models import registry
+from core.models.weights import WeightFileSource, apply_state_dict, file_sha256, file_weights_builder, load_state_dict_file
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{2,59}$")
+SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+MAX_BYTES = 512 * 1024 * 1024
+_LOCK = threading.RLock()
+
+
+def checkpoints_dir() -> Path:
+    return get_settings().data_dir / "checkpoints"
+
+
+def _register(manifest: dict, path: Path) -> None:
+    # The registry's own table, not get_spec: this runs inside get_spec's loading step.
+    base = registry._REGISTRY.get(manifest["base"])
+    if base is None:
+        raise InvalidCheckpoint(f"Checkpoint {manifest['name']} needs architecture {manifest['base']}, which is not registered.")
+    source = WeightFileSource(manifest["name"], base.name, cached=lambda: path if path.is_file() else None,
+                              cache_label=f"checkpoint {path.name}")
+    fields = {k: getattr(base, k) for k in ("task", "input_size", "labels", "categories", "operation", "scale",
+                                            "amp", "input_norm", "latent_dim", "num_classes", "license")}
+    registry.register_model(
+        manifest["name"], source="checkpoint", base=base.name, title=manifest.get("title") or manifest["name"],
+        description=f"Checkpoint {manifest.get('original_filename', path.name)} on the {base.name} architecture "
+                    f"(added {manifest.get('created_at', '?')[:19]}).",
+        weights=f"checkpoint {path.name}", availability=source.availability, **fields,
+    )(file_weights_builder(source, lambda: base.builder(False)[0]))
+
+
+def sync() -> None:
+    """Register every stored checkpoint not yet in the registry (cheap: one directory listing)."""
+    folder = checkpoints_dir()
+    if not folder.is_dir():
+        return
+    with _LOCK:
+        for manifest_path in sorted(folder.glob("*.json")):
+            try:
+                manifest = json.loads(manifest_path.read_text())
+                name = manifest["name"]
+            except (OSError, ValueError, KeyError):
+                continue
+            path = folder / f"{name}.safetensors"
+            if name in registry._REGISTRY or not path.is_file():
+                continue
+            try:
+                _register(manifest, path)
+            except Exception:  # a manifest whose base vanished is skipped, not fatal
+                continue
+
+
+def import_checkpoint(data: bytes, filename: str, base: str, name: str, title: str = "") -> str:
+    """Validate `data` as weights of the registered architecture `base` and register it as `name`.
+    Nothing is written or registered unless the whole checkpoint loads strictly."""
+    from safetensors.torch import save_file
+
+    if not NAME.match(name or ""):
+        raise InvalidInput("The name must be 3-60 characters of lower-case letters, digits, '_' or '-'.")
+    suffix = Path(filename or "").suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InvalidCheckpoint(f"Checkpoint files must end in {', '.join(SUFFIXES)}; got {filename!r}.")
+    if not data:
+        raise InvalidCheckpoint("The checkpoint file is empty.")
+    if len(data) > MAX_BYTES:
+        raise InvalidCheckpoint(f"The checkpoint is {len(data) / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB.")
+    spec = registry.get_spec(base)
+    if spec.source in ("classical", "checkpoint") or spec.base is not None:
+        raise InvalidInput(f"{base} cannot take a checkpoint: choose a learned architecture.")
+    sync()
+    if name in {s.name for s in registry.list_models()}:
+        raise InvalidInput(f"A model named {name!r} already exists.")
+
+    folder = checkpoints_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=folder, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        state = load_state_dict_file(Path(tmp))
+        module = spec.builder(False)[0]
+        apply_state_dict(module, state, base)  # raises InvalidCheckpoint on any mismatch
+        target = folder / f"{name}.safetensors"
+        save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(target))
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    manifest = {"name": name, "base": base, "title": title, "original_filename": Path(filename).name[:120],
+                "sha256": file_sha256(target), "created_at": datetime.now(timezone.utc).isoformat()}
+    (folder / f"{name}.json").write_text(json.dumps(manifest, indent=2))
+    with _LOCK:
+        _register(manifest, target)
+    return name

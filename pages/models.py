@@ -1,0 +1,31 @@
+"""Models: the registry with each model's weights status, and checkpoint upload."""
+import streamlit as st
+
+from core import services
+from ui.state import guarded
+
+st.title("Models")
+infos = services.list_model_infos()
+task = st.segmented_control("Task", ["all", "classification", "detection", "segmentation", "restoration", "generation"],
+                            default="all", key="models_task", required=True)
+rows = [{"name": i.name, "task": i.task, "kind": i.operation or "", "source": i.source,
+         "weights": {"missing": "missing → untrained only"}.get(i.weights_status, i.weights_status),
+         "detail": i.weights_detail} for i in infos if task == "all" or i.task == task]
+st.caption(f"{len(rows)} models. Missing weights: put the file named in the detail column in place, "
+           "or upload a checkpoint below.")
+st.dataframe(rows, hide_index=True, key="models_table")
+
+st.subheader("Add a checkpoint")
+st.caption("A .safetensors file, or a .pt/.pth holding a plain state dict (read with weights_only=True), "
+           "for one of the architectures below. It is checked key by key before anything is saved.")
+bases = services.checkpoint_bases()
+base = st.selectbox("Architecture", bases, format_func=lambda i: f"{i.name} ({i.task})", key="ckpt_base")
+name = st.text_input("New model name", key="ckpt_name", help="3-60 characters: a-z, 0-9, '_' or '-'.")
+file = st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth", "bin"], key="ckpt_file")
+if st.button("Add model", type="primary", key="ckpt_add"):
+    if file is None:
+        st.info("Choose a checkpoint file first.")
+    else:
+        added = guarded(services.add_checkpoint, file.getvalue(), file.name, base.name, name.strip())
+        if added is not None:
+            st.success(f"Registered {added.name} ({added.task}); it is now in the Playground's model list.")

@@ -1,0 +1,59 @@
+"""Widgets shared by the Playground's task panels."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import services
+from core.data.builtin import BUILTIN_IMAGES, builtin_image
+from core.data.decode import UPLOAD_EXTENSIONS, decode_image
+from core.errors import LabError
+
+
+def decode_uploads(files) -> list:
+    """Decode every upload; a bad file is reported and skipped, the good ones still run."""
+    images = []
+    for f in files or []:
+        try:
+            images.append(decode_image(f.getvalue(), f.name))
+        except LabError as exc:
+            st.error(str(exc))
+    return images
+
+
+def image_inputs(key: str, label: str = "Images", default_samples: tuple[str, ...] = ()) -> list:
+    files = st.file_uploader(label, type=UPLOAD_EXTENSIONS, accept_multiple_files=True, key=f"{key}_files")
+    samples = st.multiselect("…or sample photos (scikit-image)", BUILTIN_IMAGES, default=list(default_samples),
+                             key=f"{key}_samples")
+    return decode_uploads(files) + [builtin_image(n) for n in samples]
+
+
+def weights_notice(info, key: str) -> bool:
+    """Where the weights come from; when missing, offer random init explicitly. Returns allow_random."""
+    if info.weights_status == "missing":
+        st.warning(f"Pretrained weights are not available: {info.weights_detail}")
+        return st.checkbox("Run with random weights (**untrained** — outputs are meaningless)", key=f"{key}_random")
+    st.caption(f"Weights: {info.weights_detail}")
+    return False
+
+
+def model_picker(task: str, key: str, operation: str | None = None):
+    """Select box over the registered models of a task; returns (ModelInfo, allow_random)."""
+    infos = services.list_model_infos(task, operation)
+    info = st.selectbox("Model", infos, format_func=lambda i: i.label, key=f"{key}_model")
+    st.caption(info.description)
+    return info, weights_notice(info, key)
+
+
+def untrained_banner(weights) -> None:
+    if not weights.trained:
+        st.error("Untrained model (random weights): these outputs are not meaningful.")
+
+
+def timing_row(stats) -> None:
+    cols = st.columns(5)
+    cols[0].metric("Total", f"{stats.total_ms:.1f} ms")
+    cols[1].metric("Per image", f"{stats.ms_per_item:.1f} ms")
+    cols[2].metric("Throughput", f"{stats.throughput:.1f} img/s")
+    mem = "GPU peak" if stats.mem_kind == "cuda_max_allocated" else "Peak RSS"
+    cols[3].metric(mem, f"{stats.peak_mem_mb:.0f} MB")
+    cols[4].metric("Device", f"{stats.device} · {stats.dtype}")
