@@ -113,3 +113,44 @@ def test_denoise_a_builtin_image(page):
     psnr = float(caption.inner_text().split("PSNR ")[1].split(" dB")[0])
     assert 24 < psnr < 35
     assert page.get_by_text("Traceback").count() == 0
+
+
+def test_checkpoint_upload_registers_a_model_and_refuses_a_pickle(page, tmp_path):
+    import pickle
+
+    from safetensors.torch import save
+
+    from core.models.registry import create
+
+    module, _ = create("small_cnn_digits", weights="random")
+    good = tmp_path / "digits.safetensors"
+    good.write_bytes(save(module.state_dict()))
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"w": print}))
+
+    page.set_default_timeout(30_000)
+
+    def settle():  # let the rerun a widget change triggered finish before the next action
+        page.wait_for_timeout(500)
+        page.get_by_test_id("stStatusWidget").wait_for(state="hidden")
+
+    page.get_by_role("link", name="Models").click()
+    page.get_by_text("Add a checkpoint").wait_for()
+    architecture = page.get_by_role("combobox", name="Architecture")
+    architecture.click()
+    architecture.fill("small_cnn")
+    page.get_by_role("option", name="small_cnn_digits (classification)").click()
+    settle()
+    page.get_by_role("textbox", name="New model name").fill("browser-digits")
+    page.get_by_role("textbox", name="New model name").press("Enter")
+    settle()
+    page.locator('input[type="file"]').first.set_input_files(str(evil))
+    page.get_by_text("evil.pt").first.wait_for()
+    page.get_by_role("button", name="Add model").click()
+    page.get_by_text("Invalid checkpoint evil.pt").first.wait_for()
+
+    page.locator('input[type="file"]').first.set_input_files(str(good))
+    page.get_by_text("digits.safetensors").first.wait_for()
+    page.get_by_role("button", name="Add model").click()
+    page.get_by_text("Registered browser-digits (classification)").wait_for()
+    assert page.get_by_text("Traceback").count() == 0

@@ -90,7 +90,7 @@ def import_checkpoint(data: bytes, filename: str, base: str, name: str, title: s
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        state = load_state_dict_file(Path(tmp))
+        state = load_state_dict_file(Path(tmp), display_name=Path(filename).name[:120])
         module = spec.builder(False)[0]
         apply_state_dict(module, state, base)  # raises InvalidCheckpoint on any mismatch
         target = folder / f"{name}.safetensors"

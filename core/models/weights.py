@@ -37,9 +37,10 @@ def file_sha256(path: Path) -> str:
     return _sha256_cached(str(path), st.st_mtime_ns, st.st_size)
 
 
-def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+def load_state_dict_file(path: Path, display_name: str | None = None) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file; raises InvalidCheckpoint for anything unsafe or malformed."""
     path = Path(path)
+    shown = display_name or path.name
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -49,14 +50,14 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise InvalidCheckpoint(
-            f"Invalid checkpoint {path.name}: it is not a readable safetensors file or a plain tensor "
+            f"Invalid checkpoint {shown}: it is not a readable safetensors file or a plain tensor "
             f"state dict (only weights_only loading is allowed) — {type(exc).__name__}."
         ) from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InvalidCheckpoint(f"Invalid checkpoint {path.name}: it does not hold a state dict of tensors.")
+        raise InvalidCheckpoint(f"Invalid checkpoint {shown}: it does not hold a state dict of tensors.")
     return obj
 
 
