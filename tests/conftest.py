@@ -46,3 +46,13 @@ def encode(pixels: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, fmt, **kwargs)
     return buf.getvalue()
+
+
+class PickleExploit:
+    """Unpickling this runs `touch marker`: a checkpoint loader that executes it is unsafe."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))

@@ -1,6 +1,5 @@
 """Uploaded checkpoints: round trip into the registry, and the hostile cases of DESIGN.md 1-4."""
 import io
-import os
 import pickle
 
 import pytest
@@ -8,6 +7,7 @@ import torch
 from safetensors.torch import save
 
 from core import services
+from tests.conftest import PickleExploit
 from core.errors import InvalidCheckpoint, InvalidInput
 from core.models import checkpoints, registry
 from core.models.registry import create, get_spec
@@ -53,17 +53,9 @@ def test_plain_state_dict_pt_is_accepted_and_stored_as_safetensors(clean_registr
     assert stored_files(tmp_path) == ["from-pt.json", "from-pt.safetensors"]
 
 
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_pickle_payload_is_refused_and_never_runs(clean_registry, tmp_path):
     marker = tmp_path / "pwned"
-    data = pickle.dumps({"head.3.weight": _Exploit(marker)})
+    data = pickle.dumps({"head.3.weight": PickleExploit(marker)})
     with pytest.raises(InvalidCheckpoint, match="Invalid checkpoint evil.pt: .*weights_only"):
         services.add_checkpoint(data, "evil.pt", "small_cnn_digits", "evil")
     assert not marker.exists() and "evil" not in registry._REGISTRY

@@ -1,11 +1,11 @@
 """Registry: every model builds and runs; weights come from real files or fail with a clear message."""
-import os
 import pickle
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from tests.conftest import PickleExploit
 from core.errors import DuplicateModel, InvalidCheckpoint, ModelNotFound, WeightsUnavailable
 from core.models import registry
 from core.models.registry import create, get_spec, list_models, register_model
@@ -129,19 +129,11 @@ def test_truncated_safetensors_is_an_invalid_checkpoint(settings_env, tmp_path):
     assert "resnet18" in ALL and get_spec("resnet18").source == "timm"  # registry unchanged
 
 
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_pickle_payload_in_pth_never_runs(settings_env, tmp_path):
     marker = tmp_path / "pwned"
     (tmp_path / "weights").mkdir()
     with open(tmp_path / "weights" / "resnet18.pth", "wb") as fh:
-        pickle.dump({"conv1.weight": _Exploit(marker)}, fh)
+        pickle.dump({"conv1.weight": PickleExploit(marker)}, fh)
     with pytest.raises(InvalidCheckpoint, match="weights_only"):
         create("resnet18")
     assert not marker.exists()

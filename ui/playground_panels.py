@@ -18,20 +18,26 @@ def _run(key: str, fn, *args, **kwargs) -> None:
         st.session_state[key] = result
 
 
+def _image_run(key: str, label: str, fn, engine, model: str, images: list, **kwargs) -> None:
+    """A run button over the chosen images; the result and the pixels it was computed on are kept in
+    session state under `<key>_result` / `<key>_pixels` so widgets can re-render them."""
+    if not st.button(label, type="primary", key=f"{key}_run"):
+        return
+    if not images:
+        st.info("Upload an image or pick a sample photo first.")
+        return
+    _run(f"{key}_result", fn, engine, model, images, **kwargs)
+    st.session_state[f"{key}_pixels"] = [img.pixels for img in images]
+
+
 def classification_panel(engine) -> None:
     info, allow_random = model_picker("classification", "cls")
     images = image_inputs("cls")
     c1, c2 = st.columns(2)
     top_k = c1.slider("Top-k", 1, 10, 5, key="cls_topk")
     batch = c2.number_input("Batch size", 1, 64, 8, key="cls_batch")
-    if st.button("Classify", type="primary", key="cls_run"):
-        if not images:
-            st.info("Upload an image or pick a sample photo first.")
-        else:
-            _run("cls_result", services.classify, engine, info.name, images, allow_random=allow_random,
-                 top_k=top_k, batch_size=int(batch))
-            if "cls_result" in st.session_state:
-                st.session_state["cls_pixels"] = [img.pixels for img in images]
+    _image_run("cls", "Classify", services.classify, engine, info.name, images, allow_random=allow_random,
+               top_k=top_k, batch_size=int(batch))
     result = st.session_state.get("cls_result")
     if result is None:
         return
@@ -57,13 +63,7 @@ def classification_panel(engine) -> None:
 def detection_panel(engine) -> None:
     info, allow_random = model_picker("detection", "det")
     images = image_inputs("det")
-    if st.button("Detect", type="primary", key="det_run"):
-        if not images:
-            st.info("Upload an image or pick a sample photo first.")
-        else:
-            _run("det_result", services.detect, engine, info.name, images, allow_random=allow_random)
-            if "det_result" in st.session_state:
-                st.session_state["det_pixels"] = [img.pixels for img in images]
+    _image_run("det", "Detect", services.detect, engine, info.name, images, allow_random=allow_random)
     result = st.session_state.get("det_result")
     if result is None:
         return
@@ -85,12 +85,8 @@ def segmentation_panel(engine) -> None:
     info, allow_random = model_picker("segmentation", f"seg_{kind}", operation=kind)
     images = image_inputs("seg")
     threshold = st.slider("Instance score threshold", 0.05, 1.0, 0.5, 0.05, key="seg_threshold") if kind == "instance" else 0.5
-    if st.button("Segment", type="primary", key="seg_run"):
-        if not images:
-            st.info("Upload an image or pick a sample photo first.")
-        else:
-            _run("seg_result", services.segment, engine, info.name, images, allow_random=allow_random,
-                 score_threshold=threshold)
+    _image_run("seg", "Segment", services.segment, engine, info.name, images, allow_random=allow_random,
+               score_threshold=threshold)
     result = st.session_state.get("seg_result")
     if result is None:
         return
