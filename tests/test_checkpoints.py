@@ -7,10 +7,10 @@ import torch
 from safetensors.torch import save
 
 from core import services
-from tests.conftest import PickleExploit
 from core.errors import InvalidCheckpoint, InvalidInput
 from core.models import checkpoints, registry
 from core.models.registry import create, get_spec
+from tests.conftest import PickleExploit
 
 
 @pytest.fixture

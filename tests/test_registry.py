@@ -5,10 +5,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.conftest import PickleExploit
 from core.errors import DuplicateModel, InvalidCheckpoint, ModelNotFound, WeightsUnavailable
 from core.models import registry
 from core.models.registry import create, get_spec, list_models, register_model
+from tests.conftest import PickleExploit
 
 ALL = [spec.name for spec in list_models()]
 
