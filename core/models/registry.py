@@ -110,7 +110,8 @@ def get_spec(name: str) -> ModelSpec:
 
 def list_models(task: str | None = None, operation: str | None = None) -> list[ModelSpec]:
     _ensure_loaded()
-    specs = [s for s in _REGISTRY.values() if task is None or s.task == task]
+    with _LOCK:  # checkpoints may be registered from another session meanwhile
+        specs = [s for s in _REGISTRY.values() if task is None or s.task == task]
     if operation is not None:
         specs = [s for s in specs if s.operation == operation]
     return sorted(specs, key=lambda s: s.name)
