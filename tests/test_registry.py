@@ -15,7 +15,8 @@ ALL = [spec.name for spec in list_models()]
 
 def test_registry_covers_all_five_tasks():
     names = set(ALL)
-    assert {"efficientnet_lite0", "resnet18", "vit_tiny_patch16_224", "small_cnn_digits"} <= names
+    assert {"efficientnet_lite0", "resnet18", "efficientnet_b0", "vgg11", "vit_tiny_patch16_224",
+            "mobilenetv3_large_100", "small_cnn_digits"} <= names
     assert {"fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_resnet50_fpn", "retinanet_resnet50_fpn",
             "ssd300_vgg16", "ssdlite320_mobilenet_v3_large", "fcos_resnet50_fpn"} <= names
     assert {"deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large", "maskrcnn_resnet50_fpn",

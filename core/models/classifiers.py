@@ -72,6 +72,7 @@ TIMM_CLASSIFIERS = {
     "mobilenetv3_large_100": ("mobilenetv3_large_100", "MobileNetV3-Large", "Mobile CNN, 5.5M parameters."),
     "efficientnet_b0": ("efficientnet_b0", "EfficientNet-B0", "EfficientNet baseline, 5.3M parameters."),
     "vit_tiny_patch16_224": ("vit_tiny_patch16_224", "ViT-Tiny/16", "Vision Transformer, 5.7M parameters."),
+    "vgg11": ("vgg11", "VGG-11", "Plain deep CNN (Simonyan & Zisserman 2015), 133M parameters (timm vgg11.tv_in1k)."),
 }
 
 
