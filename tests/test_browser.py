@@ -71,6 +71,12 @@ def browser():
         b.close()
 
 
+def settle(page) -> None:
+    """Let the rerun a widget change triggered finish; a click during it can be swallowed."""
+    page.wait_for_timeout(1000)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden")
+
+
 @pytest.fixture
 def page(browser, server, request):
     url, data_dir = server
@@ -92,6 +98,7 @@ def test_upload_classify_and_see_it_in_results(page, tmp_path):
     bad.write_bytes(np.random.default_rng(0).bytes(2048))
     page.locator('input[type="file"]').first.set_input_files([str(cat), str(bad)])
     page.get_by_text("chelsea.jpg").first.wait_for()
+    settle(page)
     page.get_by_role("button", name="Classify").click()
     page.get_by_text("Top-5: tiger cat").wait_for()
     page.get_by_text("broken.png: not a recognised image").wait_for()  # the bad file is reported, not fatal
@@ -130,27 +137,25 @@ def test_checkpoint_upload_registers_a_model_and_refuses_a_pickle(page, tmp_path
 
     page.set_default_timeout(30_000)
 
-    def settle():  # let the rerun a widget change triggered finish before the next action
-        page.wait_for_timeout(500)
-        page.get_by_test_id("stStatusWidget").wait_for(state="hidden")
-
     page.get_by_role("link", name="Models").click()
     page.get_by_text("Add a checkpoint").wait_for()
     architecture = page.get_by_role("combobox", name="Architecture")
     architecture.click()
     architecture.fill("small_cnn")
     page.get_by_role("option", name="small_cnn_digits (classification)").click()
-    settle()
+    settle(page)
     page.get_by_role("textbox", name="New model name").fill("browser-digits")
     page.get_by_role("textbox", name="New model name").press("Enter")
-    settle()
+    settle(page)
     page.locator('input[type="file"]').first.set_input_files(str(evil))
     page.get_by_text("evil.pt").first.wait_for()
+    settle(page)
     page.get_by_role("button", name="Add model").click()
     page.get_by_text("Invalid checkpoint evil.pt").first.wait_for()
 
     page.locator('input[type="file"]').first.set_input_files(str(good))
     page.get_by_text("digits.safetensors").first.wait_for()
+    settle(page)
     page.get_by_role("button", name="Add model").click()
     page.get_by_text("Registered browser-digits (classification)").wait_for()
     assert page.get_by_text("Traceback").count() == 0
