@@ -93,7 +93,8 @@ def unregister_model(name: str) -> None:
 
 def _ensure_loaded() -> None:
     # Importing the adapter modules runs their @register_model decorators; stored checkpoints follow.
-    from core.models import checkpoints, classical, classifiers, torchvision_models, trainable, variants  # noqa: F401
+    from core.models import (checkpoints, classical, classifiers, face_mtcnn, torchvision_models,  # noqa: F401
+                             trainable, variants)
 
     checkpoints.sync()
 
