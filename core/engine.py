@@ -135,16 +135,19 @@ class Engine:
         self.device = pick_device(device)
         self.amp = amp  # autocast on CUDA for models whose spec allows it
         self.cache_size = max(1, cache_size or get_settings().model_cache_size)
-        self._cache: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, str], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
-        self._build_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._build_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self.builds = 0  # how many models were actually built (cache misses)
         # Test hook: called with the batch size before each forward; may raise to inject faults (OOM).
         self.fault_hook: Callable[[int], None] | None = None
 
     # -- model cache ---------------------------------------------------------------------------------
     def load(self, name: str, weights: str = "pretrained") -> LoadedModel:
-        key = (name, weights)
+        from core.models.weight_paths import mapping
+
+        # A weights file set on the Models page changes the key, so the old weights are not served.
+        key = (name, weights, mapping().get(name, "") if weights == "pretrained" else "")
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
@@ -170,7 +173,7 @@ class Engine:
 
     def cached(self) -> list[tuple[str, str]]:
         with self._lock:
-            return list(self._cache)
+            return [(name, weights) for name, weights, _ in self._cache]
 
     def clear(self) -> None:
         with self._lock:

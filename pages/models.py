@@ -29,3 +29,20 @@ if st.button("Add model", type="primary", key="ckpt_add"):
         added = guarded(services.add_checkpoint, file.getvalue(), file.name, base.name, name.strip())
         if added is not None:
             st.success(f"Registered {added.name} ({added.task}); it is now in the Playground's model list.")
+
+st.subheader("Weights file of a model")
+st.caption("Point a model at a weight file already on this server (safetensors, or a .pth/.pt plain state dict). "
+           "It is kept only if the model loads from it.")
+c1, c2 = st.columns([1, 2])
+target = c1.selectbox("Model", [i.name for i in bases], key="wpath_model")
+path = c2.text_input("Path on the server", key="wpath_path")
+b1, b2 = st.columns(2)
+if b1.button("Use this file", key="wpath_set"):
+    saved = guarded(services.set_weights_path, target, path)
+    if saved is not None:
+        st.success(f"{target} now loads its weights from {saved}.")
+if b2.button("Forget the file", key="wpath_clear"):
+    guarded(services.clear_weights_path, target)
+configured = guarded(services.weights_paths) or {}
+if configured:
+    st.dataframe([{"model": k, "file": v} for k, v in sorted(configured.items())], hide_index=True, key="wpath_table")

@@ -80,7 +80,12 @@ def apply_state_dict(module: nn.Module, state: dict[str, torch.Tensor], what: st
 
 
 def local_weight_file(name: str) -> Path | None:
-    """A user-provided file `<weights_dir>/<name>.<suffix>`, if present."""
+    """The file set for this model on the Models page, else `<weights_dir>/<name>.<suffix>`, if present."""
+    from core.models.weight_paths import configured_file
+
+    configured = configured_file(name)
+    if configured is not None:
+        return configured
     base = get_settings().weights_dir
     for suffix in WEIGHT_SUFFIXES:
         candidate = base / f"{name}{suffix}"

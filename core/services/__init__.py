@@ -1,5 +1,6 @@
 """The API pages call. Functions take and return plain values; failures are LabError subclasses."""
-from core.services.catalog import ModelInfo, add_checkpoint, checkpoint_bases, list_model_infos
+from core.services.catalog import (ModelInfo, add_checkpoint, checkpoint_bases, clear_weights_path, list_model_infos,
+                                   set_weights_path, weights_paths)
 from core.services.classify import ClassificationResult, ImagePrediction, classify, explain
 from core.services.detect import DetectionResult, detect
 from core.services.generate import GenerationResult, generate
@@ -9,7 +10,8 @@ from core.services.segment import SegmentationResult, SegmentedImage, segment
 from core.services.store import ensure_store
 
 __all__ = [
-    "ModelInfo", "list_model_infos", "add_checkpoint", "checkpoint_bases", "ClassificationResult", "ImagePrediction", "classify", "explain", "DetectionResult",
+    "ModelInfo", "list_model_infos", "add_checkpoint", "checkpoint_bases", "set_weights_path", "clear_weights_path",
+    "weights_paths", "ClassificationResult", "ImagePrediction", "classify", "explain", "DetectionResult",
     "detect", "GenerationResult", "generate", "RestorationResult", "MethodResult", "restore", "SegmentationResult",
     "SegmentedImage", "segment", "metric_by_model", "metric_names", "model_names", "run_detail", "runs_table",
     "ensure_store",

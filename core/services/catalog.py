@@ -48,3 +48,22 @@ def checkpoint_bases() -> list[ModelInfo]:
     from core.models.registry import get_spec
 
     return [i for i in list_model_infos() if i.source not in ("classical", "checkpoint") and get_spec(i.name).base is None]
+
+
+def set_weights_path(name: str, path: str) -> str:
+    """Use the weight file at `path` for model `name` from now on (validated by loading it)."""
+    from core.models.weight_paths import set_path
+
+    return str(set_path(name, path))
+
+
+def clear_weights_path(name: str) -> None:
+    from core.models.weight_paths import clear_path
+
+    clear_path(name)
+
+
+def weights_paths() -> dict[str, str]:
+    from core.models.weight_paths import mapping
+
+    return mapping()

@@ -1,0 +1,105 @@
+"""Per-model weight file paths set by users (the Models page), kept in <data>/weights.json.
+
+A path must lie under an allowed root (the data and weights folders, the Hugging Face and torch hub caches,
+and the folders in IMGLAB_WEIGHT_ROOTS), so a shared server cannot be pointed at arbitrary files; it is
+only saved after the model loads from it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from core.config import get_settings
+from core.errors import InvalidInput
+
+_LOCK = threading.RLock()
+_CACHE: dict[str, tuple[float, dict[str, str]]] = {}
+
+
+def settings_file() -> Path:
+    return get_settings().data_dir / "weights.json"
+
+
+def allowed_roots() -> list[Path]:
+    import torch
+    from huggingface_hub import constants
+
+    s = get_settings()
+    roots = [s.data_dir, s.weights_dir, Path(constants.HF_HUB_CACHE), Path(torch.hub.get_dir())]
+    roots += [Path(p) for p in os.environ.get("IMGLAB_WEIGHT_ROOTS", "").split(os.pathsep) if p]
+    return [r.resolve() for r in roots]
+
+
+def mapping() -> dict[str, str]:
+    path = settings_file()
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return {}
+    with _LOCK:
+        cached = _CACHE.get(str(path))
+        if cached and cached[0] == mtime:
+            return dict(cached[1])
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = {}
+        data = {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        _CACHE[str(path)] = (mtime, data)
+        return dict(data)
+
+
+def configured_file(name: str) -> Path | None:
+    value = mapping().get(name)
+    if not value:
+        return None
+    path = Path(value)
+    return path if path.is_file() else None
+
+
+def _write(data: dict[str, str]) -> None:
+    path = settings_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def set_path(name: str, raw: str) -> Path:
+    """Point model `name` at a weight file; it is kept only if the model then loads from it."""
+    from core.models.registry import create, get_spec
+    from core.models.weights import WEIGHT_SUFFIXES
+
+    spec = get_spec(name)
+    if spec.source in ("classical", "checkpoint") or spec.base is not None:
+        raise InvalidInput(f"{name} does not take a weights file.")
+    text = (raw or "").strip()
+    if not text or "\x00" in text:
+        raise InvalidInput("Give the full path of a weights file.")
+    path = Path(os.path.expanduser(text)).resolve()
+    roots = allowed_roots()
+    if not any(path.is_relative_to(root) for root in roots):
+        raise InvalidInput(f"{path} is outside the folders weights may be read from: "
+                           + ", ".join(str(r) for r in roots) + " (add more with IMGLAB_WEIGHT_ROOTS).")
+    if path.suffix not in WEIGHT_SUFFIXES:
+        raise InvalidInput(f"Weight files end in {', '.join(WEIGHT_SUFFIXES)}; got {path.name}.")
+    if not path.is_file():
+        raise InvalidInput(f"There is no file {path}.")
+    with _LOCK:
+        before = mapping()
+        _write({**before, name: str(path)})
+        try:
+            create(name, "pretrained")  # raises InvalidCheckpoint when the file does not fit
+        except Exception:
+            _write(before)
+            raise
+    return path
+
+
+def clear_path(name: str) -> None:
+    with _LOCK:
+        data = mapping()
+        if data.pop(name, None) is not None:
+            _write(data)
