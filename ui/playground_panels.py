@@ -8,7 +8,7 @@ from core import services
 from core.data.builtin import BUILTIN_IMAGES, builtin_image
 from core.tasks import classification, detection, restoration, segmentation
 from ui.state import guarded
-from ui.widgets import decode_uploads, image_inputs, model_picker, timing_row, untrained_banner
+from ui.widgets import decode_uploads, image_inputs, model_picker, result_header
 
 
 def _run(key: str, fn, *args, **kwargs) -> None:
@@ -41,9 +41,7 @@ def classification_panel(engine) -> None:
     result = st.session_state.get("cls_result")
     if result is None:
         return
-    st.subheader(result.model)
-    untrained_banner(result.weights)
-    timing_row(result.stats)
+    result_header(result)
     cfg = result.data_config
     st.caption(f"Stored as run #{result.run_id} (see Results). Preprocessing: {cfg.get('input_size')} "
                f"crop_pct={cfg.get('crop_pct')} {cfg.get('interpolation')}.")
@@ -67,9 +65,7 @@ def detection_panel(engine) -> None:
     result = st.session_state.get("det_result")
     if result is None:
         return
-    st.subheader(result.model)
-    untrained_banner(result.weights)
-    timing_row(result.stats)
+    result_header(result)
     threshold = st.slider("Score threshold", 0.05, 1.0, 0.5, 0.05, key="det_threshold",
                           help="Re-filters the stored detections without running the model again.")
     st.caption(f"Stored as run #{result.run_id} at threshold {result.score_threshold}.")
@@ -90,9 +86,7 @@ def segmentation_panel(engine) -> None:
     result = st.session_state.get("seg_result")
     if result is None:
         return
-    st.subheader(result.model)
-    untrained_banner(result.weights)
-    timing_row(result.stats)
+    result_header(result)
     st.caption(f"Stored as run #{result.run_id}.")
     for item in result.images:
         left, right = st.columns([2, 1])
@@ -185,17 +179,15 @@ def generation_panel(engine) -> None:
     samples = c1.slider("Samples", 1, 64, 16, key="gen_samples")
     seed = c2.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")
     label = None
-    if info.name.startswith("cdcgan"):
-        label = c3.selectbox("Label", list(range(10)), key="gen_label")
+    if info.num_classes:
+        label = c3.selectbox("Label", list(range(info.num_classes)), key="gen_label")
     if st.button("Generate", type="primary", key="gen_run"):
         _run("gen_result", services.generate, engine, info.name, samples=samples, seed=int(seed), label=label,
              allow_random=allow_random)
     result = st.session_state.get("gen_result")
     if result is None:
         return
-    st.subheader(result.model)
-    untrained_banner(result.weights)
-    timing_row(result.stats)
+    result_header(result)
     caption = f"{result.samples} samples, seed {result.seed}" + (f", label {result.label}" if result.label is not None else "")
     st.image(result.grid, caption=caption, width=min(640, result.grid.shape[1] * 3))
     st.caption(f"Stored as run #{result.run_id}.")

@@ -49,6 +49,13 @@ def untrained_banner(weights) -> None:
         st.error("Untrained model (random weights): these outputs are not meaningful.")
 
 
+def result_header(result) -> None:
+    """Model name, the untrained warning when it applies, and the run's timing."""
+    st.subheader(result.model)
+    untrained_banner(result.weights)
+    timing_row(result.stats)
+
+
 def timing_row(stats) -> None:
     cols = st.columns(5)
     cols[0].metric("Total", f"{stats.total_ms:.1f} ms")
