@@ -159,3 +159,19 @@ def test_checkpoint_upload_registers_a_model_and_refuses_a_pickle(page, tmp_path
     page.get_by_role("button", name="Add model").click()
     page.get_by_text("Registered browser-digits (classification)").wait_for()
     assert page.get_by_text("Traceback").count() == 0
+
+
+def test_detect_the_face_in_a_sample_photo(page):
+    page.set_default_timeout(30_000)
+    page.get_by_text("Detection", exact=True).click()
+    page.get_by_text("Three-stage cascade (P-Net, R-Net, O-Net)", exact=False).wait_for()
+    assert page.get_by_role("combobox", name="Model").input_value() == "MTCNN face detector (bundled weights)"
+    samples = page.get_by_role("combobox", name="…or sample photos (scikit-image)")
+    samples.click()
+    samples.fill("astronaut")
+    page.get_by_role("option", name="astronaut").click()
+    page.keyboard.press("Escape")
+    settle(page)
+    page.get_by_role("button", name="Detect").click()
+    page.get_by_text("astronaut: 1 detections").wait_for()
+    assert page.get_by_text("Traceback").count() == 0
