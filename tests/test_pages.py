@@ -30,7 +30,7 @@ def test_playground_classifies_sample_photos_and_stores_the_run(app):
     bars = specs[0]["data"][0]
     assert len(bars["x"]) == 5 and bars["y"][-1] == "tiger cat"
     labels = {m.label: m.value for m in app.metric}
-    assert labels["Device"] == "cpu · float32" and labels["Total"].endswith(" ms")
+    assert labels["Device (float32)"] == "cpu" and labels["Total"].endswith(" ms")
     assert any("Stored as run #1" in c.value for c in app.caption)
 
     app.switch_page("pages/results.py").run()

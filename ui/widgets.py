@@ -63,4 +63,4 @@ def timing_row(stats) -> None:
     cols[2].metric("Throughput", f"{stats.throughput:.1f} img/s")
     mem = "GPU peak" if stats.mem_kind == "cuda_max_allocated" else "Peak RSS"
     cols[3].metric(mem, f"{stats.peak_mem_mb:.0f} MB")
-    cols[4].metric("Device", f"{stats.device} · {stats.dtype}")
+    cols[4].metric(f"Device ({stats.dtype})", stats.device)
