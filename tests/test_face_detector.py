@@ -42,3 +42,17 @@ def test_landmarks_sit_inside_the_face(engine):
     assert all(x1 < x < x2 and y1 < y < y2 for x, y in points.tolist())
     left_eye, right_eye, nose, mouth_left, mouth_right = points.tolist()
     assert left_eye[0] < nose[0] < right_eye[0] and max(left_eye[1], right_eye[1]) < nose[1] < mouth_left[1]
+
+
+def test_landmarks_are_drawn_and_stored_with_the_run(engine, db_url):
+    from core.tasks.detection import KEYPOINT_COLOR, draw
+
+    image = builtin_image("astronaut")
+    result = services.detect(engine, "mtcnn_face", [image], score_threshold=0.9)
+    face = result.above(0.9)[0][0]
+    assert len(face.keypoints) == 5
+    drawn = draw(image.pixels, [face])
+    x, y = (round(v) for v in face.keypoints[2])  # the nose
+    assert tuple(drawn[y, x]) == KEYPOINT_COLOR
+    stored = services.run_detail(result.run_id)["outputs"]["detections"][0]["boxes"][0]
+    assert stored["name"] == "face" and len(stored["keypoints"]) == 5
