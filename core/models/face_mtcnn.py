@@ -17,7 +17,8 @@ from torchvision.ops import batched_nms
 
 from core.errors import WeightsUnavailable
 from core.models.registry import Availability, WeightsInfo, register_model
-from core.models.weights import apply_state_dict, file_sha256, load_state_dict_file, seeded_init
+from core.models.weights import (apply_state_dict, bundled_availability, file_sha256, load_state_dict_file,
+                                 seeded_init)
 
 NETS = ("pnet", "rnet", "onet")
 
@@ -211,11 +212,8 @@ def package_weights_dir() -> Path | None:
 
 
 def _availability() -> Availability:
-    folder = package_weights_dir()
-    if folder is None:
-        return Availability("missing", "pip package facenet-pytorch is not installed (`pip install --no-deps "
-                                       "-r requirements-nodeps.txt`; `make` does it).")
-    return Availability("available", f"MTCNN weights bundled with pip package facenet-pytorch ({folder}).")
+    return bundled_availability(package_weights_dir(), "facenet-pytorch",
+                                "`pip install --no-deps -r requirements-nodeps.txt`; `make` does it")
 
 
 @register_model(

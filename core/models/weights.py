@@ -138,6 +138,15 @@ def hub_download(repo_id: str, filenames: tuple[str, ...]) -> Path | None:
     return None
 
 
+def bundled_availability(location: Path | None, package: str, install: str):
+    """Availability of weights shipped inside a pip package (`location` is None when it is not installed)."""
+    from core.models.registry import Availability
+
+    if location is None:
+        return Availability("missing", f"pip package {package} is not installed ({install}).")
+    return Availability("available", f"weights bundled with pip package {package} ({location}).")
+
+
 def seeded_init(factory, seed: int = 0):
     """Build a randomly initialised module reproducibly without touching the global RNG."""
     with torch.random.fork_rng(devices=[]):
