@@ -1,6 +1,5 @@
 """The main flows in a real headless Chromium against `streamlit run app.py` (Playwright)."""
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -162,8 +161,9 @@ def test_checkpoint_upload_registers_a_model_and_refuses_a_pickle(page, tmp_path
 
 
 def test_detect_the_face_in_a_sample_photo(page):
-    page.set_default_timeout(30_000)
+    settle(page)
     page.get_by_text("Detection", exact=True).click()
+    settle(page)
     page.get_by_text("Three-stage cascade (P-Net, R-Net, O-Net)", exact=False).wait_for()
     assert page.get_by_role("combobox", name="Model").input_value() == "MTCNN face detector (bundled weights)"
     samples = page.get_by_role("combobox", name="…or sample photos (scikit-image)")
