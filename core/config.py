@@ -20,6 +20,9 @@ class Settings:
     max_upload_bytes: int
     max_pixels: int
     min_side: int
+    max_dataset_bytes: int  # an uploaded dataset archive
+    max_extract_bytes: int  # everything it may expand to (zip bombs stop here)
+    max_archive_entries: int
 
 
 def _int_env(name: str, default: int) -> int:
@@ -47,4 +50,7 @@ def get_settings() -> Settings:
         # Below Pillow's own bomb limit (89.5 MP): our cap refuses first, with our message.
         max_pixels=_int_env("IMGLAB_MAX_PIXELS", 40_000_000),
         min_side=_int_env("IMGLAB_MIN_SIDE", 8),
+        max_dataset_bytes=_int_env("IMGLAB_MAX_DATASET_MB", 200) * 1024 * 1024,
+        max_extract_bytes=_int_env("IMGLAB_MAX_EXTRACT_MB", 1024) * 1024 * 1024,
+        max_archive_entries=_int_env("IMGLAB_MAX_ARCHIVE_ENTRIES", 20_000),
     )

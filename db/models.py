@@ -121,7 +121,7 @@ class JobRow(Base):
     """Background work (benchmarks, training); state, heartbeat and progress live here."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"), Index("ix_jobs_device_status", "device", "status"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
@@ -131,6 +131,9 @@ class JobRow(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     pid: Mapped[Optional[int]] = mapped_column(Integer)
     backend: Mapped[str] = mapped_column(String(20), default="local")
+    title: Mapped[str] = mapped_column(String(300), default="")
+    device: Mapped[str] = mapped_column(String(40), default="cpu")  # the slot it runs in
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)  # e.g. {"run_ids": [...]}
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[Optional[datetime]] = mapped_column()
     heartbeat_at: Mapped[Optional[datetime]] = mapped_column()

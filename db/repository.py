@@ -78,6 +78,7 @@ class RunRecord:
     image_metrics: list[ImageMetric] = field(default_factory=list)
     created_at: datetime | None = None
     finished_at: datetime | None = None
+    job_id: int | None = None
 
 
 def with_retry(fn: Callable[[], T], attempts: int = 5, base_delay: float = 0.2) -> T:
@@ -133,7 +134,7 @@ def record_run(url: str, rec: RunRecord) -> int:
             run = RunRow(
                 model=model, dataset=dataset, task=rec.task, kind=rec.kind, status="done", device=rec.device,
                 dtype=rec.dtype, batch_size=rec.batch_size, seed=rec.seed, params=rec.params, outputs=rec.outputs,
-                code_version=rec.code_version, versions=rec.versions,
+                code_version=rec.code_version, versions=rec.versions, job_id=rec.job_id,
                 created_at=rec.created_at or utcnow(), finished_at=rec.finished_at or utcnow(),
             )
             s.add(run)

@@ -5,6 +5,7 @@ feature space is reported as "FD (<extractor>)" and kept in its own metric colum
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,10 +38,12 @@ def frechet_distance(a: GaussianStats, b: GaussianStats, eps: float = 1e-6) -> f
         raise InvalidInput(f"Feature sizes differ: {a.mu.shape[0]} vs {b.mu.shape[0]}.")
     diff = a.mu - b.mu
     s1, s2 = np.atleast_2d(a.sigma), np.atleast_2d(b.sigma)
-    covmean = linalg.sqrtm(s1.dot(s2))
-    if not np.isfinite(covmean).all():
-        offset = np.eye(s1.shape[0]) * eps
-        covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
+    with warnings.catch_warnings():  # singular products (n < dims) are expected; handled like pytorch-fid
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s1.dot(s2))
+        if not np.isfinite(covmean).all():
+            offset = np.eye(s1.shape[0]) * eps
+            covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
     if np.iscomplexobj(covmean):
         covmean = covmean.real  # numerical noise; pytorch-fid raises only above 1e-3 imaginary
     return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
 from core.models.registry import WeightsInfo, register_model
+from core.models.small_nets import SHAPES_CATEGORIES
 
 PARAMETER_FREE = WeightsInfo("parameter-free", None, "classical algorithm")
 
@@ -202,12 +203,64 @@ class WatershedInstances(nn.Module):
         return results
 
 
+class ShapeRegionDetector(nn.Module):
+    """Detection baseline for uncluttered scenes of flat shapes: the background is fitted as a plane per colour
+    channel (least squares, twice with outliers dropped), pixels far from it are foreground, connected regions
+    become boxes, and each region's fill ratio of its box names the shape (square ~1, circle ~pi/4,
+    triangle ~1/2). The score is how close the ratio sits to that prototype."""
+
+    PROTOTYPES = ((2, 1.0), (1, np.pi / 4), (3, 0.5))  # (class id in SHAPES_CATEGORIES, fill ratio)
+
+    def __init__(self, distance: float = 0.18, min_area: int = 12):
+        super().__init__()
+        self.distance, self.min_area = distance, min_area
+
+    def _foreground(self, img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w]
+        design = np.c_[np.ones(h * w), xx.ravel() / w, yy.ravel() / h]
+        pixels = img.reshape(-1, 3)
+        keep = np.ones(h * w, bool)
+        for _ in range(3):
+            coef, *_ = np.linalg.lstsq(design[keep], pixels[keep], rcond=None)
+            resid = np.linalg.norm(pixels - design @ coef, axis=1)
+            keep = resid < self.distance
+        return (~keep).reshape(h, w)
+
+    def forward(self, x: torch.Tensor) -> list[dict]:
+        from scipy import ndimage as ndi
+
+        results = []
+        for img in x.detach().float().cpu().permute(0, 2, 3, 1).numpy():
+            fg = ndi.binary_opening(self._foreground(img))
+            regions, n = ndi.label(fg)
+            boxes, labels, scores = [], [], []
+            for r, sl in enumerate(ndi.find_objects(regions), start=1):
+                area = int((regions[sl] == r).sum())
+                if area < self.min_area:
+                    continue
+                ratio = area / ((sl[0].stop - sl[0].start) * (sl[1].stop - sl[1].start))
+                cls, proto = min(self.PROTOTYPES, key=lambda cp: abs(cp[1] - ratio))
+                boxes.append([sl[1].start, sl[0].start, sl[1].stop, sl[0].stop])
+                labels.append(cls)
+                scores.append(max(0.05, 1.0 - abs(ratio - proto) / 0.25))
+            k = len(boxes)
+            results.append({"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(k, 4),
+                            "labels": torch.tensor(labels, dtype=torch.int64), "scores": torch.tensor(scores)})
+        return results
+
+
 _register("bilateral_denoise", lambda: BilateralDenoise(), "Bilateral filter",
           "scikit-image bilateral filter (σ_color 0.1, σ_spatial 2 px).", "denoise")
 _register("wiener_deblur", lambda: WienerDeblur(2.0), "Wiener (PSF σ=2)",
           "Wiener deconvolution assuming a Gaussian PSF of σ=2 px, balance 0.01.", "deblur")
 _register("richardson_lucy_deblur", lambda: RichardsonLucyDeblur(2.0), "Richardson-Lucy (PSF σ=2)",
           "Richardson-Lucy deconvolution, 30 iterations, assuming a Gaussian PSF of σ=2 px.", "deblur")
+register_model("shape_regions", task="detection", source="classical", title="Region + fill-ratio shapes",
+               description="Classical detector for the synthetic shapes set: background plane fit, connected "
+                           "regions, shape named by how much of its box it fills.",
+               weights="none (classical algorithm)", amp=False,
+               categories=SHAPES_CATEGORIES)(lambda pretrained: (ShapeRegionDetector(), PARAMETER_FREE))
 register_model("otsu_segment", task="segmentation", source="classical", title="Otsu threshold",
                description="Two classes by Otsu's threshold on luminance (the smaller side is foreground).",
                weights="none (classical algorithm)", operation="semantic", amp=False,

@@ -14,7 +14,11 @@ from db.repository import DatasetRef, ImageMetric, MetricValue, ModelRef, RunRec
 
 # higher_is_better of the metrics this module knows; charts orient their axes with it.
 HIGHER_IS_BETTER = {
-    "psnr": True, "ssim": True, "psnr_y": True, "ssim_y": True, "top1_prob": True,
+    "psnr": True, "ssim": True, "psnr_y": True, "ssim_y": True, "top1_prob": True, "top1": True, "top5": True,
+    "precision": True, "recall": True, "f1": True, "f1_macro": True, "f1_micro": True, "f1_max": True,
+    "precision_macro": True, "recall_macro": True, "map": True, "map50": True, "map75": True, "mask_map": True,
+    "mask_map50": True, "mask_map75": True, "miou": True, "dice": True, "pixel_accuracy": True, "fid": False,
+    "fd_efficientnet_lite0": False,
     "latency_ms_per_image": False, "latency_p50_ms": False, "latency_p95_ms": False,
     "throughput_img_s": True, "peak_mem_mb": False,
 }
@@ -98,12 +102,13 @@ def engine_metrics(stats: RunStats) -> list[MetricValue]:
 
 def save_run(*, loaded: LoadedModel, stats: RunStats, task: str, kind: str, dataset: DatasetRef | None,
              params: dict, outputs: dict, metrics: list[MetricValue], image_metrics: list[ImageMetric],
-             seed: int | None) -> int:
+             seed: int | None, job_id: int | None = None) -> int:
     url = ensure_store()
     record = RunRecord(
         model=model_ref(loaded), dataset=dataset, task=task, kind=kind, device=stats.device, dtype=stats.dtype,
         batch_size=stats.batch_size, seed=seed, params=params, outputs=outputs, code_version=code_version(),
         versions=library_versions(), metrics=metrics + engine_metrics(stats), image_metrics=image_metrics,
+        job_id=job_id,
     )
     try:
         return repository.record_run(url, record)

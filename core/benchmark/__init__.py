@@ -1,0 +1,1 @@
+"""Benchmarks: a model over a dataset, per-image and aggregate metrics with their conventions."""

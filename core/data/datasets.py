@@ -1,0 +1,263 @@
+"""Benchmark datasets: builtin real images, deterministic synthetic sets with exact ground truth, uploads.
+
+A dataset is named by a small JSON-able spec (so a background job can rebuild it from its parameters):
+    {"name": "digits"}                                   sklearn digits, held-out 20%
+    {"name": "shapes-detect", "count": 64, "seed": 0}    synthetic shapes with boxes
+    {"name": "photos-denoise", "sigma": 25, "seed": 0}   skimage photos + known noise
+    {"name": "upload", "id": "<folder>"}                 an uploaded archive (core.data.uploads)
+Samples are (key, image, target); the target's type depends on the task (see Sample).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+from core.data.builtin import BUILTIN_IMAGES, load_builtin
+from core.data.degrade import add_gaussian_noise, crop_to_multiple, downscale_bicubic, gaussian_blur, limit_side
+from core.data.synthetic import SHAPE_NAMES, scene
+from core.errors import InvalidInput
+from core.metrics.detection import ImageTruth
+from core.models.small_nets import DIGITS_CATEGORIES, SHAPES_CATEGORIES
+
+
+@dataclass(frozen=True)
+class Sample:
+    """target: classification int class id | detection ImageTruth of xyxy boxes | semantic HxW uint8 mask |
+    restoration clean HxWx3 uint8 image | generation None (the image itself is the reference).
+    masks: instance masks (ImageTruth of N x H x W booleans) where the dataset has them."""
+
+    key: str
+    image: np.ndarray
+    target: Any = None
+    masks: ImageTruth | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    spec: dict
+    title: str
+    task: str
+    kind: str  # builtin | synthetic | upload
+    samples: list[Sample]
+    categories: tuple[str, ...] | None = None
+    operation: str | None = None  # restoration: denoise | deblur | super-resolution; segmentation: semantic | instance
+    scale: int | None = None
+    meta: dict = field(default_factory=dict)
+    report: tuple[str, ...] = ()  # what was skipped while reading it (uploads)
+
+    @property
+    def name(self) -> str:
+        """The store's dataset name: the spec, canonical."""
+        extra = ",".join(f"{k}={v}" for k, v in sorted(self.spec.items()) if k != "name")
+        return f"{self.spec['name']}({extra})" if extra else self.spec["name"]
+
+    @property
+    def content_hash(self) -> str:
+        h = hashlib.sha256(json.dumps(self.spec, sort_keys=True).encode())
+        for s in self.samples:
+            h.update(s.key.encode())
+            h.update(np.ascontiguousarray(s.image).tobytes())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    title: str
+    task: str
+    operation: str | None
+    description: str
+    params: dict  # parameter -> default
+
+
+_BUILDERS: dict[str, tuple[DatasetInfo, Callable[..., Dataset]]] = {}
+
+
+def _register(name, title, task, description, operation=None, **params):
+    def wrap(fn):
+        _BUILDERS[name] = (DatasetInfo(name, title, task, operation, description, params), fn)
+        return fn
+    return wrap
+
+
+def list_datasets(task: str | None = None) -> list[DatasetInfo]:
+    return [info for info, _ in _BUILDERS.values() if task is None or info.task == task]
+
+
+def _int(spec: dict, key: str, default: int, lo: int, hi: int) -> int:
+    try:
+        value = int(spec.get(key, default))
+    except (TypeError, ValueError):
+        raise InvalidInput(f"Dataset parameter {key} must be an integer.") from None
+    if not lo <= value <= hi:
+        raise InvalidInput(f"Dataset parameter {key} must be between {lo} and {hi}, got {value}.")
+    return value
+
+
+def _float(spec: dict, key: str, default: float, lo: float, hi: float) -> float:
+    try:
+        value = float(spec.get(key, default))
+    except (TypeError, ValueError):
+        raise InvalidInput(f"Dataset parameter {key} must be a number.") from None
+    if not lo <= value <= hi:
+        raise InvalidInput(f"Dataset parameter {key} must be between {lo:g} and {hi:g}, got {value:g}.")
+    return value
+
+
+def canonical_spec(spec: dict) -> dict:
+    """Defaults filled in, unknown keys refused: the same data always gets the same name and hash."""
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise InvalidInput("A dataset is chosen by name.")
+    name = spec["name"]
+    if name == "upload":
+        return {"name": "upload", "id": str(spec.get("id", ""))}
+    if name not in _BUILDERS:
+        raise InvalidInput(f"Unknown dataset {name!r}; choose one of {', '.join(_BUILDERS)} or an upload.")
+    info = _BUILDERS[name][0]
+    unknown = set(spec) - set(info.params) - {"name"}
+    if unknown:
+        raise InvalidInput(f"Dataset {name} has no parameter {', '.join(sorted(unknown))}.")
+    return {"name": name, **{k: type(v)(spec.get(k, v)) for k, v in info.params.items()}}
+
+
+def load_dataset(spec: dict) -> Dataset:
+    spec = canonical_spec(spec)
+    if spec["name"] == "upload":
+        from core.data.uploads import load_upload
+
+        return load_upload(spec["id"])
+    return _BUILDERS[spec["name"]][1](spec)
+
+
+# -- builtin: sklearn digits -----------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.images, d.target
+
+
+def digits_image(values: np.ndarray, size: int = 32) -> np.ndarray:
+    """An 8x8 digit (0-16) as a size x size RGB uint8 image, bilinear upsampled."""
+    gray = Image.fromarray(np.clip(values * (255.0 / 16.0), 0, 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+    return np.repeat(np.asarray(gray)[..., None], 3, axis=2)
+
+
+def digits_split(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic split of the 1797 digits: first 80% train, last 20% test (sklearn's order)."""
+    images, target = _digits()
+    cut = int(len(images) * 0.8)
+    return (images[:cut], target[:cut]) if split == "train" else (images[cut:], target[cut:])
+
+
+@_register("digits", "sklearn digits (test split, 360 images)", "classification",
+           "The last 20% of sklearn's 1797 8x8 handwritten digits, upsampled to 32x32 RGB.", limit=360)
+def _build_digits(spec):
+    images, target = digits_split("test")
+    n = _int(spec, "limit", 360, 1, len(images))
+    samples = [Sample(f"digit-{1437 + i}", digits_image(images[i]), int(target[i])) for i in range(n)]
+    return Dataset(spec, "sklearn digits (test)", "classification", "builtin", samples, DIGITS_CATEGORIES)
+
+
+@_register("digits-real", "sklearn digits as generation reference", "generation",
+           "Real 32x32 digits, the reference set for FID/FD of generators.", count=360)
+def _build_digits_real(spec):
+    images, _ = digits_split("test")
+    n = _int(spec, "count", 360, 2, len(images))
+    return Dataset(spec, "sklearn digits (reference)", "generation", "builtin",
+                   [Sample(f"digit-{1437 + i}", digits_image(images[i])) for i in range(n)])
+
+
+# -- synthetic shapes ----------------------------------------------------------------------------------
+def _shape_scenes(spec, size=64, **kw):
+    n = _int(spec, "count", 64, 1, 5000)
+    seed = _int(spec, "seed", 0, 0, 2**31 - 1)
+    return [(f"shape-{seed}-{i}", scene(seed * 100_003 + i, size=size, **kw)) for i in range(n)]
+
+
+@_register("shapes-classify", "Synthetic shapes, one per image", "classification",
+           "64x64 images holding one circle, square or triangle; the label is its shape.", count=120, seed=0)
+def _build_shapes_classify(spec):
+    samples = [Sample(k, s.image, int(s.labels[0]) - 1) for k, s in _shape_scenes(spec, max_shapes=1)]
+    return Dataset(spec, "Synthetic shapes (classification)", "classification", "synthetic", samples, SHAPE_NAMES)
+
+
+@_register("shapes-detect", "Synthetic shapes with boxes", "detection",
+           "64x64 images with 1-3 shapes; boxes exact from the drawn masks.", count=64, seed=0)
+def _build_shapes_detect(spec):
+    samples = [Sample(k, s.image, ImageTruth(s.labels, s.boxes)) for k, s in _shape_scenes(spec)]
+    return Dataset(spec, "Synthetic shapes (detection)", "detection", "synthetic", samples, SHAPES_CATEGORIES)
+
+
+@_register("shapes-semantic", "Synthetic shapes with class masks", "segmentation",
+           "64x64 images with 1-3 shapes; per-pixel class ids (0 background).", operation="semantic", count=64, seed=0)
+def _build_shapes_semantic(spec):
+    samples = [Sample(k, s.image, s.semantic) for k, s in _shape_scenes(spec)]
+    return Dataset(spec, "Synthetic shapes (semantic)", "segmentation", "synthetic", samples, SHAPES_CATEGORIES,
+                   operation="semantic")
+
+
+@_register("shapes-instance", "Synthetic shapes with instance masks", "segmentation",
+           "64x64 images with 1-3 shapes; one exact mask per shape.", operation="instance", count=64, seed=0)
+def _build_shapes_instance(spec):
+    samples = [Sample(k, s.image, ImageTruth(s.labels, s.boxes), ImageTruth(s.labels, s.masks)) for k, s in _shape_scenes(spec)]
+    return Dataset(spec, "Synthetic shapes (instance)", "segmentation", "synthetic", samples, SHAPES_CATEGORIES,
+                   operation="instance")
+
+
+@_register("shapes-real", "Synthetic shapes as generation reference", "generation",
+           "32x32 shapes scenes, the reference set for generators trained on shapes.", count=256, seed=0)
+def _build_shapes_real(spec):
+    samples = [Sample(k, s.image) for k, s in _shape_scenes(spec, size=32)]
+    return Dataset(spec, "Synthetic shapes (reference)", "generation", "synthetic", samples)
+
+
+# -- builtin photos with a known degradation ---------------------------------------------------------------
+def _photos(spec) -> list[tuple[str, np.ndarray]]:
+    max_side = _int(spec, "max_side", 256, 32, 1024)
+    n = _int(spec, "limit", len(BUILTIN_IMAGES), 1, len(BUILTIN_IMAGES))
+    return [(name, limit_side(load_builtin(name), max_side)) for name in BUILTIN_IMAGES[:n]]
+
+
+@_register("photos-denoise", "skimage photos + Gaussian noise", "restoration",
+           "The 10 skimage photos (long side <= max_side) with white Gaussian noise of sigma (0-255 scale).",
+           operation="denoise", sigma=25.0, seed=0, max_side=256, limit=len(BUILTIN_IMAGES))
+def _build_photos_denoise(spec):
+    sigma = _float(spec, "sigma", 25.0, 0.0, 100.0)
+    seed = _int(spec, "seed", 0, 0, 2**31 - 1)
+    samples = [Sample(n, add_gaussian_noise(img, sigma, seed + i), img) for i, (n, img) in enumerate(_photos(spec))]
+    return Dataset(spec, f"skimage photos, noise sigma {sigma:g}", "restoration", "builtin", samples,
+                   operation="denoise", meta={"degradation": {"type": "gaussian_noise", "sigma": sigma, "seed": seed}})
+
+
+@_register("photos-deblur", "skimage photos + Gaussian blur", "restoration",
+           "The skimage photos blurred by a Gaussian PSF of blur_sigma px, plus optional noise.",
+           operation="deblur", blur_sigma=2.0, noise_sigma=0.0, seed=0, max_side=256, limit=len(BUILTIN_IMAGES))
+def _build_photos_deblur(spec):
+    blur = _float(spec, "blur_sigma", 2.0, 0.3, 10.0)
+    noise = _float(spec, "noise_sigma", 0.0, 0.0, 50.0)
+    seed = _int(spec, "seed", 0, 0, 2**31 - 1)
+    samples = [Sample(n, gaussian_blur(img, blur, noise, seed + i), img) for i, (n, img) in enumerate(_photos(spec))]
+    return Dataset(spec, f"skimage photos, blur sigma {blur:g}", "restoration", "builtin", samples, operation="deblur",
+                   meta={"degradation": {"type": "gaussian_blur", "blur_sigma": blur, "noise_sigma": noise, "seed": seed}})
+
+
+@_register("photos-sr", "skimage photos, bicubic downscale", "restoration",
+           "The skimage photos cropped to a multiple of scale and downscaled with PIL bicubic.",
+           operation="super-resolution", scale=2, max_side=256, limit=len(BUILTIN_IMAGES))
+def _build_photos_sr(spec):
+    scale = _int(spec, "scale", 2, 2, 4)
+    samples = []
+    for n, img in _photos(spec):
+        hr = crop_to_multiple(img, scale)
+        samples.append(Sample(n, downscale_bicubic(hr, scale), hr))
+    return Dataset(spec, f"skimage photos, bicubic x{scale}", "restoration", "builtin", samples,
+                   operation="super-resolution", scale=scale,
+                   meta={"degradation": {"type": "bicubic_downscale", "scale": scale, "library": "PIL"}})

@@ -1,0 +1,174 @@
+"""Benchmarks: models x dataset x task parameters, run in a background job (or inline for the CLI/tests),
+one stored run per model with per-image and aggregate metrics, linked to the job."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from core.benchmark import evaluate as ev
+from core.data.datasets import Dataset, DatasetInfo, canonical_spec, list_datasets, load_dataset
+from core.engine import Engine
+from core.errors import InvalidInput, LabError
+from core.models.registry import get_spec
+from core.services.store import load_for_run, save_run
+from db.repository import DatasetRef
+
+MAX_MODELS = 12
+PARAM_DEFAULTS = {"batch_size": 8, "score_threshold": 0.5, "y_channel": None, "crop_border": None,
+                  "samples": 256, "seed": 0, "feature_space": "auto", "limit": None}
+
+
+@dataclass(frozen=True)
+class ModelOutcome:
+    model: str
+    run_id: int | None
+    error: str | None
+    metrics: dict[str, float | None]
+
+
+def dataset_catalog(task: str | None = None) -> list[DatasetInfo]:
+    return list_datasets(task)
+
+
+def _check_params(params: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(params) - set(PARAM_DEFAULTS)
+    if unknown:
+        raise InvalidInput(f"Unknown benchmark parameter(s): {', '.join(sorted(unknown))}.")
+    p = {**PARAM_DEFAULTS, **params}
+    try:
+        p["batch_size"] = int(p["batch_size"])
+        p["score_threshold"] = float(p["score_threshold"])
+        p["samples"] = int(p["samples"])
+        p["seed"] = int(p["seed"])
+        p["limit"] = None if p["limit"] in (None, "", 0) else int(p["limit"])
+        p["crop_border"] = None if p["crop_border"] is None else int(p["crop_border"])
+    except (TypeError, ValueError):
+        raise InvalidInput("Benchmark parameters must be numbers.") from None
+    if not 1 <= p["batch_size"] <= 256:
+        raise InvalidInput("Batch size must be between 1 and 256.")
+    if not 0.0 <= p["score_threshold"] <= 1.0:
+        raise InvalidInput("The score threshold must be between 0 and 1.")
+    if not 2 <= p["samples"] <= 10_000:
+        raise InvalidInput("Generate between 2 and 10000 samples (a Fréchet distance needs at least 2).")
+    if p["limit"] is not None and p["limit"] < 1:
+        raise InvalidInput("The image limit must be at least 1.")
+    if p["feature_space"] not in ("auto", "inception", "lite0"):
+        raise InvalidInput("Feature space must be auto, inception or lite0.")
+    return p
+
+
+def _subset(ds: Dataset, limit: int | None) -> Dataset:
+    if limit is None or limit >= len(ds.samples):
+        return ds
+    spec = {**ds.spec, "first": limit}
+    return Dataset(spec, ds.title, ds.task, ds.kind, ds.samples[:limit], ds.categories, ds.operation, ds.scale,
+                   ds.meta, ds.report)
+
+
+def _fits(task: str, operation: str | None, ds: Dataset) -> bool:
+    if task == "segmentation" and operation == "instance":
+        return ds.task == "detection" and any(s.masks is not None for s in ds.samples[:1]) or (
+            ds.task == "segmentation" and ds.operation == "instance")
+    return ds.task == task and (task != "segmentation" or ds.operation == operation)
+
+
+def plan(models: list[str], dataset: dict, params: dict[str, Any] | None = None) -> tuple[dict, Dataset, str]:
+    """Validate a request before it is queued; returns (normalised params, dataset, title)."""
+    if not models:
+        raise InvalidInput("Choose at least one model.")
+    if len(models) > MAX_MODELS:
+        raise InvalidInput(f"At most {MAX_MODELS} models per benchmark.")
+    if len(set(models)) != len(models):
+        raise InvalidInput("A model is listed twice.")
+    p = _check_params(params or {})
+    ds = _subset(load_dataset(dataset), p["limit"])
+    for name in models:
+        spec = get_spec(name)
+        if not _fits(spec.task, spec.operation, ds):
+            raise InvalidInput(f"{name} ({spec.task}{', ' + spec.operation if spec.operation else ''}) cannot be "
+                               f"scored on {ds.title} ({ds.task}{', ' + ds.operation if ds.operation else ''}).")
+    title = f"{', '.join(models[:3])}{' ...' if len(models) > 3 else ''} on {ds.title}"
+    return p, ds, title
+
+
+def evaluate_model(engine: Engine, name: str, ds: Dataset, p: dict, allow_random: bool,
+                   progress: ev.Progress | None = None, job_id: int | None = None) -> int:
+    spec = get_spec(name)
+    loaded = load_for_run(engine, name, allow_random, spec.task)
+    bs = p["batch_size"]
+    if spec.task == "classification":
+        result = ev.evaluate_classification(engine, loaded, ds, bs, progress)
+    elif spec.task == "detection":
+        result = ev.evaluate_detection(engine, loaded, ds, bs, progress, p["score_threshold"])
+    elif spec.task == "segmentation" and spec.operation == "instance":
+        result = ev.evaluate_detection(engine, loaded, ds, bs, progress, p["score_threshold"], masks=True)
+    elif spec.task == "segmentation":
+        result = ev.evaluate_semantic(engine, loaded, ds, bs, progress)
+    elif spec.task == "restoration":
+        result = ev.evaluate_restoration(engine, loaded, ds, bs, progress, p["y_channel"], p["crop_border"])
+    else:
+        result = ev.evaluate_generation(engine, loaded, ds, bs, progress, p["samples"], p["seed"], p["feature_space"])
+    dataset_ref = DatasetRef(name=ds.name, kind=ds.kind, content_hash=ds.content_hash, num_items=len(ds.samples),
+                             meta={"title": ds.title, "spec": ds.spec, "task": ds.task, "operation": ds.operation,
+                                   "categories": list(ds.categories or ()), **ds.meta})
+    return save_run(
+        loaded=loaded, stats=result.stats, task=spec.task, kind="benchmark", dataset=dataset_ref,
+        params={"dataset": ds.spec, "benchmark": p, "allow_random": allow_random, **result.params},
+        outputs=result.outputs, metrics=result.metrics, image_metrics=result.image_metrics,
+        seed=p["seed"] if spec.task == "generation" else ds.spec.get("seed"), job_id=job_id,
+    )
+
+
+def run_benchmark(engine: Engine, models: list[str], dataset: dict, params: dict[str, Any] | None = None, *,
+                  allow_random: bool = False, job_id: int | None = None,
+                  progress: Callable[[float, str], None] | None = None,
+                  log: Callable[[str], None] | None = None) -> list[ModelOutcome]:
+    """Every model in turn; a model that cannot run is reported and the others still run."""
+    from core.services.results import run_detail
+
+    p, ds, _ = plan(models, dataset, params)
+    for line in ds.report[:50]:
+        log and log(f"dataset: {line}")
+    outcomes = []
+    for i, name in enumerate(models):
+        def step(done: int, total: int, i=i, name=name):
+            if progress:
+                progress((i + done / max(total, 1)) / len(models), f"{name}: {done}/{total} images")
+        if progress:
+            progress(i / len(models), f"{name}: loading")
+        try:
+            run_id = evaluate_model(engine, name, ds, p, allow_random, step, job_id)
+        except LabError as exc:
+            log and log(f"{name}: {exc}")
+            outcomes.append(ModelOutcome(name, None, str(exc), {}))
+            continue
+        detail = run_detail(run_id)
+        values = dict(zip(detail["metrics"]["metric"], detail["metrics"]["value"]))
+        log and log(f"{name}: run {run_id} " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()
+                                                         if v is not None and not k.startswith("latency")))
+        outcomes.append(ModelOutcome(name, run_id, None, values))
+    return outcomes
+
+
+# -- as a background job ----------------------------------------------------------------------------------
+def submit_benchmark(models: list[str], dataset: dict, params: dict[str, Any] | None = None, *,
+                     allow_random: bool = False, device: str = "cpu") -> int:
+    from core.engine import pick_device
+    from core.jobs import runner
+
+    p, ds, title = plan(models, dataset, params)
+    slot = str(pick_device(device))
+    return runner.submit("benchmark", {"models": list(models), "dataset": canonical_spec(dataset), "params": params or {},
+                                       "allow_random": allow_random, "device": slot},
+                         title=title, device=slot)
+
+
+def run_benchmark_job(job_params: dict[str, Any], ctx) -> dict[str, Any]:
+    engine = Engine(job_params.get("device", "cpu"))
+    outcomes = run_benchmark(engine, job_params["models"], job_params["dataset"], job_params.get("params"),
+                             allow_random=bool(job_params.get("allow_random")), job_id=ctx.job_id,
+                             progress=lambda f, m: ctx.progress(f, m), log=ctx.log)
+    ok = [o for o in outcomes if o.run_id is not None]
+    if not ok:
+        raise InvalidInput("No model could be benchmarked: " + "; ".join(f"{o.model}: {o.error}" for o in outcomes))
+    return {"run_ids": [o.run_id for o in ok], "errors": {o.model: o.error for o in outcomes if o.error}}

@@ -1,0 +1,158 @@
+"""Job rows: the state of background work, shared by the app, its workers and the CLI.
+
+Transitions are conditional UPDATEs, so two processes never both start, finish or cancel the same job:
+queued -> starting (a dispatcher claimed a free device slot) -> running (the worker's first heartbeat)
+-> done | failed | cancelled.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import aliased
+
+from db.models import JobRow, utcnow
+from db.repository import with_retry
+from db.session import session_scope
+
+ACTIVE = ("starting", "running")
+FINISHED = ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: int
+    kind: str
+    title: str
+    status: str
+    device: str
+    backend: str
+    params: dict[str, Any]
+    progress: float
+    message: str
+    pid: int | None
+    result: dict[str, Any]
+    created_at: datetime | None
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; they were written in UTC."""
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+def _info(row: JobRow) -> JobInfo:
+    return JobInfo(row.id, row.kind, row.title, row.status, row.device, row.backend, dict(row.params), row.progress,
+                   row.message, row.pid, dict(row.result or {}), _aware(row.created_at), _aware(row.started_at),
+                   _aware(row.heartbeat_at), _aware(row.finished_at))
+
+
+def create(url: str, kind: str, title: str, params: dict[str, Any], device: str, backend: str = "local") -> int:
+    def tx():
+        with session_scope(url) as s:
+            row = JobRow(kind=kind, title=title[:300], params=params, device=device, backend=backend, status="queued",
+                         message="queued")
+            s.add(row)
+            s.flush()
+            return row.id
+    return with_retry(tx)
+
+
+def get(url: str, job_id: int) -> JobInfo | None:
+    with session_scope(url) as s:
+        row = s.get(JobRow, job_id)
+        return _info(row) if row is not None else None
+
+
+def list_jobs(url: str, limit: int = 50, kinds: tuple[str, ...] | None = None) -> list[JobInfo]:
+    stmt = select(JobRow).order_by(JobRow.id.desc()).limit(limit)
+    if kinds:
+        stmt = stmt.where(JobRow.kind.in_(kinds))
+    with session_scope(url) as s:
+        return [_info(r) for r in s.scalars(stmt)]
+
+
+def claim_next(url: str, devices: tuple[str, ...] | None = None) -> JobInfo | None:
+    """Oldest queued job whose device slot is free -> starting. Atomic: one claim per slot."""
+    other = aliased(JobRow)
+    busy = exists().where(and_(other.device == JobRow.device, other.status.in_(ACTIVE)))
+
+    def tx():
+        with session_scope(url) as s:
+            stmt = select(JobRow.id).where(JobRow.status == "queued", ~busy).order_by(JobRow.id)
+            if devices:
+                stmt = stmt.where(JobRow.device.in_(devices))
+            for job_id in s.scalars(stmt.limit(5)).all():
+                other2 = aliased(JobRow)
+                done = s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.status == "queued",
+                           ~exists().where(and_(other2.device == JobRow.device, other2.status.in_(ACTIVE))))
+                    .values(status="starting", message="starting", started_at=utcnow(), heartbeat_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if done:
+                    return job_id
+            return None
+    job_id = with_retry(tx)
+    return get(url, job_id) if job_id else None
+
+
+def set_pid(url: str, job_id: int, pid: int) -> None:
+    _update(url, job_id, ("starting", "running"), pid=pid)
+
+
+def _update(url: str, job_id: int, from_states: tuple[str, ...], **values) -> bool:
+    def tx():
+        with session_scope(url) as s:
+            return s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(from_states)).values(**values)
+                             .execution_options(synchronize_session=False)).rowcount > 0
+    return with_retry(tx)
+
+
+def mark_running(url: str, job_id: int, pid: int) -> bool:
+    return _update(url, job_id, ("starting",), status="running", pid=pid, heartbeat_at=utcnow(), message="running")
+
+
+def heartbeat(url: str, job_id: int, progress: float | None = None, message: str | None = None) -> bool:
+    """False once the job is no longer running (cancelled or reaped): the worker should stop."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if progress is not None:
+        values["progress"] = max(0.0, min(1.0, float(progress)))
+    if message is not None:
+        values["message"] = message[:2000]
+    return _update(url, job_id, ("running",), **values)
+
+
+def finish(url: str, job_id: int, status: str, message: str, result: dict[str, Any] | None = None,
+           from_states: tuple[str, ...] = ACTIVE) -> bool:
+    if status not in FINISHED:
+        raise ValueError(status)
+    values: dict[str, Any] = {"status": status, "message": message[:4000], "finished_at": utcnow()}
+    if status == "done":
+        values["progress"] = 1.0
+    if result is not None:
+        values["result"] = result
+    return _update(url, job_id, from_states, **values)
+
+
+def stale(url: str, window_s: float, starting_grace_s: float) -> list[JobInfo]:
+    """Active jobs whose worker stopped beating (running) or never started (starting)."""
+    now = utcnow()
+    with session_scope(url) as s:
+        rows = s.scalars(select(JobRow).where(JobRow.status.in_(ACTIVE))).all()
+        out = []
+        for r in rows:
+            beat = _aware(r.heartbeat_at) or _aware(r.started_at) or _aware(r.created_at)
+            limit = window_s if r.status == "running" else starting_grace_s
+            if beat is None or now - beat > timedelta(seconds=limit):
+                out.append(_info(r))
+        return out
