@@ -38,7 +38,7 @@ def _member_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise InvalidArchive(f"The archive holds a symbolic link ({raw[:80]!r}); refused, nothing was extracted.")
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise InvalidArchive(f"The archive holds a special file ({raw[:80]!r}); refused.")
     if info.is_dir():
         return None

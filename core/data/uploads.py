@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,11 @@ def save_upload(data: bytes, filename: str, operation: str | None = None) -> Dat
     manifest = {"title": safe_name(filename), "layout": detect_layout(inner), "operation": operation,
                 "inner": str(inner.relative_to(root))}
     (root / MANIFEST).write_text(json.dumps(manifest))
-    return load_upload(digest)
+    try:
+        return load_upload(digest)
+    except Exception:
+        shutil.rmtree(root, ignore_errors=True)  # an archive we cannot use is not kept
+        raise
 
 
 def list_uploads() -> list[dict]:
