@@ -49,8 +49,9 @@ def _inception(device: torch.device) -> Extractor:
 
     if not inception_available():
         raise WeightsUnavailable(
-            f"FID needs the Inception weights file {fid_weights_file().name} in {fid_weights_file().parent} "
-            f"(download {FID_WEIGHTS_URL} there, or set TORCH_HOME).")
+            "FID Inception-v3", f"the file {fid_weights_file().name} is not in {fid_weights_file().parent}",
+            f"Download {FID_WEIGHTS_URL} into that folder (or point TORCH_HOME at a folder holding "
+            "hub/checkpoints/ with it), or choose the offline feature space.")
     net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=True, normalize_input=True).to(device).eval()
 
     def embed(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,137 @@
+"""Benchmarks end to end (inline, as the CLI runs them): every task's numbers, conventions and refusals."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.errors import InvalidInput, WeightsUnavailable
+
+
+@pytest.fixture
+def bench(settings_env):
+    from core.engine import Engine
+    from core.services import benchmark
+    from core.services.results import run_detail
+
+    engine = Engine("cpu")
+
+    def run(models, dataset, params=None, **kw):
+        outcomes = benchmark.run_benchmark(engine, models, dataset, params or {}, **kw)
+        return [(o, run_detail(o.run_id) if o.run_id else None) for o in outcomes]
+
+    return run
+
+
+def metric(detail, name):
+    return detail["metrics"].set_index("metric").loc[name]
+
+
+def test_classical_detector_per_class_prf_on_synthetic_shapes(bench):
+    from core.data.datasets import load_dataset
+
+    [(outcome, d)] = bench(["shape_regions"], {"name": "shapes-detect", "count": 40})
+    per_class = {row["class"]: row for row in d["outputs"]["per_class"]}
+    assert set(per_class) == {"circle", "square", "triangle"}
+    gts = load_dataset({"name": "shapes-detect", "count": 40}).samples
+    assert sum(r["gt"] for r in per_class.values()) == sum(len(s.target.labels) for s in gts)
+    for row in per_class.values():
+        assert row["tp"] + row["fn"] == row["gt"]
+        assert row["precision"] == pytest.approx(row["tp"] / max(1, row["tp"] + row["fp"]))
+    assert metric(d, "f1")["value"] > 0.9 and metric(d, "map50")["value"] > 0.9
+    assert "IoU>=0.5, score>=0.5" in metric(d, "precision")["convention"]
+    assert "101 recall points" in metric(d, "map")["convention"]
+    assert d["weights_status"] == "parameter-free" and d["kind"] == "benchmark"
+    assert len(d["outputs"]["pr_curves"]["square"]["recall"]) > 0
+    assert metric(d, "latency_p95_ms")["value"] >= metric(d, "latency_p50_ms")["value"] > 0
+
+
+def test_classification_needs_trained_weights_unless_allowed(bench):
+    [(refused, _)] = bench(["small_cnn_digits"], {"name": "digits", "limit": 30})
+    assert refused.run_id is None and "weights" in refused.error.lower()
+    [(ok, d)] = bench(["small_cnn_digits"], {"name": "digits", "limit": 30}, allow_random=True)
+    assert d["weights_status"] == "random"
+    cm = np.array(d["outputs"]["confusion"]["matrix"])
+    assert cm.sum() == 30 and cm.shape[0] == cm.shape[1] >= 10
+    correct = d["image_metrics"].query("metric == 'correct'")["value"]
+    assert metric(d, "top1")["value"] == pytest.approx(correct.mean())
+    assert metric(d, "top1")["value"] <= metric(d, "top5")["value"] <= 1.0
+    assert "crop_pct" in metric(d, "top1")["convention"]
+
+
+def test_classifier_without_the_datasets_classes_is_refused(bench):
+    [(o, _)] = bench(["efficientnet_lite0"], {"name": "digits", "limit": 4})
+    assert o.run_id is None and "does not know the dataset's classes" in o.error
+
+
+def test_restoration_scores_match_direct_metrics_and_keep_the_sr_profile(bench):
+    from core.data.datasets import load_dataset
+    from core.metrics.image_quality import RGB, Convention, psnr_ssim
+    from core.models.classical import BicubicUpscale  # noqa: F401  (registered as bicubic_x2)
+
+    spec = {"name": "photos-sr", "limit": 2, "max_side": 96}
+    [(o, d)] = bench(["bicubic_x2"], spec)
+    ds = load_dataset(spec)
+    import torch
+    from core.tasks.restoration import to_tensor, to_uint8
+
+    up = torch.nn.functional.interpolate(to_tensor(ds.samples[0].image)[None], scale_factor=2, mode="bicubic",
+                                         align_corners=False)[0]
+    per = d["image_metrics"].set_index(["image", "metric"])["value"]
+    p_y, _ = psnr_ssim(to_uint8(up), ds.samples[0].target, Convention(channel="y", crop_border=2))
+    assert per[("astronaut", "psnr_y")] == pytest.approx(p_y, abs=1e-6)
+    assert metric(d, "psnr_y")["convention"].startswith("y,range=255,crop=2")
+    assert metric(d, "psnr")["value"] == pytest.approx(np.mean([per[(k, "psnr")] for k in ("astronaut", "camera")]))
+    [(_, dn)] = bench(["median_denoise"], {"name": "photos-denoise", "limit": 1, "max_side": 64, "sigma": 25})
+    assert dn["outputs"]["input_psnr"] == pytest.approx(psnr_ssim(load_dataset(
+        {"name": "photos-denoise", "limit": 1, "max_side": 64}).samples[0].image, load_dataset(
+        {"name": "photos-denoise", "limit": 1, "max_side": 64}).samples[0].target, RGB)[0])
+    assert metric(dn, "psnr")["value"] > dn["outputs"]["input_psnr"]  # the median filter helps at sigma 25
+
+
+def test_generation_fd_is_named_by_its_feature_space_and_never_fid(bench, monkeypatch):
+    from core.metrics import features
+
+    monkeypatch.setattr(features, "inception_available", lambda: False)
+    [(o, d)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 24}, {"samples": 16}, allow_random=True)
+    names = set(d["metrics"]["metric"])
+    assert "fd_efficientnet_lite0" in names and "fid" not in names
+    row = metric(d, "fd_efficientnet_lite0")
+    assert row["value"] > 0 and "n_gen=16, n_ref=24" in row["convention"] and "biased" in row["convention"]
+    cached = list((features.get_settings().data_dir / "feature_cache").glob("*.npz"))
+    assert len(cached) == 1  # the reference set's statistics, reused by the next run
+    [(o2, d2)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 24}, {"samples": 16}, allow_random=True)
+    assert metric(d2, "fd_efficientnet_lite0")["value"] == pytest.approx(row["value"])
+
+
+def test_fid_without_the_inception_file_says_which_file(bench, monkeypatch):
+    from core.metrics import features
+
+    monkeypatch.setattr(features, "inception_available", lambda: False)
+    [(o, _)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 4}, {"samples": 4, "feature_space": "inception"},
+                     allow_random=True)
+    assert o.run_id is None and "pt_inception-2015-12-05-6726825d.pth" in o.error
+
+
+def test_semantic_segmentation_scores(bench):
+    [(o, d)] = bench(["unet_shapes"], {"name": "shapes-semantic", "count": 4}, allow_random=True)
+    assert 0 <= metric(d, "miou")["value"] <= metric(d, "pixel_accuracy")["value"] + 1
+    assert [r["class"] for r in d["outputs"]["per_class"]] == ["background", "circle", "square", "triangle"]
+
+
+def test_plan_refuses_bad_requests(settings_env):
+    from core.services.benchmark import plan
+
+    with pytest.raises(InvalidInput, match="cannot be scored"):
+        plan(["gaussian_denoise"], {"name": "shapes-detect"})
+    with pytest.raises(InvalidInput, match="Unknown benchmark parameter"):
+        plan(["gaussian_denoise"], {"name": "photos-denoise"}, {"rm -rf": 1})
+    with pytest.raises(InvalidInput, match="has no parameter"):
+        plan(["gaussian_denoise"], {"name": "photos-denoise", "path": "/etc"})
+    with pytest.raises(InvalidInput, match="between 0 and 100"):
+        plan(["gaussian_denoise"], {"name": "photos-denoise", "sigma": 1e9})
+    with pytest.raises(InvalidInput, match="at least 2"):
+        plan(["dcgan_shapes"], {"name": "shapes-real"}, {"samples": 1})
+    with pytest.raises(InvalidInput, match="at least one model"):
+        plan([], {"name": "digits"})
+    params, ds, title = plan(["bicubic_x2"], {"name": "photos-sr"}, {"limit": 3})
+    assert len(ds.samples) == 3 and ds.spec["first"] == 3 and "bicubic_x2" in title
