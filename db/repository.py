@@ -165,7 +165,7 @@ RUN_COLUMNS = ["run_id", "created_at", "task", "kind", "model", "weights", "data
 
 
 def list_runs(url: str, task: str | None = None, models: list[str] | None = None, kinds: list[str] | None = None,
-              include_untrained: bool = True, limit: int = 500) -> pd.DataFrame:
+              include_untrained: bool = True, limit: int = 500, run_ids: list[int] | None = None) -> pd.DataFrame:
     """Newest runs first, one row each, with their aggregate metrics as extra columns."""
     stmt = (
         select(RunRow.id, RunRow.created_at, RunRow.task, RunRow.kind, ModelRow.name, ModelRow.weights_status,
@@ -176,6 +176,8 @@ def list_runs(url: str, task: str | None = None, models: list[str] | None = None
         .limit(limit)
     )
     stmt = _run_filters(stmt, task, models, kinds, include_untrained)
+    if run_ids is not None:
+        stmt = stmt.where(RunRow.id.in_([int(i) for i in run_ids]))
     with session_scope(url) as s:
         runs = pd.DataFrame([tuple(r) for r in s.execute(stmt)], columns=RUN_COLUMNS)
         if runs.empty:

@@ -4,11 +4,12 @@ import streamlit as st
 from core import services
 from core.charts import metric_bar
 from core.errors import LabError
+from core.models.registry import TASKS
 from ui.state import guarded
 
 st.title("Results")
 c1, c2, c3 = st.columns([1, 2, 1])
-task = c1.selectbox("Task", ["all", "classification", "restoration"], key="res_task")
+task = c1.selectbox("Task", ["all", *TASKS], key="res_task")
 task_filter = None if task == "all" else task
 models = c2.multiselect("Models", guarded(services.model_names, task_filter) or [], key="res_models")
 include_untrained = c3.checkbox("Include untrained models", value=True, key="res_untrained")

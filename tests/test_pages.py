@@ -172,3 +172,60 @@ def test_models_page_lists_the_zoo_and_refuses_an_empty_upload(app):
     assert status["fasterrcnn_resnet50_fpn"] == "missing → untrained only"
     app.button(key="ckpt_add").click().run()
     assert any("Choose a checkpoint file" in i.value for i in app.info)
+
+
+def _wait_job_done(job_id, timeout=120):
+    import time
+
+    from core import services
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = services.job_status(job_id)
+        if job.status in ("done", "failed", "cancelled"):
+            return job
+        time.sleep(0.3)
+    raise AssertionError("job did not finish")
+
+
+def test_benchmark_page_launches_a_job_and_shows_its_results(app):
+    from core import services
+
+    app.switch_page("pages/benchmark.py").run()
+    assert not app.exception
+    app.selectbox(key="bm_task").select("detection").run()
+    ds = app.selectbox(key="bm_dataset")
+    assert [o for o in ds.options][0].startswith("Synthetic shapes")
+    app.number_input(key="bm_shapes-detect_count").set_value(12).run()
+    app.multiselect(key="bm_models").set_value(["shape_regions"]).run()
+    app.button(key="bm_launch").click().run()
+    assert not app.exception and not app.error
+    assert any("queued" in s.value for s in app.success)
+    job = services.list_jobs("benchmark")[0]
+    assert job.params["dataset"] == {"name": "shapes-detect", "count": 12, "seed": 0}
+    assert _wait_job_done(job.id).status == "done"
+    app.run()
+    assert not app.exception
+    assert any(f"#{job.id}" in m.value and "`done`" in m.value for m in app.markdown)
+    runs = app.dataframe[0].value
+    assert list(runs["model"]) == ["shape_regions"] and runs["f1"].iloc[0] > 0.8
+    assert runs["link"].iloc[0] == f"/results?run={runs['run_id'].iloc[0]}"
+
+
+def test_benchmark_page_refuses_a_hostile_archive_and_keeps_working(app):
+    import io
+    import zipfile
+
+    app.switch_page("pages/benchmark.py").run()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../../evil.png", b"x")
+    from core.services import upload_dataset
+    from core.errors import LabError
+
+    with pytest.raises(LabError, match="leaves its folder"):
+        upload_dataset(buf.getvalue(), "evil.zip")
+    app.selectbox(key="bm_task").select("restoration").run()
+    assert not app.exception
+    names = [o for o in app.selectbox(key="bm_dataset").options]
+    assert names[0] == "skimage photos + Gaussian noise" and not any(n.startswith("uploaded") for n in names)

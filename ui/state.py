@@ -17,8 +17,10 @@ log = logging.getLogger("imglab.ui")
 
 @st.cache_resource(show_spinner=False)
 def startup() -> str:
-    """Migrate the results store once per server process."""
-    return services.ensure_store()
+    """Migrate the results store once per server process; fail jobs a previous run left behind, start queued ones."""
+    url = services.ensure_store()
+    services.recover_jobs()
+    return url
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

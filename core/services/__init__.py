@@ -1,6 +1,7 @@
 """The API pages call. Functions take and return plain values; failures are LabError subclasses."""
 from core.services.catalog import (ModelInfo, add_checkpoint, checkpoint_bases, clear_weights_path, list_model_infos,
                                    set_weights_path, weights_paths)
+from core.services.benchmark import plan, run_benchmark, submit_benchmark
 from core.services.classify import ClassificationResult, ImagePrediction, classify, explain
 from core.services.detect import DetectionResult, detect
 from core.services.generate import GenerationResult, generate
@@ -8,11 +9,14 @@ from core.services.restore import MethodResult, RestorationResult, restore
 from core.services.results import metric_by_model, metric_names, model_names, run_detail, runs_table
 from core.services.segment import SegmentationResult, SegmentedImage, segment
 from core.services.store import ensure_store
+from core.services.datasets import UploadSummary, catalog, upload_dataset, uploaded
+from core.services.jobs import cancel_job, job_logs, job_status, list_jobs, recover_jobs
 
 __all__ = [
     "ModelInfo", "list_model_infos", "add_checkpoint", "checkpoint_bases", "set_weights_path", "clear_weights_path",
     "weights_paths", "ClassificationResult", "ImagePrediction", "classify", "explain", "DetectionResult",
     "detect", "GenerationResult", "generate", "RestorationResult", "MethodResult", "restore", "SegmentationResult",
     "SegmentedImage", "segment", "metric_by_model", "metric_names", "model_names", "run_detail", "runs_table",
-    "ensure_store",
+    "ensure_store", "plan", "run_benchmark", "submit_benchmark", "UploadSummary", "catalog",
+    "upload_dataset", "uploaded", "cancel_job", "job_logs", "job_status", "list_jobs", "recover_jobs",
 ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from core.benchmark import evaluate as ev
-from core.data.datasets import Dataset, DatasetInfo, canonical_spec, list_datasets, load_dataset
+from core.data.datasets import Dataset, canonical_spec, load_dataset
 from core.engine import Engine
 from core.errors import InvalidInput, LabError
 from core.models.registry import get_spec
@@ -24,10 +24,6 @@ class ModelOutcome:
     run_id: int | None
     error: str | None
     metrics: dict[str, float | None]
-
-
-def dataset_catalog(task: str | None = None) -> list[DatasetInfo]:
-    return list_datasets(task)
 
 
 def _check_params(params: dict[str, Any]) -> dict[str, Any]:

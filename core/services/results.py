@@ -11,9 +11,9 @@ from db import repository
 
 
 def runs_table(task: str | None = None, models: list[str] | None = None, include_untrained: bool = True,
-               limit: int = 500) -> pd.DataFrame:
+               limit: int = 500, run_ids: list[int] | None = None) -> pd.DataFrame:
     return repository.list_runs(ensure_store(), task=task or None, models=models or None,
-                                include_untrained=include_untrained, limit=limit)
+                                include_untrained=include_untrained, limit=limit, run_ids=run_ids)
 
 
 def metric_names(task: str | None = None) -> list[str]:

@@ -1,0 +1,47 @@
+"""Datasets as the Benchmark page sees them: the builtin/synthetic catalog and uploaded archives."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.data import uploads
+from core.data.datasets import DatasetInfo, list_datasets, load_dataset
+
+
+@dataclass(frozen=True)
+class UploadSummary:
+    id: str
+    title: str
+    task: str
+    operation: str | None
+    items: int
+    categories: tuple[str, ...]
+    report: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.title} ({self.items} images, {self.task}{', ' + self.operation if self.operation else ''})"
+
+
+def _summary(ds) -> UploadSummary:
+    return UploadSummary(ds.spec["id"], ds.title, ds.task, ds.operation, len(ds.samples), tuple(ds.categories or ()),
+                         ds.report)
+
+
+def catalog(task: str | None = None) -> list[DatasetInfo]:
+    return list_datasets(task)
+
+
+def upload_dataset(data: bytes, filename: str, operation: str | None = None) -> UploadSummary:
+    return _summary(uploads.save_upload(data, filename, operation))
+
+
+def uploaded(task: str | None = None) -> list[UploadSummary]:
+    out = []
+    for entry in uploads.list_uploads():
+        try:
+            summary = _summary(load_dataset({"name": "upload", "id": entry["id"]}))
+        except Exception:  # a folder damaged on disk is left out of the list rather than breaking the page
+            continue
+        if task is None or summary.task == task or (task == "segmentation" and summary.task == "detection"):
+            out.append(summary)
+    return out

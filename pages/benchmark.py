@@ -1,0 +1,79 @@
+"""Benchmark: models x dataset in a background job; follow progress, cancel, read the results."""
+import streamlit as st
+
+from core import services
+from core.models.registry import TASKS
+from ui.jobs_panel import jobs_panel
+from ui.state import guarded
+
+st.title("Benchmark")
+st.caption("Runs in a background worker: you can close the tab; results land in the store and on the Results page.")
+
+setup, jobs = st.columns([3, 2], gap="large")
+with setup:
+    task = st.selectbox("Task", TASKS, key="bm_task")
+    with st.expander("Upload a dataset (zip)"):
+        st.markdown("ImageFolder (`class/image.png`) for classification; images + one COCO `.json` for detection and "
+                    "instance masks; `images/` + `masks/` (+ `classes.txt`) for semantic segmentation; "
+                    "`clean/` + `degraded/` for restoration.")
+        archive = st.file_uploader("Dataset archive", type=["zip"], key="bm_zip")
+        op = st.selectbox("Restoration pairs are", ["denoise", "deblur"], key="bm_zip_op",
+                          help="Ignored for other layouts; a smaller degraded image means super-resolution.")
+        if archive is not None and st.button("Add dataset", key="bm_zip_add"):
+            added = guarded(services.upload_dataset, archive.getvalue(), archive.name, op)
+            if added:
+                st.success(f"Added {added.label}.")
+                for line in added.report[:20]:
+                    st.caption(line)
+
+    builtin = services.catalog(task)
+    uploads = guarded(services.uploaded, task) or []
+    options = [("builtin", d) for d in builtin] + [("upload", u) for u in uploads]
+    if not options:
+        st.info("No dataset for this task yet: upload one above.")
+        st.stop()
+    kind, choice = st.selectbox("Dataset", options, key="bm_dataset",
+                                format_func=lambda o: o[1].title if o[0] == "builtin" else f"uploaded: {o[1].label}")
+    if kind == "builtin":
+        st.caption(choice.description)
+        spec = {"name": choice.name}
+        cols = st.columns(max(1, len(choice.params)))
+        for col, (param, default) in zip(cols, choice.params.items()):
+            step = 1.0 if isinstance(default, float) else 1
+            spec[param] = col.number_input(param, value=default, step=step, key=f"bm_{choice.name}_{param}")
+        operation = choice.operation
+    else:
+        spec = {"name": "upload", "id": choice.id}
+        operation = choice.operation if task != "segmentation" or choice.task != "detection" else "instance"
+
+    infos = services.list_model_infos(task, operation)
+    names = st.multiselect("Models", [i.name for i in infos], key="bm_models",
+                           format_func=lambda n: next(i.label for i in infos if i.name == n))
+    missing = [i.name for i in infos if i.name in names and i.weights_status == "missing"]
+    allow_random = False
+    if missing:
+        st.warning(f"No pretrained weights for {', '.join(missing)}.")
+        allow_random = st.checkbox("Benchmark those with random weights (stored as **untrained**)", key="bm_random")
+
+    params = {"batch_size": st.number_input("Batch size", 1, 256, 8, key="bm_bs")}
+    if task == "detection" or operation == "instance":
+        params["score_threshold"] = st.slider("Score threshold for P/R/F1", 0.0, 1.0, 0.5, 0.05, key="bm_thr")
+    if task == "restoration":
+        params["y_channel"] = st.checkbox("Also PSNR/SSIM on the Y channel with border crop (BasicSR profile)",
+                                          value=operation == "super-resolution", key="bm_y")
+    if task == "generation":
+        params["samples"] = st.number_input("Generated samples", 2, 10_000, 256, key="bm_samples")
+        params["seed"] = st.number_input("Seed", 0, 2**31 - 1, 0, key="bm_seed")
+        params["feature_space"] = st.selectbox(
+            "Feature space", ["auto", "inception", "lite0"], key="bm_fs",
+            help="auto: FID with Inception-v3 when its weights file is installed, else FD in EfficientNet-Lite0 "
+                 "features (its own column, never mixed with FID).")
+    device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="bm_device")
+    if st.button("Launch benchmark", type="primary", disabled=not names, key="bm_launch"):
+        job_id = guarded(services.submit_benchmark, names, spec, params, allow_random=allow_random, device=device)
+        if job_id:
+            st.success(f"Job #{job_id} queued.")
+
+with jobs:
+    st.subheader("Jobs")
+    jobs_panel("benchmark", key="bm_jobs")
