@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config import get_settings
+from core.data import coco as coco_json
 from core.data.archive import InvalidArchive, extract_zip
 from core.data.datasets import Dataset, Sample
 from core.data.decode import UPLOAD_EXTENSIONS, decode_image, safe_name
@@ -141,20 +142,15 @@ def _imagefolder(root: Path, manifest: dict, report: list[str]) -> dict:
 
 
 def _coco(root: Path, manifest: dict, report: list[str]) -> dict:
-    from pycocotools import mask as mask_utils
-
     jsons = [p for p in root.iterdir() if p.suffix.lower() == ".json" and p.name != MANIFEST]
     if len(jsons) != 1:
         raise InvalidArchive(f"A COCO dataset needs exactly one .json file at its top level, found {len(jsons)}.")
     try:
         coco = json.loads(jsons[0].read_text())
-        images, cats = coco["images"], coco["categories"]
-        anns = coco.get("annotations", [])
-        cat_ids = [int(c["id"]) for c in cats]
-        cat_names = [safe_name(str(c["name"])) for c in cats]
+        images, anns = list(coco["images"]), list(coco.get("annotations", []))
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidArchive(f"{jsons[0].name} is not COCO json ({type(exc).__name__}).") from None
-    index = {cid: i + 1 for i, cid in enumerate(cat_ids)}  # 0 is background, as torchvision detectors count
+    index, names = coco_json.categories(coco)
     by_image: dict[int, list[dict]] = {}
     for a in anns:
         if isinstance(a, dict) and "image_id" in a:
@@ -162,13 +158,10 @@ def _coco(root: Path, manifest: dict, report: list[str]) -> dict:
     has_masks = any("segmentation" in a for a in anns if isinstance(a, dict))
     samples = []
     for img in images[:MAX_ITEMS]:
-        try:
-            rel = Path(str(img["file_name"]))
-        except (KeyError, TypeError):
-            report.append("skipped an image entry without file_name")
-            continue
+        rel = Path(str(img.get("file_name", ""))) if isinstance(img, dict) else Path("")
         candidates = [root / rel, root / "images" / rel.name, root / rel.name]
-        path = next((c for c in candidates if c.resolve().is_relative_to(root.resolve()) and c.is_file()), None)
+        path = next((c for c in candidates if str(rel) not in ("", ".") and c.is_file()
+                     and c.resolve().is_relative_to(root.resolve())), None)
         if path is None:
             report.append(f"skipped {safe_name(str(rel))}: file not in the archive")
             continue
@@ -179,33 +172,24 @@ def _coco(root: Path, manifest: dict, report: list[str]) -> dict:
         labels, boxes, masks, crowd = [], [], [], []
         for a in by_image.get(img.get("id"), []):
             try:
-                x, y, bw, bh = map(float, a["bbox"])
-                label = index[int(a["category_id"])]
+                box, label = coco_json.xyxy(a["bbox"]), index[int(a["category_id"])]
             except (KeyError, TypeError, ValueError):
                 report.append(f"skipped an annotation of {path.name} without a valid bbox or category")
                 continue
-            labels.append(label)
-            boxes.append([x, y, x + bw, y + bh])
-            crowd.append(bool(a.get("iscrowd", 0)))
             if has_masks:
-                seg = a.get("segmentation")
                 try:
-                    rle = mask_utils.frPyObjects(seg, h, w) if isinstance(seg, list) else (
-                        mask_utils.frPyObjects(seg, h, w) if isinstance(seg.get("counts"), list) else seg)
-                    m = mask_utils.decode(rle)
-                    masks.append((m.max(axis=2) if m.ndim == 3 else m).astype(bool))
+                    masks.append(coco_json.decode_mask(a.get("segmentation"), h, w))
                 except Exception:
-                    report.append(f"annotation of {path.name} has no readable mask; box used")
-                    box_mask = np.zeros((h, w), bool)
-                    box_mask[int(y):int(y + bh), int(x):int(x + bw)] = True
-                    masks.append(box_mask)
-        lab = np.array(labels, np.int64)
-        geoms = np.array(boxes, np.float64).reshape(-1, 4)
-        crowd_flags = np.array(crowd, bool)
-        mask_truth = ImageTruth(lab, np.array(masks, bool).reshape(-1, h, w), crowd_flags) if has_masks else None
-        samples.append(Sample(str(path.relative_to(root)), pixels, ImageTruth(lab, geoms, crowd_flags), mask_truth))
-    categories = ("background",) + tuple(cat_names)
-    return {"task": "detection", "samples": samples, "categories": categories}
+                    report.append(f"skipped an annotation of {path.name}: its mask could not be read")
+                    continue
+            labels.append(label)
+            boxes.append(box)
+            crowd.append(bool(a.get("iscrowd", 0)))
+        lab, flags = np.array(labels, np.int64), np.array(crowd, bool)
+        mask_truth = ImageTruth(lab, np.array(masks, bool).reshape(-1, h, w), flags) if has_masks else None
+        samples.append(Sample(str(path.relative_to(root)), pixels,
+                              ImageTruth(lab, np.array(boxes, np.float64).reshape(-1, 4), flags), mask_truth))
+    return {"task": "detection", "samples": samples, "categories": names}
 
 
 def _masks(root: Path, manifest: dict, report: list[str]) -> dict:

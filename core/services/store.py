@@ -96,7 +96,7 @@ def check_batch(images: list, limit: int = 64) -> None:
 
 
 def engine_metrics(stats: RunStats) -> list[MetricValue]:
-    conv = f"device={stats.device},warmup={stats.warmup},mem={stats.mem_kind}"
+    conv = f"device={stats.device},batch={stats.batch_size},p50/p95 per batch,warmup={stats.warmup},mem={stats.mem_kind}"
     return [MetricValue(k, v, conv, HIGHER_IS_BETTER[k]) for k, v in stats.as_metrics().items()]
 
 

@@ -1,0 +1,245 @@
+"""Command line, sharing the app's results store (DATABASE_URL / IMGLAB_DATA_DIR):
+
+    python -m core models [--task T] --json
+    python -m core bench --model M [--model M2] --dataset D [--set sigma=25] [--limit N] [--allow-random] --json
+    python -m core metrics --pred P --target T [--y-channel] [--crop-border N] --json   (files or folders)
+    python -m core eval-detections --pred preds.json --gt coco.json [--iou-type bbox|segm] --json
+    python -m core export --format csv|json [--task T] [--output FILE]
+
+Exit status 0 on success, 2 with a one-line reason on stderr when the input is refused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.errors import InvalidInput, LabError
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else ("inf" if value > 0 else "-inf" if value < 0 else None)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return value
+
+
+def _emit(payload: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(_jsonable(payload), indent=2, default=str))
+    elif isinstance(payload, list):
+        for row in payload:
+            print("  ".join(f"{k}={v}" for k, v in row.items()) if isinstance(row, dict) else row)
+    else:
+        for k, v in payload.items():
+            print(f"{k}: {v}")
+
+
+def cmd_models(args) -> Any:
+    from core.services.catalog import list_model_infos
+
+    return [{"name": i.name, "task": i.task, "operation": i.operation, "source": i.source, "title": i.title,
+             "weights_status": i.weights_status, "weights": i.weights_detail} for i in list_model_infos(args.task)]
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--set takes key=value, got {pair!r}.")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def cmd_bench(args) -> Any:
+    from core.engine import Engine
+    from core.services.benchmark import run_benchmark
+
+    dataset = {"name": args.dataset, **_parse_sets(args.set)}
+    if args.dataset == "upload":
+        dataset = {"name": "upload", "id": args.upload_id or ""}
+    params = _parse_sets(args.param)
+    if args.limit:
+        params["limit"] = args.limit
+    engine = Engine(args.device)
+    log = (lambda line: print(line, file=sys.stderr)) if not args.quiet else None
+    outcomes = run_benchmark(engine, args.model, dataset, params, allow_random=args.allow_random, log=log)
+    return [{"model": o.model, "run_id": o.run_id, "error": o.error, "metrics": o.metrics} for o in outcomes]
+
+
+def _image_files(path: Path) -> dict[str, Path]:
+    from core.data.decode import UPLOAD_EXTENSIONS
+
+    if path.is_dir():
+        return {p.name: p for p in sorted(path.iterdir()) if p.suffix.lower().lstrip(".") in UPLOAD_EXTENSIONS}
+    if path.is_file():
+        return {path.name: path}
+    raise InvalidInput(f"{path} does not exist.")
+
+
+def cmd_metrics(args) -> Any:
+    import numpy as np
+
+    from core.data.decode import decode_image
+    from core.metrics.image_quality import Convention, psnr_ssim
+
+    pred, target = Path(args.pred), Path(args.target)
+    conv = Convention(channel="y" if args.y_channel else "rgb", crop_border=args.crop_border)
+    preds, targets = _image_files(pred), _image_files(target)
+    if pred.is_dir() != target.is_dir():
+        raise InvalidInput("Give two files or two folders.")
+    pairs = list(zip(preds.values(), targets.values())) if pred.is_file() else [
+        (preds[n], targets[n]) for n in preds if n in targets]
+    if not pairs:
+        raise InvalidInput("No images with the same file name in both folders.")
+    rows = []
+    for p, t in pairs:
+        ps, ss = psnr_ssim(decode_image(p.read_bytes(), p.name).pixels, decode_image(t.read_bytes(), t.name).pixels, conv)
+        rows.append({"image": p.name, "psnr": ps, "ssim": ss})
+    return {"convention": str(conv), "images": rows, "psnr": float(np.mean([r["psnr"] for r in rows])),
+            "ssim": float(np.mean([r["ssim"] for r in rows])),
+            "unmatched": sorted(set(preds) ^ set(targets)) if pred.is_dir() else []}
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise InvalidInput(f"Cannot read the {what} file {path}: {exc.strerror}.") from None
+    except ValueError as exc:
+        raise InvalidInput(f"The {what} file {path} is not valid JSON ({exc}).") from None
+
+
+def cmd_eval_detections(args) -> Any:
+    import numpy as np
+
+    from core.data import coco as coco_json
+    from core.metrics import detection as det
+
+    gt = _read_json(args.gt, "ground-truth")
+    preds = _read_json(args.pred, "prediction")
+    if not isinstance(gt, dict) or not isinstance(preds, list):
+        raise InvalidInput("--gt must be a COCO json object and --pred a COCO results list.")
+    index, names = coco_json.categories(gt)
+    images = {int(im["id"]): im for im in gt.get("images", [])}
+    segm = args.iou_type == "segm"
+
+    def geom(a, im):
+        if segm:
+            return coco_json.decode_mask(a["segmentation"], int(im["height"]), int(im["width"]))
+        return coco_json.xyxy(a["bbox"])
+
+    truths, outs = {i: ([], [], []) for i in images}, {i: ([], [], []) for i in images}
+    try:
+        for a in gt.get("annotations", []):
+            im = images[int(a["image_id"])]
+            t = truths[int(a["image_id"])]
+            t[0].append(index[int(a["category_id"])]), t[1].append(geom(a, im)), t[2].append(bool(a.get("iscrowd", 0)))
+        for p in preds:
+            if int(p["image_id"]) not in images or int(p["category_id"]) not in index:
+                continue  # as COCOeval: results for unknown images or categories are not scored
+            o = outs[int(p["image_id"])]
+            o[0].append(index[int(p["category_id"])]), o[1].append(float(p["score"])), o[2].append(geom(p, images[int(p["image_id"])]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"An annotation or prediction lacks a field ({type(exc).__name__}: {exc}).") from None
+
+    def stack(geoms, im):
+        if segm:
+            return np.array(geoms, bool).reshape(-1, int(im["height"]), int(im["width"]))
+        return np.array(geoms, np.float64).reshape(-1, 4)
+
+    ids = sorted(images)
+    t_list = [det.ImageTruth(np.array(truths[i][0], np.int64), stack(truths[i][1], images[i]), np.array(truths[i][2], bool)) for i in ids]
+    p_list = [det.ImagePred(np.array(outs[i][0], np.int64), np.array(outs[i][1]), stack(outs[i][2], images[i])) for i in ids]
+    rep = det.evaluate(p_list, t_list, len(names), iou_type=args.iou_type, score_threshold=args.score_threshold)
+    p, r, f = rep.prf()
+    f1max = rep.max_f1()
+    return {
+        "iou_type": args.iou_type, "images": len(ids), "map": rep.map, "map50": rep.map50, "map75": rep.map75,
+        "convention": f"COCO IoU .50:.05:.95, 101 recall points, maxDets 100; P/R/F1 at IoU 0.5, score>={args.score_threshold:g}",
+        "precision": rep.micro()[0], "recall": rep.micro()[1], "f1": rep.micro()[2], "f1_macro": rep.macro()[2],
+        "max_f1": {"f1": f1max[0], "precision": f1max[1], "recall": f1max[2], "score_threshold": f1max[3]},
+        "per_class": [{"class": names[c], "ap": float(rep.ap[:, c].mean()), "ap50": float(rep.ap[0, c]),
+                       "precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]), "gt": rep.curves50[c].num_gt}
+                      for c in range(1, len(names)) if rep.curves50[c].num_gt or rep.fp[c]],
+    }
+
+
+def cmd_export(args) -> Any:
+    from core.services.results import runs_table
+
+    table = runs_table(args.task, limit=args.limit)
+    text = table.to_csv(index=False) if args.format == "csv" else table.to_json(orient="records", date_format="iso", indent=2)
+    if args.output:
+        Path(args.output).write_text(text)
+        return {"rows": len(table), "written": args.output}
+    sys.stdout.write(text)
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Image Model Lab, headless.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("models", help="the model registry")
+    p.add_argument("--task")
+    p.set_defaults(fn=cmd_models)
+    p = sub.add_parser("bench", help="benchmark models over a dataset (stored like the app's runs)")
+    p.add_argument("--model", action="append", required=True)
+    p.add_argument("--dataset", required=True, help="a dataset name (see the Benchmark page) or 'upload'")
+    p.add_argument("--upload-id")
+    p.add_argument("--set", action="append", help="dataset parameter key=value, e.g. sigma=25")
+    p.add_argument("--param", action="append", help="benchmark parameter key=value, e.g. score_threshold=0.3")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--device", default=None)
+    p.add_argument("--allow-random", action="store_true", help="run models without weights (stored as untrained)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_bench)
+    p = sub.add_parser("metrics", help="PSNR/SSIM of an image pair or two folders")
+    p.add_argument("--pred", required=True)
+    p.add_argument("--target", required=True)
+    p.add_argument("--y-channel", action="store_true")
+    p.add_argument("--crop-border", type=int, default=0)
+    p.set_defaults(fn=cmd_metrics)
+    p = sub.add_parser("eval-detections", help="P/R/F1 and COCO mAP of detections against COCO ground truth")
+    p.add_argument("--pred", required=True)
+    p.add_argument("--gt", required=True)
+    p.add_argument("--iou-type", choices=["bbox", "segm"], default="bbox")
+    p.add_argument("--score-threshold", type=float, default=0.5)
+    p.set_defaults(fn=cmd_eval_detections)
+    p = sub.add_parser("export", help="the stored runs with their metrics")
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--task")
+    p.add_argument("--limit", type=int, default=10_000)
+    p.add_argument("--output")
+    p.set_defaults(fn=cmd_export)
+    for sp in sub.choices.values():
+        sp.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = args.fn(args)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if result is not None:
+        _emit(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
