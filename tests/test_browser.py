@@ -175,3 +175,33 @@ def test_detect_the_face_in_a_sample_photo(page):
     page.get_by_role("button", name="Detect").click()
     page.get_by_text("astronaut: 1 detections").wait_for()
     assert page.get_by_text("Traceback").count() == 0
+
+
+def _choose(page, label: str, option: str) -> None:
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    box.fill(option.split(" ")[0])
+    page.get_by_role("option", name=option, exact=True).click()
+    page.keyboard.press("Escape")
+    settle(page)
+
+
+def test_benchmark_runs_in_the_background_and_reports_back(page):
+    settle(page)
+    page.get_by_role("link", name="Benchmark").click()
+    page.get_by_role("heading", name="Benchmark").wait_for()
+    settle(page)
+    _choose(page, "Task", "restoration")
+    page.get_by_text("The 10 skimage photos").wait_for()
+    limit = page.get_by_role("spinbutton", name="limit")
+    limit.fill("2")
+    limit.press("Enter")
+    settle(page)
+    _choose(page, "Models", "Gaussian filter (σ=1)")
+    _choose(page, "Models", "Median filter (3x3)")
+    page.get_by_role("button", name="Launch benchmark").click()
+    page.get_by_text("queued.").first.wait_for()
+    page.get_by_text("Results of job").wait_for(timeout=120_000)  # shown once the worker has finished
+    page.get_by_text("on skimage photos, noise sigma 25").first.wait_for()
+    settle(page)
+    assert page.get_by_text("Traceback").count() == 0

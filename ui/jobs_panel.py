@@ -9,7 +9,8 @@ from core import services
 from ui.state import guarded
 
 POLL_S = 2
-STATUS_ICON = {"queued": "⏳", "starting": "🚀", "running": "▶️", "done": "✅", "failed": "❌", "cancelled": "⏹️"}
+STATUS_ICON = {"queued": ":material/schedule:", "starting": ":material/rocket_launch:", "running": ":material/play_circle:",
+               "done": ":material/check_circle:", "failed": ":material/error:", "cancelled": ":material/cancel:"}
 
 
 def _eta(job) -> str:
@@ -21,19 +22,18 @@ def _eta(job) -> str:
 
 
 def _job_row(job, key: str) -> None:
-    head, action = st.columns([5, 1])
-    head.markdown(f"{STATUS_ICON.get(job.status, '')} **#{job.id}** {job.title}  \n"
-                  f"`{job.status}` on {job.device}{_eta(job)}")
+    st.markdown(f"{STATUS_ICON.get(job.status, '')} **#{job.id}** {job.title}  \n"
+                f"`{job.status}` on {job.device}{_eta(job)}")
     if job.active or job.status == "queued":
-        head.progress(job.progress, text=job.message[:120] or job.status)
-        if action.button("Cancel", key=f"{key}_cancel_{job.id}"):
+        st.progress(job.progress, text=job.message[:120] or job.status)
+        if st.button("Cancel", key=f"{key}_cancel_{job.id}", icon=":material/stop:"):
             if guarded(services.cancel_job, job.id):
                 st.toast(f"Job #{job.id} cancelled")
     elif job.status == "failed":
-        head.error(job.message[:600])
+        st.error(job.message[:600])
     elif job.status == "done" and job.result.get("errors"):
         for model, err in job.result["errors"].items():
-            head.warning(f"{model}: {err}")
+            st.warning(f"{model}: {err}")
 
 
 @st.fragment(run_every=POLL_S)
@@ -50,8 +50,9 @@ def jobs_panel(kind: str, key: str = "jobs") -> None:
         table = guarded(services.runs_table, None, None, True, 100, chosen.result.get("run_ids", []))
         if table is not None and not table.empty:
             table = table.assign(link=[f"/results?run={r}" for r in table["run_id"]])
-            shown = [c for c in table.columns if c not in ("created_at", "task", "kind", "device", "dtype", "code_version",
-                                                          "seed", "batch_size")]
+            meta = {"run_id", "created_at", "task", "kind", "model", "weights", "dataset", "device", "dtype",
+                    "code_version", "seed", "batch_size", "link"}
+            shown = ["model", "weights", *[c for c in table.columns if c not in meta], "link"]
             st.dataframe(table[shown], hide_index=True, key=f"{key}_runs_{chosen.id}",
                          column_config={"link": st.column_config.LinkColumn("run", display_text=r"run=(\d+)")})
     with st.expander("Logs"):
