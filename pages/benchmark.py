@@ -39,6 +39,9 @@ with setup:
         spec = {"name": choice.name}
         cols = st.columns(max(1, len(choice.params)))
         for col, (param, default) in zip(cols, choice.params.items()):
+            if isinstance(default, str):
+                spec[param] = col.selectbox(param, services.PHOTO_SETS, key=f"bm_{choice.name}_{param}")
+                continue
             step = 1.0 if isinstance(default, float) else 1
             spec[param] = col.number_input(param, value=default, step=step, key=f"bm_{choice.name}_{param}")
         operation = choice.operation

@@ -135,3 +135,35 @@ def test_plan_refuses_bad_requests(settings_env):
         plan([], {"name": "digits"})
     params, ds, title = plan(["bicubic_x2"], {"name": "photos-sr"}, {"limit": 3})
     assert len(ds.samples) == 3 and ds.spec["first"] == 3 and "bicubic_x2" in title
+
+
+def test_fid_uses_pytorch_fids_inception_when_its_file_is_in_the_hub_cache(settings_env, tmp_path, monkeypatch):
+    """The real FID path, wired end to end: a weight file of the right architecture (random values here, the
+    2015-12-05 file is not downloadable offline) in $TORCH_HOME/hub/checkpoints makes the column "fid"."""
+    import torch
+    import torchvision
+
+    from core.engine import Engine
+    from core.metrics import features
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    target = features.fid_weights_file()
+    assert str(target).startswith(str(tmp_path))
+    target.parent.mkdir(parents=True)
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
+    torch.save(net.state_dict(), target)  # same keys and shapes as pytorch-fid's FID Inception
+    ext = features.choose_extractor(Engine("cpu"), "auto")
+    assert ext.metric == "fid" and "2015-12-05" in ext.convention
+    rng = np.random.default_rng(0)
+    feats = features.features(ext, [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(3)])
+    assert feats.shape == (3, 2048) and np.isfinite(feats).all()
+
+
+def test_sklearn_sample_photos_as_a_restoration_set(settings_env):
+    from core.data.datasets import load_dataset
+
+    ds = load_dataset({"name": "photos-denoise", "photos": "sklearn", "max_side": 64})
+    assert [s.key for s in ds.samples] == ["china", "flower"] and ds.samples[0].image.shape == (43, 64, 3)
+    assert ds.title == "sklearn photos, noise sigma 25"
+    with pytest.raises(InvalidInput, match="skimage or sklearn"):
+        load_dataset({"name": "photos-sr", "photos": "/etc/passwd"})

@@ -37,7 +37,7 @@ def test_bench_stores_runs_that_export_finds(settings_env, capsys):
     code, text, _ = run_cli(capsys, "export", "--format", "csv")
     header, *lines = text.strip().splitlines()
     assert "psnr" in header.split(",") and len(lines) == 2
-    assert "photos-denoise(first=2,limit=10,max_side=64,seed=0,sigma=15.0)" in text
+    assert "photos-denoise(first=2,limit=10,max_side=64,photos=skimage,seed=0,sigma=15.0)" in text
 
 
 def test_metrics_on_two_folders_matches_skimage(settings_env, capsys, tmp_path):

@@ -54,7 +54,7 @@ def test_benchmark_job_runs_in_a_worker_and_links_its_runs(runner):
     assert len(job.result["run_ids"]) == 2 and job.result["errors"] == {}
     detail = run_detail(job.result["run_ids"][0])
     assert detail["kind"] == "benchmark" and detail["model"] == "gaussian_denoise"
-    assert detail["dataset"] == "photos-denoise(limit=2,max_side=64,seed=0,sigma=25.0)"
+    assert detail["dataset"] == "photos-denoise(limit=2,max_side=64,photos=skimage,seed=0,sigma=25.0)"
     assert set(detail["image_metrics"]["image"]) == {"astronaut", "camera"}
     psnr = detail["metrics"].set_index("metric").loc["psnr", "value"]
     assert 20 < psnr < 40

@@ -209,7 +209,8 @@ def test_benchmark_page_launches_a_job_and_shows_its_results(app):
     assert any(f"#{job.id}" in m.value and "`done`" in m.value for m in app.markdown)
     runs = app.dataframe[0].value
     assert list(runs["model"]) == ["shape_regions"] and runs["f1"].iloc[0] > 0.8
-    assert runs["link"].iloc[0] == f"/results?run={runs['run_id'].iloc[0]}"
+    finished = services.job_status(job.id)
+    assert runs["link"].iloc[0] == f"/results?run={finished.result['run_ids'][0]}"
 
 
 def test_benchmark_page_refuses_a_hostile_archive_and_keeps_working(app):

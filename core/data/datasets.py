@@ -220,44 +220,65 @@ def _build_shapes_real(spec):
 
 
 # -- builtin photos with a known degradation ---------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _sklearn_photos() -> tuple[tuple[str, np.ndarray], ...]:
+    from sklearn.datasets import load_sample_images
+
+    bunch = load_sample_images()
+    names = [n.rsplit("/", 1)[-1].rsplit(".", 1)[0] for n in bunch.filenames]
+    return tuple(zip(names, bunch.images))
+
+
+PHOTO_SETS = ("skimage", "sklearn")
+
+
 def _photos(spec) -> list[tuple[str, np.ndarray]]:
+    """`photos`: "skimage" (10 photos) or "sklearn" (china, flower)."""
     max_side = _int(spec, "max_side", 256, 32, 1024)
-    n = _int(spec, "limit", len(BUILTIN_IMAGES), 1, len(BUILTIN_IMAGES))
-    return [(name, limit_side(load_builtin(name), max_side)) for name in BUILTIN_IMAGES[:n]]
+    source = spec.get("photos", "skimage")
+    if source == "sklearn":
+        pool = list(_sklearn_photos())
+    elif source == "skimage":
+        pool = [(name, load_builtin(name)) for name in BUILTIN_IMAGES]
+    else:
+        raise InvalidInput("Dataset parameter photos must be skimage or sklearn.")
+    n = _int(spec, "limit", len(pool), 1, len(BUILTIN_IMAGES))
+    return [(name, limit_side(np.ascontiguousarray(img), max_side)) for name, img in pool[:n]]
 
 
 @_register("photos-denoise", "skimage photos + Gaussian noise", "restoration",
-           "The 10 skimage photos (long side <= max_side) with white Gaussian noise of sigma (0-255 scale).",
-           operation="denoise", sigma=25.0, seed=0, max_side=256, limit=len(BUILTIN_IMAGES))
+           "The 10 skimage photos (or the 2 sklearn ones), long side <= max_side, with white Gaussian noise "
+           "of sigma (0-255 scale).",
+           operation="denoise", photos="skimage", sigma=25.0, seed=0, max_side=256, limit=len(BUILTIN_IMAGES))
 def _build_photos_denoise(spec):
     sigma = _float(spec, "sigma", 25.0, 0.0, 100.0)
     seed = _int(spec, "seed", 0, 0, 2**31 - 1)
     samples = [Sample(n, add_gaussian_noise(img, sigma, seed + i), img) for i, (n, img) in enumerate(_photos(spec))]
-    return Dataset(spec, f"skimage photos, noise sigma {sigma:g}", "restoration", "builtin", samples,
+    return Dataset(spec, f"{spec['photos']} photos, noise sigma {sigma:g}", "restoration", "builtin", samples,
                    operation="denoise", meta={"degradation": {"type": "gaussian_noise", "sigma": sigma, "seed": seed}})
 
 
 @_register("photos-deblur", "skimage photos + Gaussian blur", "restoration",
            "The skimage photos blurred by a Gaussian PSF of blur_sigma px, plus optional noise.",
-           operation="deblur", blur_sigma=2.0, noise_sigma=0.0, seed=0, max_side=256, limit=len(BUILTIN_IMAGES))
+           operation="deblur", photos="skimage", blur_sigma=2.0, noise_sigma=0.0, seed=0, max_side=256, limit=len(BUILTIN_IMAGES))
 def _build_photos_deblur(spec):
     blur = _float(spec, "blur_sigma", 2.0, 0.3, 10.0)
     noise = _float(spec, "noise_sigma", 0.0, 0.0, 50.0)
     seed = _int(spec, "seed", 0, 0, 2**31 - 1)
     samples = [Sample(n, gaussian_blur(img, blur, noise, seed + i), img) for i, (n, img) in enumerate(_photos(spec))]
-    return Dataset(spec, f"skimage photos, blur sigma {blur:g}", "restoration", "builtin", samples, operation="deblur",
+    return Dataset(spec, f"{spec['photos']} photos, blur sigma {blur:g}", "restoration", "builtin", samples, operation="deblur",
                    meta={"degradation": {"type": "gaussian_blur", "blur_sigma": blur, "noise_sigma": noise, "seed": seed}})
 
 
 @_register("photos-sr", "skimage photos, bicubic downscale", "restoration",
            "The skimage photos cropped to a multiple of scale and downscaled with PIL bicubic.",
-           operation="super-resolution", scale=2, max_side=256, limit=len(BUILTIN_IMAGES))
+           operation="super-resolution", photos="skimage", scale=2, max_side=256, limit=len(BUILTIN_IMAGES))
 def _build_photos_sr(spec):
     scale = _int(spec, "scale", 2, 2, 4)
     samples = []
     for n, img in _photos(spec):
         hr = crop_to_multiple(img, scale)
         samples.append(Sample(n, downscale_bicubic(hr, scale), hr))
-    return Dataset(spec, f"skimage photos, bicubic x{scale}", "restoration", "builtin", samples,
+    return Dataset(spec, f"{spec['photos']} photos, bicubic x{scale}", "restoration", "builtin", samples,
                    operation="super-resolution", scale=scale,
                    meta={"degradation": {"type": "bicubic_downscale", "scale": scale, "library": "PIL"}})

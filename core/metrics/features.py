@@ -47,7 +47,9 @@ def inception_available() -> bool:
 def _inception(device: torch.device) -> Extractor:
     from pytorch_fid.inception import InceptionV3
 
-    if not inception_available():
+    from core.models.weights import torch_hub_download
+
+    if not inception_available() and torch_hub_download(FID_WEIGHTS_URL) is None:
         raise WeightsUnavailable(
             "FID Inception-v3", f"the file {fid_weights_file().name} is not in {fid_weights_file().parent}",
             f"Download {FID_WEIGHTS_URL} into that folder (or point TORCH_HOME at a folder holding "

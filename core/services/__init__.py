@@ -9,7 +9,7 @@ from core.services.restore import MethodResult, RestorationResult, restore
 from core.services.results import metric_by_model, metric_names, model_names, run_detail, runs_table
 from core.services.segment import SegmentationResult, SegmentedImage, segment
 from core.services.store import ensure_store
-from core.services.datasets import UploadSummary, catalog, upload_dataset, uploaded
+from core.services.datasets import PHOTO_SETS, UploadSummary, catalog, upload_dataset, uploaded
 from core.services.jobs import cancel_job, job_logs, job_status, list_jobs, recover_jobs
 
 __all__ = [
@@ -17,6 +17,6 @@ __all__ = [
     "weights_paths", "ClassificationResult", "ImagePrediction", "classify", "explain", "DetectionResult",
     "detect", "GenerationResult", "generate", "RestorationResult", "MethodResult", "restore", "SegmentationResult",
     "SegmentedImage", "segment", "metric_by_model", "metric_names", "model_names", "run_detail", "runs_table",
-    "ensure_store", "plan", "run_benchmark", "submit_benchmark", "UploadSummary", "catalog",
+    "ensure_store", "plan", "run_benchmark", "submit_benchmark", "PHOTO_SETS", "UploadSummary", "catalog",
     "upload_dataset", "uploaded", "cancel_job", "job_logs", "job_status", "list_jobs", "recover_jobs",
 ]

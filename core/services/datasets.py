@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.data import uploads
-from core.data.datasets import DatasetInfo, list_datasets, load_dataset
+from core.data.datasets import PHOTO_SETS, DatasetInfo, list_datasets, load_dataset
 
 
 @dataclass(frozen=True)
