@@ -167,3 +167,28 @@ def test_sklearn_sample_photos_as_a_restoration_set(settings_env):
     assert ds.title == "sklearn photos, noise sigma 25"
     with pytest.raises(InvalidInput, match="skimage or sklearn"):
         load_dataset({"name": "photos-sr", "photos": "/etc/passwd"})
+
+
+def test_lpips_column_only_when_the_alexnet_file_is_there(bench, settings_env, tmp_path, monkeypatch):
+    """Offline: no LPIPS column, and the run says why. With a backbone file of the right architecture in
+    $TORCH_HOME/hub/checkpoints (random values: the real one is not downloadable here) the column appears,
+    computed by the lpips package: 0 for identical images, larger for worse restorations."""
+    import torch
+    import torchvision
+
+    from core.metrics import perceptual
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    spec = {"name": "photos-denoise", "limit": 1, "max_side": 64}
+    [(_, d)] = bench(["median_denoise"], spec)
+    assert "lpips" not in set(d["metrics"]["metric"]) and "alexnet-owt-7be5be79.pth" in d["outputs"]["lpips"]
+    target = perceptual.backbone_file()
+    target.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), target)
+    [(_, d)] = bench(["median_denoise"], spec)
+    row = metric(d, "lpips")
+    assert row["value"] > 0 and "alex" in row["convention"]
+    net = perceptual.lpips_model(torch.device("cpu"))
+    img = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    assert perceptual.lpips_distance(net, img, img) == pytest.approx(0.0, abs=1e-6)

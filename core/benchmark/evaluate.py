@@ -11,8 +11,9 @@ import torch
 
 from core.data.datasets import Dataset
 from core.engine import Engine, LoadedModel, RunStats
-from core.errors import InvalidInput
+from core.errors import InvalidInput, WeightsUnavailable
 from core.metrics import classification as cls_metrics
+from core.metrics import perceptual
 from core.metrics import detection as det_metrics
 from core.metrics import segmentation as seg_metrics
 from core.metrics.image_quality import RGB, Convention, psnr_ssim
@@ -238,7 +239,13 @@ def evaluate_restoration(engine: Engine, loaded: LoadedModel, ds: Dataset, batch
     crop = (ds.scale if sr else 0) if crop_border is None else crop_border
     extra = Convention(channel="y", crop_border=crop) if y_channel else None
     outs, stats = run_chunked(engine, loaded, [to_tensor(s.image) for s in ds.samples], batch_size, progress, chunk=4)
-    per_image, values = [], {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": [], "input_psnr": [], "input_ssim": []}
+    per_image, values = [], {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": [], "input_psnr": [], "input_ssim": [],
+                             "lpips": []}
+    lpips_net, lpips_note = None, None
+    try:
+        lpips_net = perceptual.lpips_model(engine.device)
+    except WeightsUnavailable as exc:
+        lpips_note = str(exc)
     for s, o in zip(ds.samples, outs):
         restored = to_uint8(o)
         if restored.shape != s.target.shape:
@@ -250,6 +257,9 @@ def evaluate_restoration(engine: Engine, loaded: LoadedModel, ds: Dataset, batch
             py, qy = psnr_ssim(restored, s.target, extra)
             values["psnr_y"].append(py), values["ssim_y"].append(qy)
             per_image += [ImageMetric(s.key, "psnr_y", py, str(extra)), ImageMetric(s.key, "ssim_y", qy, str(extra))]
+        if lpips_net is not None:
+            values["lpips"].append(perceptual.lpips_distance(lpips_net, restored, s.target))
+            per_image.append(ImageMetric(s.key, "lpips", values["lpips"][-1], perceptual.CONVENTION))
         if not sr:
             ip, iq = psnr_ssim(s.image, s.target, RGB)
             values["input_psnr"].append(ip), values["input_ssim"].append(iq)
@@ -259,8 +269,11 @@ def evaluate_restoration(engine: Engine, loaded: LoadedModel, ds: Dataset, batch
     if extra is not None:
         metrics += [MetricValue("psnr_y", mean(values["psnr_y"]), f"{extra}, mean of per-image", True),
                     MetricValue("ssim_y", mean(values["ssim_y"]), f"{extra}, gaussian 11/1.5, mean of per-image", True)]
+    if values["lpips"]:
+        metrics.append(MetricValue("lpips", mean(values["lpips"]), perceptual.CONVENTION + ", mean of per-image", False))
     outputs = {"input_psnr": mean(values["input_psnr"]) if values["input_psnr"] else None,
-               "input_ssim": mean(values["input_ssim"]) if values["input_ssim"] else None}
+               "input_ssim": mean(values["input_ssim"]) if values["input_ssim"] else None,
+               "lpips": lpips_note or "computed"}
     return Evaluation(metrics, per_image, outputs, stats, {"y_channel": y_channel, "crop_border": crop})
 
 
