@@ -25,6 +25,7 @@ from db.jobs import JobInfo
 HEARTBEAT_S = 2.0
 HEARTBEAT_WINDOW_S = float(os.environ.get("IMGLAB_HEARTBEAT_WINDOW_S", 15.0))
 STARTING_GRACE_S = 120.0  # importing torch in a fresh worker can take a while on a loaded machine
+_CHILDREN: list[subprocess.Popen] = []  # workers this process started; polled so exited ones are reaped
 
 
 def jobs_dir() -> Path:
@@ -103,6 +104,7 @@ def cancel(job_id: int) -> bool:
 def reap() -> list[int]:
     """Mark active jobs whose worker stopped beating as failed (killing what is left of them)."""
     url = ensure_store()
+    _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]  # no zombies in a long-running app
     failed = []
     for job in job_rows.stale(url, HEARTBEAT_WINDOW_S, STARTING_GRACE_S):
         what = "stopped sending heartbeats" if job.status == "running" else "never started"
@@ -120,6 +122,7 @@ def _spawn(job: JobInfo) -> None:
     with open(log_path(job.id), "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "core.jobs.worker", str(job.id)], cwd=REPO_ROOT, env=env,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    _CHILDREN.append(proc)
     job_rows.set_pid(ensure_store(), job.id, proc.pid)
 
 
