@@ -59,8 +59,8 @@ def test_benchmark_job_runs_in_a_worker_and_links_its_runs(runner):
     psnr = detail["metrics"].set_index("metric").loc["psnr", "value"]
     assert 20 < psnr < 40
     assert "finished" in runner.logs(job_id)
-    runner.reap()  # the app polls; exited workers are reaped, not left as zombies of the server
-    wait_for(lambda: not os.path.exists(f"/proc/{job.pid}"), timeout=10)
+    # the app polls (reap); a worker that has exited is reaped then, not left as a zombie of the server
+    wait_for(lambda: [runner.reap()] and not os.path.exists(f"/proc/{job.pid}"), timeout=15)
 
 
 def test_one_job_per_device_slot_and_the_next_starts_when_it_ends(runner):
