@@ -192,3 +192,38 @@ def test_lpips_column_only_when_the_alexnet_file_is_there(bench, settings_env, t
     net = perceptual.lpips_model(torch.device("cpu"))
     img = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
     assert perceptual.lpips_distance(net, img, img) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_instance_segmentation_mask_ap_on_an_uploaded_coco_set(bench, settings_env):
+    """Images + COCO json with RLE masks, uploaded as a zip, scored with the watershed baseline: box and mask
+    AP both computed (the AP code itself is checked against pycocotools in test_metrics_reference)."""
+    import io
+    import json
+    import zipfile
+
+    from pycocotools import mask as mask_utils
+
+    from core.data.synthetic import scene
+    from core.services import upload_dataset
+    from tests.conftest import encode
+
+    coco = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "object"}]}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(4):
+            s = scene(500 + i, size=96, min_shapes=2)
+            zf.writestr(f"images/{i}.png", encode(s.image))
+            coco["images"].append({"id": i + 1, "file_name": f"{i}.png", "width": 96, "height": 96})
+            for m, (x1, y1, x2, y2) in zip(s.masks, s.boxes):
+                rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+                coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i + 1, "category_id": 1,
+                                            "bbox": [x1, y1, x2 - x1, y2 - y1], "area": float(m.sum()), "iscrowd": 0,
+                                            "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
+        zf.writestr("coco.json", json.dumps(coco))
+    upload = upload_dataset(buf.getvalue(), "objects.zip")
+    [(o, d)] = bench(["watershed_instances"], {"name": "upload", "id": upload.id}, {"score_threshold": 0.5})
+    assert o.error is None, o.error
+    names = set(d["metrics"]["metric"])
+    assert {"mask_map", "mask_map50", "map", "map50", "f1"} <= names
+    assert 0.2 < metric(d, "mask_map50")["value"] <= 1  # watershed finds most of the flat shapes
+    assert d["outputs"]["mask_per_class"][0]["class"] == "object"
