@@ -77,6 +77,12 @@ def test_mask_pairs_and_restoration_pairs(uploads):
                                        "classes.txt": b"bg\nthing\nother\n"}), "m.zip")
     assert ds.task == "segmentation" and ds.operation == "semantic" and ds.categories == ("bg", "thing", "other")
     assert len(ds.samples) == 1 and ds.samples[0].target[5, 5] == 2 and any("y.png" in r for r in ds.report)
+    from tests.test_decode import png_header_only
+
+    bomb = uploads.save_upload(make_zip({"images/z.png": png(90), "masks/z.png": png_header_only(20000, 20000),
+                                         "images/x.png": png(90), "masks/x.png": buf.getvalue()}), "b.zip")
+    assert [s.key for s in bomb.samples] == ["x.png"]  # the mask declaring 20000x20000 is never decoded
+    assert any(r.startswith("skipped z.png") for r in bomb.report), bomb.report
     sr = uploads.save_upload(make_zip({"clean/p.png": png(100, (32, 32)), "degraded/p.png": png(100, (16, 16))}), "s.zip")
     assert sr.task == "restoration" and sr.operation == "super-resolution" and sr.scale == 2
     dn = uploads.save_upload(make_zip({"clean/p.png": png(100), "degraded/p.png": png(104)}), "d.zip", "deblur")

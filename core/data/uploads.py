@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from core.config import get_settings
 from core.data import coco as coco_json
@@ -203,16 +204,14 @@ def _masks(root: Path, manifest: dict, report: list[str]) -> dict:
         pixels = _decode(path, root, report)
         if pixels is None:
             continue
-        from PIL import Image
-
         try:
-            with Image.open(mpath) as m:
+            with Image.open(mpath, formats=("PNG", "BMP")) as m:
+                if m.size != (pixels.shape[1], pixels.shape[0]):  # checked before any mask pixel is decoded
+                    report.append(f"skipped {path.name}: mask {m.size} differs from image {pixels.shape[1::-1]}")
+                    continue
                 mask = np.asarray(m if m.mode in ("L", "P") else m.convert("L")).astype(np.uint8)
         except Exception as exc:
             report.append(f"skipped {mpath.name}: unreadable mask ({type(exc).__name__})")
-            continue
-        if mask.shape != pixels.shape[:2]:
-            report.append(f"skipped {path.name}: mask {mask.shape[::-1]} differs from image {pixels.shape[1::-1]}")
             continue
         max_id = max(max_id, int(mask[mask != 255].max(initial=0)))
         samples.append(Sample(path.name, pixels, mask))
