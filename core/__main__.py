@@ -145,13 +145,17 @@ def cmd_eval_detections(args) -> Any:
     try:
         for a in gt.get("annotations", []):
             im = images[int(a["image_id"])]
-            t = truths[int(a["image_id"])]
-            t[0].append(index[int(a["category_id"])]), t[1].append(geom(a, im)), t[2].append(bool(a.get("iscrowd", 0)))
+            labels, geoms, crowd = truths[int(a["image_id"])]
+            labels.append(index[int(a["category_id"])])
+            geoms.append(geom(a, im))
+            crowd.append(bool(a.get("iscrowd", 0)))
         for p in preds:
             if int(p["image_id"]) not in images or int(p["category_id"]) not in index:
                 continue  # as COCOeval: results for unknown images or categories are not scored
-            o = outs[int(p["image_id"])]
-            o[0].append(index[int(p["category_id"])]), o[1].append(float(p["score"])), o[2].append(geom(p, images[int(p["image_id"])]))
+            labels, scores, geoms = outs[int(p["image_id"])]
+            labels.append(index[int(p["category_id"])])
+            scores.append(float(p["score"]))
+            geoms.append(geom(p, images[int(p["image_id"])]))
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"An annotation or prediction lacks a field ({type(exc).__name__}: {exc}).") from None
 

@@ -251,18 +251,21 @@ def evaluate_restoration(engine: Engine, loaded: LoadedModel, ds: Dataset, batch
         if restored.shape != s.target.shape:
             raise InvalidInput(f"{spec.name} returned {restored.shape} for {s.key}, expected {s.target.shape}.")
         p, q = psnr_ssim(restored, s.target, RGB)
-        values["psnr"].append(p), values["ssim"].append(q)
+        values["psnr"].append(p)
+        values["ssim"].append(q)
         per_image += [ImageMetric(s.key, "psnr", p, str(RGB)), ImageMetric(s.key, "ssim", q, str(RGB))]
         if extra is not None:
             py, qy = psnr_ssim(restored, s.target, extra)
-            values["psnr_y"].append(py), values["ssim_y"].append(qy)
+            values["psnr_y"].append(py)
+            values["ssim_y"].append(qy)
             per_image += [ImageMetric(s.key, "psnr_y", py, str(extra)), ImageMetric(s.key, "ssim_y", qy, str(extra))]
         if lpips_net is not None:
             values["lpips"].append(perceptual.lpips_distance(lpips_net, restored, s.target))
             per_image.append(ImageMetric(s.key, "lpips", values["lpips"][-1], perceptual.CONVENTION))
         if not sr:
             ip, iq = psnr_ssim(s.image, s.target, RGB)
-            values["input_psnr"].append(ip), values["input_ssim"].append(iq)
+            values["input_psnr"].append(ip)
+            values["input_ssim"].append(iq)
     mean = lambda xs: float(np.mean(xs))  # noqa: E731 -- mean of per-image values (inf stays inf)
     metrics = [MetricValue("psnr", mean(values["psnr"]), f"{RGB}, mean of per-image", True),
                MetricValue("ssim", mean(values["ssim"]), f"{RGB}, gaussian 11/1.5, mean of per-image", True)]

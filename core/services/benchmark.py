@@ -122,9 +122,10 @@ def run_benchmark(engine: Engine, models: list[str], dataset: dict, params: dict
     """Every model in turn; a model that cannot run is reported and the others still run."""
     from core.services.results import run_detail
 
+    log = log or (lambda line: None)
     p, ds, _ = plan(models, dataset, params)
     for line in ds.report[:50]:
-        log and log(f"dataset: {line}")
+        log(f"dataset: {line}")
     outcomes = []
     for i, name in enumerate(models):
         def step(done: int, total: int, i=i, name=name):
@@ -135,13 +136,13 @@ def run_benchmark(engine: Engine, models: list[str], dataset: dict, params: dict
         try:
             run_id = evaluate_model(engine, name, ds, p, allow_random, step, job_id)
         except LabError as exc:
-            log and log(f"{name}: {exc}")
+            log(f"{name}: {exc}")
             outcomes.append(ModelOutcome(name, None, str(exc), {}))
             continue
         detail = run_detail(run_id)
         values = dict(zip(detail["metrics"]["metric"], detail["metrics"]["value"]))
-        log and log(f"{name}: run {run_id} " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()
-                                                         if v is not None and not k.startswith("latency")))
+        log(f"{name}: run {run_id} " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()
+                                                 if v is not None and not k.startswith("latency")))
         outcomes.append(ModelOutcome(name, run_id, None, values))
     return outcomes
 
