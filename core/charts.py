@@ -32,3 +32,24 @@ def metric_bar(summary: pd.DataFrame, metric: str) -> go.Figure:
     title = f"{metric}{arrow}" + (f" — {'; '.join(conventions)}" if conventions else "")
     fig.update_layout(title=title, yaxis_title=metric, height=420, margin=dict(l=10, r=10, t=50, b=10))
     return fig
+
+
+def training_curves(points: pd.DataFrame, names: list[str], labels: dict[int, str] | None = None) -> go.Figure:
+    """One line per (job, curve) over epochs; several jobs overlaid so their curves compare directly.
+    Curves on very different scales (loss vs accuracy) go on a second y axis."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    losses = [n for n in names if "loss" in n]
+    for (job_id, name), grp in points[points["name"].isin(names)].groupby(["job_id", "name"], sort=True):
+        grp = grp.sort_values("epoch")
+        label = (labels or {}).get(int(job_id), f"job #{job_id}")
+        fig.add_trace(go.Scatter(x=grp["epoch"], y=grp["value"], mode="lines+markers", name=f"{label}: {name}",
+                                 line=dict(dash="dot" if name in losses else "solid")),
+                      secondary_y=name not in losses and bool(losses))
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_yaxes(title_text="loss" if losses else "value", secondary_y=False)
+    if losses and len(losses) < len(names):
+        fig.update_yaxes(title_text="validation metric", secondary_y=True)
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig

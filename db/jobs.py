@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 
-from db.models import JobRow, utcnow
+from db.models import JobMetricRow, JobRow, utcnow
 from db.repository import with_retry
 from db.session import session_scope
 
@@ -156,3 +157,26 @@ def stale(url: str, window_s: float, starting_grace_s: float) -> list[JobInfo]:
             if beat is None or now - beat > timedelta(seconds=limit):
                 out.append(_info(r))
         return out
+
+
+def add_metrics(url: str, job_id: int, epoch: int, step: int, values: dict[str, float | None]) -> None:
+    def tx():
+        with session_scope(url) as s:
+            s.add_all(JobMetricRow(job_id=job_id, epoch=epoch, step=step, name=k, value=_finite(v))
+                      for k, v in values.items())
+    with_retry(tx)
+
+
+def _finite(v: float | None) -> float | None:
+    import math
+
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def curves(url: str, job_ids: list[int]) -> pd.DataFrame:
+    """job_id, epoch, step, name, value of the given jobs, in step order."""
+    stmt = (select(JobMetricRow.job_id, JobMetricRow.epoch, JobMetricRow.step, JobMetricRow.name, JobMetricRow.value)
+            .where(JobMetricRow.job_id.in_([int(j) for j in job_ids])).order_by(JobMetricRow.job_id, JobMetricRow.step))
+    with session_scope(url) as s:
+        rows = [tuple(r) for r in s.execute(stmt)]
+    return pd.DataFrame(rows, columns=["job_id", "epoch", "step", "name", "value"])

@@ -138,3 +138,18 @@ class JobRow(Base):
     started_at: Mapped[Optional[datetime]] = mapped_column()
     heartbeat_at: Mapped[Optional[datetime]] = mapped_column()
     finished_at: Mapped[Optional[datetime]] = mapped_column()
+
+
+class JobMetricRow(Base):
+    """One point of a job's curves: (epoch, step, name) -> value, e.g. train_loss or val_accuracy per epoch."""
+
+    __tablename__ = "job_metrics"
+    __table_args__ = (Index("ix_job_metrics_job_name", "job_id", "name", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(80))
+    value: Mapped[Optional[float]] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

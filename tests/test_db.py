@@ -26,9 +26,9 @@ def test_fresh_database_url_is_migrated_to_head(tmp_path):
     url = f"sqlite:///{tmp_path / 'sub' / 'fresh.db'}"
     assert migrate.current_revision(url) is None
     migrate.upgrade(url)
-    assert migrate.current_revision(url) == migrate.head_revision() == "0002"
+    assert migrate.current_revision(url) == migrate.head_revision() == "0003"
     tables = set(inspect(get_engine(url)).get_table_names())
-    assert {"models", "datasets", "runs", "run_metrics", "image_metrics", "jobs", "alembic_version"} <= tables
+    assert {"models", "datasets", "runs", "run_metrics", "image_metrics", "jobs", "job_metrics", "alembic_version"} <= tables
 
 
 def test_sqlite_pragmas_are_on(db_url):

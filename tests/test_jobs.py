@@ -133,3 +133,15 @@ def test_unknown_kind_and_job_are_refused(runner):
         runner.submit("format-disk", {}, title="x")
     with pytest.raises(InvalidInput, match="no job 999"):
         runner.status(999)
+
+
+def test_a_corrupt_pid_never_kills_init_or_the_app(runner):
+    from core.services.store import ensure_store
+    from db import jobs as rows
+
+    url = ensure_store()
+    job_id = rows.create(url, "sleep", "corrupt", {}, "cpu")
+    rows.claim_next(url)
+    rows.mark_running(url, job_id, 1)  # pid 1 is init: killpg(1) would take the whole machine down
+    assert runner.cancel(job_id) and runner.status(job_id).status == "cancelled"
+    assert alive(1) and alive(os.getpid())

@@ -1,7 +1,9 @@
-"""Both pages driven through Streamlit's AppTest, as a user clicks them."""
+"""The pages driven through Streamlit's AppTest, as a user clicks them."""
+import base64
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -230,3 +232,44 @@ def test_benchmark_page_refuses_a_hostile_archive_and_keeps_working(app):
     assert not app.exception
     names = [o for o in app.selectbox(key="bm_dataset").options]
     assert names[0] == "skimage photos + Gaussian noise" and not any(n.startswith("uploaded") for n in names)
+
+
+def test_finetune_page_trains_a_model_and_draws_its_curves(app):
+    from core import services
+
+    app.switch_page("pages/finetune.py").run()
+    assert not app.exception
+    assert app.selectbox(key="ft_task").value == "classification"
+    app.selectbox(key="ft_base").select("small_cnn_digits").run()
+    assert app.radio(key="ft_start").value.startswith("scratch")  # no pretrained weights: scratch preselected
+    app.selectbox(key="ft_dataset").select("shapes").run()
+    app.number_input(key="ft_epochs").set_value(2)
+    app.number_input(key="ft_steps").set_value(4)
+    app.number_input(key="ft_size").set_value(16)
+    app.number_input(key="ft_bs").set_value(8)
+    app.text_input(key="ft_name").input("page-shapes-cnn")
+    app.button(key="ft_launch").click().run()
+    assert not app.exception and not app.error
+    job = services.list_jobs("train")[0]
+    assert job.params["config"]["name"] == "page-shapes-cnn" and job.params["config"]["pretrained"] is False
+    assert _wait_job_done(job.id, timeout=240).status == "done"
+    app.run()
+    assert not app.exception
+    [fig] = chart_specs(app)
+    names = {trace["name"] for trace in fig["data"]}
+    assert names == {f"#{job.id} adam: train_loss", f"#{job.id} adam: val_accuracy"}
+    x = fig["data"][0]["x"]  # plotly 7 sends numeric arrays base64-typed
+    epochs = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]).tolist() if isinstance(x, dict) else x
+    assert epochs == [1, 2]
+    assert "page-shapes-cnn" in [i.name for i in services.list_model_infos("classification")]
+
+
+def test_finetune_page_refuses_a_bad_name_without_queueing(app):
+    from core import services
+
+    app.switch_page("pages/finetune.py").run()
+    app.text_input(key="ft_name").input("../../etc/passwd")
+    app.button(key="ft_launch").click().run()
+    assert not app.exception
+    assert any("lower-case letters" in e.value for e in app.error)
+    assert services.list_jobs("train") == []

@@ -221,7 +221,7 @@ def _build_shapes_real(spec):
 
 # -- builtin photos with a known degradation ---------------------------------------------------------------
 @lru_cache(maxsize=1)
-def _sklearn_photos() -> tuple[tuple[str, np.ndarray], ...]:
+def sklearn_photos() -> tuple[tuple[str, np.ndarray], ...]:
     from sklearn.datasets import load_sample_images
 
     bunch = load_sample_images()
@@ -237,7 +237,7 @@ def _photos(spec) -> list[tuple[str, np.ndarray]]:
     max_side = _int(spec, "max_side", 256, 32, 1024)
     source = spec.get("photos", "skimage")
     if source == "sklearn":
-        pool = list(_sklearn_photos())
+        pool = list(sklearn_photos())
     elif source == "skimage":
         pool = [(name, load_builtin(name)) for name in BUILTIN_IMAGES]
     else:

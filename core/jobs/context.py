@@ -18,7 +18,24 @@ class JobContext:
     job_id: int
     device: str
     log_path: Path
+    work_dir: Path | None = None  # partial files (removed when the job is cancelled or fails)
     _last_beat: float = field(default=0.0, repr=False)
+
+    def metrics(self, epoch: int, step: int, values: dict) -> None:
+        """A point of the job's curves (numbers only)."""
+        numeric = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        job_rows.add_metrics(self.url, self.job_id, epoch, step, numeric)
+
+    def save_partial(self, state: dict) -> None:
+        """The best weights so far, atomically replaced; inspected on failure, deleted on cancel."""
+        from safetensors.torch import save_file
+
+        if self.work_dir is None:
+            return
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.work_dir / "best.safetensors.tmp"
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+        tmp.replace(self.work_dir / "best.safetensors")
 
     def log(self, line: str) -> None:
         stamp = time.strftime("%H:%M:%S")

@@ -14,11 +14,20 @@ def _benchmark(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     return run_benchmark_job(params, ctx)
 
 
+def _train(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    from core.training.run import run_training_job
+
+    return run_training_job(params, ctx)
+
+
 def _sleep(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """A job that only waits and beats: used by tests of the runner (kill, cancel, restart)."""
     import time
 
     seconds = float(params.get("seconds", 1.0))
+    if params.get("partial") and ctx.work_dir is not None:  # leaves a partial file, as training does
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.work_dir / "partial.bin").write_bytes(b"\0" * 1024)
     start = time.monotonic()
     while (elapsed := time.monotonic() - start) < seconds:
         ctx.progress(elapsed / seconds, f"slept {elapsed:.1f}s", force=True)
@@ -28,4 +37,4 @@ def _sleep(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     return {"slept": seconds}
 
 
-HANDLERS: dict[str, Handler] = {"benchmark": _benchmark, "sleep": _sleep}
+HANDLERS: dict[str, Handler] = {"benchmark": _benchmark, "train": _train, "sleep": _sleep}

@@ -9,6 +9,7 @@ dispatch and at app start-up), which also gives the slot to the next queued job.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +37,14 @@ def jobs_dir() -> Path:
 
 def log_path(job_id: int) -> Path:
     return jobs_dir() / f"{int(job_id)}.log"
+
+
+def work_dir(job_id: int) -> Path:
+    return jobs_dir() / str(int(job_id))
+
+
+def remove_partial(job_id: int) -> None:
+    shutil.rmtree(work_dir(job_id), ignore_errors=True)
 
 
 def submit(kind: str, params: dict, *, title: str, device: str = "cpu") -> int:
@@ -68,8 +77,9 @@ def logs(job_id: int, max_bytes: int = 20_000) -> str:
 
 
 def _kill_group(pid: int | None, grace_s: float = 3.0) -> None:
-    if not pid:
-        return
+    """SIGTERM, then SIGKILL, to the worker's process group (its pid: workers lead their own group)."""
+    if not pid or pid <= 1 or pid in (os.getpid(), os.getpgrp()):
+        return  # never init, never ourselves: a corrupt row must not take the server down
     try:
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
@@ -97,6 +107,7 @@ def cancel(job_id: int) -> bool:
         return False
     ok = job_rows.finish(url, job.id, "cancelled", "cancelled by the user")
     _kill_group(job.pid)
+    remove_partial(job.id)
     dispatch()
     return ok
 
@@ -111,6 +122,7 @@ def reap() -> list[int]:
         if job_rows.finish(url, job.id, "failed", f"the worker {what} (died, killed or the host restarted)"):
             failed.append(job.id)
             _kill_group(job.pid, grace_s=0.5)
+            remove_partial(job.id)
     return failed
 
 

@@ -22,7 +22,7 @@ def main(job_id: int) -> int:
         print(f"job {job_id} is not waiting to start; nothing to do", flush=True)
         return 0
     job = job_rows.get(url, job_id)
-    ctx = JobContext(url, job_id, job.device, runner.log_path(job_id))
+    ctx = JobContext(url, job_id, job.device, runner.log_path(job_id), runner.work_dir(job_id))
     stop = threading.Event()
 
     def beat():
@@ -50,6 +50,7 @@ def main(job_id: int) -> int:
         code = 1
     finally:
         stop.set()
+        runner.remove_partial(job_id)  # a finished job's weights are registered; partial ones go
     runner.dispatch()
     return code
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from core.config import get_settings
 from core.errors import InvalidCheckpoint, InvalidInput
 from core.models import registry
+from core.models.heads import set_num_classes
 from core.models.weights import WeightFileSource, apply_state_dict, file_sha256, file_weights_builder, load_state_dict_file
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{2,59}$")
@@ -34,12 +35,22 @@ def _register(manifest: dict, path: Path) -> None:
                               cache_label=f"checkpoint {path.name}")
     fields = {k: getattr(base, k) for k in ("task", "input_size", "labels", "categories", "operation", "scale",
                                             "amp", "input_norm", "latent_dim", "num_classes", "license")}
+    classes = manifest.get("categories")
+    if classes:  # trained with its own classes (transfer learning): a new head of that size
+        fields.update(categories=tuple(classes), labels=None)
+
+    def make():
+        module = base.builder(False)[0]
+        return set_num_classes(module, len(classes)) if classes else module
+
+    origin = (f"trained by job #{manifest['job_id']}" if manifest.get("job_id") else
+              f"checkpoint {manifest.get('original_filename', path.name)}")
     registry.register_model(
         manifest["name"], source="checkpoint", base=base.name, title=manifest.get("title") or manifest["name"],
-        description=f"Checkpoint {manifest.get('original_filename', path.name)} on the {base.name} architecture "
+        description=f"{origin[0].upper()}{origin[1:]} on the {base.name} architecture "
                     f"(added {manifest.get('created_at', '?')[:19]}).",
         weights=f"checkpoint {path.name}", availability=source.availability, **fields,
-    )(file_weights_builder(source, lambda: base.builder(False)[0]))
+    )(file_weights_builder(source, make))
 
 
 def sync() -> None:
@@ -63,7 +74,8 @@ def sync() -> None:
                 continue
 
 
-def import_checkpoint(data: bytes, filename: str, base: str, name: str, title: str = "") -> str:
+def import_checkpoint(data: bytes, filename: str, base: str, name: str, title: str = "",
+                      categories: tuple[str, ...] | None = None, meta: dict | None = None) -> str:
     """Validate `data` as weights of the registered architecture `base` and register it as `name`.
     Nothing is written or registered unless the whole checkpoint loads strictly."""
     from safetensors.torch import save_file
@@ -92,13 +104,16 @@ def import_checkpoint(data: bytes, filename: str, base: str, name: str, title: s
             fh.write(data)
         state = load_state_dict_file(Path(tmp), display_name=Path(filename).name[:120])
         module = spec.builder(False)[0]
+        if categories:
+            set_num_classes(module, len(categories))
         apply_state_dict(module, state, base)  # raises InvalidCheckpoint on any mismatch
         target = folder / f"{name}.safetensors"
         save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(target))
     finally:
         Path(tmp).unlink(missing_ok=True)
-    manifest = {"name": name, "base": base, "title": title, "original_filename": Path(filename).name[:120],
-                "sha256": file_sha256(target), "created_at": datetime.now(timezone.utc).isoformat()}
+    manifest = {**(meta or {}), "name": name, "base": base, "title": title, "original_filename": Path(filename).name[:120],
+                "sha256": file_sha256(target), "created_at": datetime.now(timezone.utc).isoformat(),
+                **({"categories": list(categories)} if categories else {})}
     (folder / f"{name}.json").write_text(json.dumps(manifest, indent=2))
     with _LOCK:
         _register(manifest, target)

@@ -10,6 +10,8 @@ from core.services.results import metric_by_model, metric_names, model_names, ru
 from core.services.segment import SegmentationResult, SegmentedImage, segment
 from core.services.store import ensure_store
 from core.services.datasets import PHOTO_SETS, UploadSummary, catalog, upload_dataset, uploaded
+from core.services.training import (SWEEP_OPTIMIZERS, curves, submit_sweep, submit_training, sweep_table, sweeps,
+                                    trainable_models, training_datasets)
 from core.services.jobs import cancel_job, job_logs, job_status, list_jobs, recover_jobs
 
 __all__ = [
@@ -18,5 +20,6 @@ __all__ = [
     "detect", "GenerationResult", "generate", "RestorationResult", "MethodResult", "restore", "SegmentationResult",
     "SegmentedImage", "segment", "metric_by_model", "metric_names", "model_names", "run_detail", "runs_table",
     "ensure_store", "plan", "run_benchmark", "submit_benchmark", "PHOTO_SETS", "UploadSummary", "catalog",
-    "upload_dataset", "uploaded", "cancel_job", "job_logs", "job_status", "list_jobs", "recover_jobs",
+    "upload_dataset", "uploaded", "SWEEP_OPTIMIZERS", "curves", "submit_sweep", "submit_training", "sweep_table",
+    "sweeps", "trainable_models", "training_datasets", "cancel_job", "job_logs", "job_status", "list_jobs", "recover_jobs",
 ]

@@ -1,0 +1,1 @@
+"""Fine-tuning jobs: configuration, data, optimisers, training loops; run inside a job worker."""

@@ -1,0 +1,102 @@
+"""Fine-tune: launch a training job (or an optimizer sweep), follow its curves, find the trained model."""
+import streamlit as st
+
+from core import services
+from core.charts import training_curves
+from core.models.registry import TASKS
+from ui.jobs_panel import jobs_panel
+from ui.state import guarded
+
+st.title("Fine-tune")
+st.caption("Training runs in a background worker. The trained model is registered when the job ends, "
+           "scored on its held-out benchmark set, and can be benchmarked and compared like any other.")
+
+form, follow = st.columns([3, 2], gap="large")
+with form:
+    task = st.selectbox("Task", [t for t in TASKS if services.trainable_models(t)], key="ft_task")
+    infos = {i.name: i for i in services.list_model_infos(task)}
+    base = st.selectbox("Base model", services.trainable_models(task), key="ft_base",
+                        format_func=lambda n: infos[n].label if n in infos else n)
+    has_weights = base in infos and infos[base].weights_status == "available"
+    start = st.radio("Start from", ["pretrained weights", "scratch (random initialisation)"], horizontal=True,
+                     index=0 if has_weights else 1, key="ft_start")
+    if start.startswith("pretrained") and not has_weights:
+        st.warning(f"{base} has no pretrained weights here: the job would fail. Train from scratch or provide them "
+                   "on the Models page.")
+    config = {"base": base, "pretrained": start.startswith("pretrained")}
+    config["dataset"] = st.selectbox("Training data", services.training_datasets(task), key="ft_dataset")
+    if config["dataset"] == "upload":
+        uploads = guarded(services.uploaded, "classification") or []
+        if not uploads:
+            st.info("Upload an ImageFolder zip on the Benchmark page first.")
+            st.stop()
+        config["upload_id"] = st.selectbox("Uploaded ImageFolder", uploads, format_func=lambda u: u.label,
+                                           key="ft_upload").id
+    c1, c2, c3 = st.columns(3)
+    config["epochs"] = c1.number_input("Epochs", 1, 500, 5, key="ft_epochs")
+    config["batch_size"] = c2.number_input("Batch size", 1, 1024, 32, key="ft_bs")
+    max_steps = c3.number_input("Max steps (0 = no limit)", 0, 1_000_000, 0, key="ft_steps")
+    config["max_steps"] = int(max_steps) or None
+    c1, c2, c3 = st.columns(3)
+    config["optimizer"] = c1.selectbox("Optimizer", ["adam", "adamw", "sgd", "adagrad", "rmsprop"], key="ft_opt")
+    config["lr"] = c2.number_input("Learning rate", 1e-6, 10.0, 1e-3, format="%.0e", key="ft_lr")
+    config["schedule"] = c3.selectbox("Schedule", ["constant", "step", "cosine"], key="ft_sched")
+    c1, c2, c3 = st.columns(3)
+    config["momentum"] = c1.number_input("Momentum (SGD, RMSprop)", 0.0, 0.999, 0.9, key="ft_mom")
+    config["weight_decay"] = c2.number_input("Weight decay (L2)", 0.0, 1.0, 0.0, format="%.0e", key="ft_wd")
+    dropout = c3.number_input("Dropout (-1 = model default)", -1.0, 0.95, -1.0, 0.05, key="ft_drop")
+    config["dropout"] = None if dropout < 0 else dropout
+    config["augment"] = st.multiselect("Augmentation", ["flip", "crop", "color", "noise"], key="ft_aug")
+    c1, c2, c3 = st.columns(3)
+    config["freeze_backbone"] = c1.checkbox("Freeze the backbone (train the head only)", key="ft_freeze")
+    config["seed"] = c2.number_input("Seed", 0, 2**31 - 1, 0, key="ft_seed")
+    patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, 0, key="ft_pat")
+    config["patience"] = int(patience) or None
+    if config["dataset"] in ("shapes", "patches"):
+        config["train_size"] = st.number_input("Training images / patches", 8, 20_000, 512, key="ft_size")
+    if task == "restoration":
+        c1, c2 = st.columns(2)
+        config["noise_sigma"] = c1.number_input("Noise sigma (denoise; added noise for deblur)", 0.0, 100.0, 25.0,
+                                                key="ft_sigma")
+        config["blur_sigma"] = c2.number_input("Blur sigma (deblur)", 0.3, 10.0, 2.0, key="ft_blur")
+    name = st.text_input("Name of the trained model (optional)", key="ft_name",
+                         help="3-60 lower-case letters, digits, '-' or '_'; default <base>-job<id>.")
+    config["name"] = name.strip() or None
+    device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="ft_device")
+    b1, b2 = st.columns(2)
+    if b1.button("Launch training", type="primary", key="ft_launch"):
+        job_id = guarded(services.submit_training, config, device)
+        if job_id:
+            st.success(f"Job #{job_id} queued.")
+    if b2.button("Sweep SGD / Adam / Adagrad", key="ft_sweep",
+                 help="One job per optimizer with everything else equal (the seeds' optimizer comparison)."):
+        ids = guarded(services.submit_sweep, {**config, "name": None}, services.SWEEP_OPTIMIZERS, device)
+        if ids:
+            st.success(f"Sweep queued: jobs {', '.join(f'#{i}' for i in ids)}.")
+
+with follow:
+    st.subheader("Jobs")
+    jobs_panel("train", key="ft_jobs")
+
+st.subheader("Training curves")
+jobs = [j for j in (guarded(services.list_jobs, "train", 50) or []) if j.status != "queued"]
+if not jobs:
+    st.caption("Curves appear here once a training job has run an epoch.")
+else:
+    picked = st.multiselect("Jobs", jobs, default=jobs[:1], format_func=lambda j: f"#{j.id} {j.title}", key="ft_curves")
+    points = guarded(services.curves, [j.id for j in picked])
+    if points is not None and not points.empty:
+        names = sorted(points["name"].unique())
+        default = [n for n in names if n.endswith("loss") or n.startswith(("val_", "fd_", "fid"))]
+        shown = st.multiselect("Curves", names, default=default, key="ft_curve_names")
+        labels = {j.id: f"#{j.id} {j.params['config']['optimizer']}" for j in picked}
+        st.plotly_chart(training_curves(points, shown, labels), key="ft_curve_chart")
+    sweep_ids = guarded(services.sweeps) or []
+    if sweep_ids:
+        st.subheader("Optimizer sweep")
+        sweep = st.selectbox("Sweep", sweep_ids, key="ft_sweep_pick")
+        table = guarded(services.sweep_table, sweep)
+        if table is not None and not table.empty:
+            st.dataframe(table, hide_index=True, key="ft_sweep_table",
+                         column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                        for c in ("train", "validation", "test")})

@@ -1,0 +1,115 @@
+"""Fine-tuning jobs: a tiny job of every trainable task in real worker processes, its model registered and
+benchmarked; OOM halving through the fault hook; cancel removes partial files; the optimizer sweep."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.errors import InvalidInput
+from tests.test_jobs import wait_for
+
+TINY = {"epochs": 1, "max_steps": 2, "train_size": 16, "batch_size": 8, "pretrained": False, "test_limit": 4}
+
+
+@pytest.fixture
+def jobs(settings_env):
+    from core import services
+    from core.jobs import runner
+    from core.models import registry
+
+    registry.list_models()
+    before = set(registry._REGISTRY)
+    yield services
+    for job in runner.list_jobs():
+        if job.active or job.status == "queued":
+            runner.cancel(job.id)
+    for name in set(registry._REGISTRY) - before:
+        registry.unregister_model(name)
+
+
+def finished(services, job_id, timeout=240):
+    job = wait_for(lambda: (j := services.job_status(job_id)).status in ("done", "failed", "cancelled") and j,
+                   timeout=timeout, interval=0.5)
+    assert job.status == "done", (job.message, services.job_logs(job_id)[-3000:])
+    return job
+
+
+def test_a_tiny_job_of_every_trainable_task_registers_its_model(jobs):
+    from core.models.registry import get_spec
+
+    configs = [
+        {"base": "small_cnn_digits", "dataset": "shapes", "augment": ["flip", "crop", "color", "noise"]},
+        {"base": "dncnn", "dataset": "patches", "patch": 32},
+        {"base": "unet_shapes", "dataset": "shapes"},
+        {"base": "dcgan_shapes", "dataset": "shapes"},
+        {"base": "fasterrcnn_mobilenet_v3_large_fpn", "dataset": "shapes", "max_steps": 1, "train_size": 8,
+         "batch_size": 2, "test_limit": 2},
+    ]
+    ids = [jobs.submit_training({**TINY, **c}) for c in configs]
+    for job_id, cfg in zip(ids, configs):
+        job = finished(jobs, job_id)
+        r = job.result
+        spec = get_spec(r["model"])
+        assert spec.source == "checkpoint" and spec.base == cfg["base"] and r["model"].endswith(f"job{job_id}")
+        assert r["steps"] == cfg.get("max_steps", 2) and r["epochs_run"] == 1 and r["run_id"] is not None
+        assert r["epoch_time_s"] > 0 and r["peak_mem_mb"] > 0 and r["time_to_best_s"] >= 0
+        detail = jobs.run_detail(r["run_id"])
+        assert detail["model"] == r["model"] and detail["kind"] == "benchmark" and detail["weights_status"] == "pretrained"
+        curves = jobs.curves([job_id])
+        assert r["metric"] in set(curves["name"]) and set(curves["epoch"]) == {1}
+    classifier = get_spec(jobs.job_status(ids[0]).result["model"])
+    assert classifier.categories == ("circle", "square", "triangle")  # its own head, not the digits' 10 classes
+
+
+def test_oom_halves_the_batch_and_the_job_still_finishes(jobs, monkeypatch):
+    from core.jobs import runner
+    from core.jobs.context import JobContext
+    from core.training import loops
+    from core.training.run import run_training_job
+    from db import jobs as rows
+
+    monkeypatch.setenv(loops.FAULT_ENV, "8")
+    url = jobs.ensure_store()
+    job_id = rows.create(url, "train", "oom", {}, "cpu")
+    rows.claim_next(url)
+    rows.mark_running(url, job_id, 2**22 + 4321)  # no such process: nothing to kill at teardown
+    ctx = JobContext(url, job_id, "cpu", runner.log_path(job_id))
+    result = run_training_job({"config": {**TINY, "base": "small_cnn_digits", "dataset": "shapes", "batch_size": 32, "train_size": 64,
+                                          "max_steps": 3}, "device": "cpu"}, ctx)
+    assert result["final_batch_size"] == 8 and result["oom_halvings"] == 2 and result["steps"] == 3
+    assert "batch size halved to 8" in jobs.job_logs(job_id)
+    rows.finish(url, job_id, "done", "ok", result)
+
+
+def test_cancel_removes_the_jobs_partial_files(jobs):
+    from core.jobs import runner
+
+    job_id = runner.submit("sleep", {"seconds": 60, "partial": True}, title="partial")
+    wait_for(lambda: (runner.work_dir(job_id) / "partial.bin").exists())
+    assert jobs.cancel_job(job_id)
+    assert not runner.work_dir(job_id).exists()
+
+
+def test_sweep_launches_one_job_per_optimizer_and_tabulates_them(jobs):
+    ids = jobs.submit_sweep({**TINY, "base": "small_cnn_digits", "dataset": "shapes"})
+    for job_id in ids:
+        finished(jobs, job_id)
+    [sweep] = jobs.sweeps()
+    table = jobs.sweep_table(sweep)
+    assert list(table["optimizer"]) == ["sgd", "adam", "adagrad"]
+    for col in ("train", "validation", "test"):
+        assert table[col].between(0, 1).all()
+
+
+def test_bad_training_requests_are_refused(jobs):
+    with pytest.raises(InvalidInput, match="cannot be trained"):
+        jobs.submit_training({"base": "gaussian_denoise", "dataset": "patches"})
+    with pytest.raises(InvalidInput, match="trains on digits, shapes, upload"):
+        jobs.submit_training({"base": "small_cnn_digits", "dataset": "patches"})
+    with pytest.raises(InvalidInput, match="Unknown training parameter"):
+        jobs.submit_training({"base": "small_cnn_digits", "dataset": "digits", "rm": 1})
+    with pytest.raises(InvalidInput, match="learning rate"):
+        jobs.submit_training({"base": "small_cnn_digits", "dataset": "digits", "lr": -1})
+    with pytest.raises(InvalidInput, match="Sweep optimizers"):
+        jobs.submit_sweep({"base": "small_cnn_digits", "dataset": "digits"}, ("lbfgs",))
+    assert jobs.list_jobs("train") == []
