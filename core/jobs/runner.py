@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from core.config import REPO_ROOT, get_settings
-from core.errors import InvalidInput
+from core.errors import InvalidInput, LabError
 from core.jobs.handlers import HANDLERS
 from core.services.store import ensure_store
 from db import jobs as job_rows
@@ -47,11 +47,23 @@ def remove_partial(job_id: int) -> None:
     shutil.rmtree(work_dir(job_id), ignore_errors=True)
 
 
+def backend() -> str:
+    name = os.environ.get("IMGLAB_JOB_BACKEND", "local").strip().lower()
+    if name not in ("local", "ray"):
+        raise InvalidInput(f"IMGLAB_JOB_BACKEND must be local or ray, got {name!r}.")
+    return name
+
+
 def submit(kind: str, params: dict, *, title: str, device: str = "cpu") -> int:
     if kind not in HANDLERS:
         raise InvalidInput(f"Unknown job kind {kind!r}.")
+    chosen = backend()
+    if chosen == "ray":
+        from core.jobs import ray_backend
+
+        ray_backend.check_auth()  # refused before anything is queued
     url = ensure_store()
-    job_id = job_rows.create(url, kind, title, params, device)
+    job_id = job_rows.create(url, kind, title, params, device, backend=chosen)
     dispatch()
     return job_id
 
@@ -106,7 +118,12 @@ def cancel(job_id: int) -> bool:
     if not job.active:
         return False
     ok = job_rows.finish(url, job.id, "cancelled", "cancelled by the user")
-    _kill_group(job.pid)
+    if job.backend == "ray":
+        from core.jobs import ray_backend
+
+        ray_backend.cancel(job.id)
+    else:
+        _kill_group(job.pid)
     remove_partial(job.id)
     dispatch()
     return ok
@@ -121,7 +138,8 @@ def reap() -> list[int]:
         what = "stopped sending heartbeats" if job.status == "running" else "never started"
         if job_rows.finish(url, job.id, "failed", f"the worker {what} (died, killed or the host restarted)"):
             failed.append(job.id)
-            _kill_group(job.pid, grace_s=0.5)
+            if job.backend == "local":
+                _kill_group(job.pid, grace_s=0.5)
             remove_partial(job.id)
     return failed
 
@@ -145,9 +163,14 @@ def dispatch() -> list[int]:
     started = []
     while (job := job_rows.claim_next(url)) is not None:
         try:
-            _spawn(job)
-        except OSError as exc:
-            job_rows.finish(url, job.id, "failed", f"could not start a worker process: {exc}")
+            if job.backend == "ray":
+                from core.jobs import ray_backend
+
+                ray_backend.submit(job)
+            else:
+                _spawn(job)
+        except (OSError, LabError) as exc:
+            job_rows.finish(url, job.id, "failed", f"could not start a worker: {exc}")
             continue
         started.append(job.id)
     return started
