@@ -113,3 +113,34 @@ def test_bad_training_requests_are_refused(jobs):
     with pytest.raises(InvalidInput, match="Sweep optimizers"):
         jobs.submit_sweep({"base": "small_cnn_digits", "dataset": "digits"}, ("lbfgs",))
     assert jobs.list_jobs("train") == []
+
+
+def test_transfer_learning_on_an_uploaded_imagefolder(jobs):
+    """An ImageFolder zip (two classes) trains a classifier whose head has the folders' classes."""
+    import io
+    import zipfile
+
+    from core.data.synthetic import scene
+    from core.jobs import runner
+    from core.jobs.context import JobContext
+    from core.models.registry import get_spec
+    from core.training.run import run_training_job
+    from db import jobs as rows
+    from tests.conftest import encode
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(24):
+            s = scene(9000 + i, size=32, max_shapes=1)
+            zf.writestr(f"{'round' if s.labels[0] == 1 else 'angular'}/{i}.png", encode(s.image))
+    upload = jobs.upload_dataset(buf.getvalue(), "shapes.zip")
+    url = jobs.ensure_store()
+    job_id = rows.create(url, "train", "upload", {}, "cpu")
+    rows.claim_next(url)
+    rows.mark_running(url, job_id, 2**22 + 4322)
+    ctx = JobContext(url, job_id, "cpu", runner.log_path(job_id))
+    result = run_training_job({"config": {**TINY, "base": "small_cnn_digits", "dataset": "upload",
+                                          "upload_id": upload.id, "freeze_backbone": True}, "device": "cpu"}, ctx)
+    rows.finish(url, job_id, "done", "ok", result)
+    assert get_spec(result["model"]).categories == ("angular", "round")
+    assert 0 <= result["val_accuracy"] <= 1 and "run_id" not in result  # no held-out benchmark for an upload

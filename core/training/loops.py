@@ -117,7 +117,8 @@ def fit(cfg: TrainConfig, ctx, model: nn.Module, n_train: int,
                 i += len(idx)
                 memory.sample()
                 done = steps / budget if cfg.max_steps else (epoch + i / n_train) / cfg.epochs
-                ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, step {steps}, loss {np.mean(losses):.4f}")
+                ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, step {steps}, loss {np.mean(losses):.4f}, "
+                                             f"peak memory {memory.peak:.0f} MB on {device}")
                 if steps >= budget:
                     raise Budget
         except Budget:
@@ -212,7 +213,8 @@ def fit_gan(cfg: TrainConfig, ctx, generator: nn.Module, discriminator: nn.Modul
             i += len(idx)
             memory.sample()
             done = steps / budget if cfg.max_steps else (epoch + i / n) / cfg.epochs
-            ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, step {steps}")
+            ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, step {steps}, "
+                                         f"peak memory {memory.peak:.0f} MB on {device}")
         generator.eval()
         with torch.inference_mode():
             val = evaluate()
