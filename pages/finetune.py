@@ -14,12 +14,13 @@ st.caption("Training runs in a background worker. The trained model is registere
 form, follow = st.columns([3, 2], gap="large")
 with form:
     task = st.selectbox("Task", [t for t in TASKS if services.trainable_models(t)], key="ft_task")
-    infos = {i.name: i for i in services.list_model_infos(task)}
-    base = st.selectbox("Base model", services.trainable_models(task), key="ft_base",
-                        format_func=lambda n: infos[n].label if n in infos else n)
+    infos = {i.name: i for i in services.list_model_infos(task)}  # models with weights first
+    order = list(infos)
+    bases = sorted(services.trainable_models(task), key=lambda n: order.index(n) if n in order else len(order))
+    base = st.selectbox("Base model", bases, key="ft_base", format_func=lambda n: infos[n].label if n in infos else n)
     has_weights = base in infos and infos[base].weights_status == "available"
     start = st.radio("Start from", ["pretrained weights", "scratch (random initialisation)"], horizontal=True,
-                     index=0 if has_weights else 1, key="ft_start")
+                     index=0 if has_weights else 1, key=f"ft_start_{base}")
     if start.startswith("pretrained") and not has_weights:
         st.warning(f"{base} has no pretrained weights here: the job would fail. Train from scratch or provide them "
                    "on the Models page.")

@@ -177,11 +177,11 @@ def test_detect_the_face_in_a_sample_photo(page):
     assert page.get_by_text("Traceback").count() == 0
 
 
-def _choose(page, label: str, option: str) -> None:
+def _choose(page, label: str, option: str, search: str | None = None) -> None:
     box = page.get_by_role("combobox", name=label)
     box.click()
-    box.fill(option.split(" ")[0])
-    page.get_by_role("option", name=option, exact=True).click()
+    box.fill(search or option.split(" ")[0])
+    page.get_by_role("option", name=option).first.click()
     page.keyboard.press("Escape")
     settle(page)
 
@@ -204,4 +204,24 @@ def test_benchmark_runs_in_the_background_and_reports_back(page):
     page.get_by_text("Results of job").wait_for(timeout=120_000)  # shown once the worker has finished
     page.get_by_text("on skimage photos, noise sigma 25").first.wait_for()
     settle(page)
+    assert page.get_by_text("Traceback").count() == 0
+
+
+def test_finetune_trains_a_small_model_in_the_background(page):
+    settle(page)
+    page.get_by_role("link", name="Fine-tune").click()
+    page.get_by_role("heading", name="Fine-tune").wait_for()
+    settle(page)
+    _choose(page, "Base model", "Small CNN (digits)", search="CNN")
+    _choose(page, "Training data", "shapes")
+    for label, value in (("Epochs", "1"), ("Max steps (0 = no limit)", "3"), ("Training images / patches", "16"),
+                         ("Batch size", "8")):
+        box = page.get_by_role("spinbutton", name=label)
+        box.fill(value)
+        box.press("Enter")
+        settle(page)
+    page.get_by_role("button", name="Launch training").click()
+    page.get_by_text("queued.").first.wait_for()
+    page.get_by_text("Results of job").wait_for(timeout=180_000)  # the worker finished and registered the model
+    page.get_by_text("train small_cnn_digits on shapes").first.wait_for()
     assert page.get_by_text("Traceback").count() == 0

@@ -240,8 +240,10 @@ def test_finetune_page_trains_a_model_and_draws_its_curves(app):
     app.switch_page("pages/finetune.py").run()
     assert not app.exception
     assert app.selectbox(key="ft_task").value == "classification"
+    assert app.selectbox(key="ft_base").value == "efficientnet_lite0"  # real weights: listed first
+    assert app.radio(key="ft_start_efficientnet_lite0").value.startswith("pretrained")
     app.selectbox(key="ft_base").select("small_cnn_digits").run()
-    assert app.radio(key="ft_start").value.startswith("scratch")  # no pretrained weights: scratch preselected
+    assert app.radio(key="ft_start_small_cnn_digits").value.startswith("scratch")  # no weights: scratch preselected
     app.selectbox(key="ft_dataset").select("shapes").run()
     app.number_input(key="ft_epochs").set_value(2)
     app.number_input(key="ft_steps").set_value(4)

@@ -105,11 +105,13 @@ def test_bad_training_requests_are_refused(jobs):
     with pytest.raises(InvalidInput, match="cannot be trained"):
         jobs.submit_training({"base": "gaussian_denoise", "dataset": "patches"})
     with pytest.raises(InvalidInput, match="trains on digits, shapes, upload"):
-        jobs.submit_training({"base": "small_cnn_digits", "dataset": "patches"})
+        jobs.submit_training({"base": "small_cnn_digits", "dataset": "patches", "pretrained": False})
     with pytest.raises(InvalidInput, match="Unknown training parameter"):
         jobs.submit_training({"base": "small_cnn_digits", "dataset": "digits", "rm": 1})
+    with pytest.raises(InvalidInput, match="no pretrained weights here"):
+        jobs.submit_training({"base": "small_cnn_digits", "dataset": "digits", "pretrained": True})
     with pytest.raises(InvalidInput, match="learning rate"):
-        jobs.submit_training({"base": "small_cnn_digits", "dataset": "digits", "lr": -1})
+        jobs.submit_training({"base": "small_cnn_digits", "dataset": "digits", "lr": -1, "pretrained": False})
     with pytest.raises(InvalidInput, match="Sweep optimizers"):
         jobs.submit_sweep({"base": "small_cnn_digits", "dataset": "digits"}, ("lbfgs",))
     assert jobs.list_jobs("train") == []
@@ -144,3 +146,10 @@ def test_transfer_learning_on_an_uploaded_imagefolder(jobs):
     rows.finish(url, job_id, "done", "ok", result)
     assert get_spec(result["model"]).categories == ("angular", "round")
     assert 0 <= result["val_accuracy"] <= 1 and "run_id" not in result  # no held-out benchmark for an upload
+
+
+def test_trainable_models_include_those_without_pretrained_weights(jobs):
+    names = jobs.trainable_models("classification")
+    assert {"efficientnet_lite0", "small_cnn_digits", "resnet18"} <= set(names)
+    assert "efficientnet_lite0_int8" not in names and "efficientnet_lite0_pruned30" not in names
+    assert jobs.trainable_models("segmentation") == ["unet_shapes"]

@@ -21,7 +21,7 @@ def trainable_models(task: str) -> list[str]:
     out = []
     for spec in list_models(task):
         try:
-            TrainConfig(base=spec.name, dataset=TRAIN_DATASETS[task][0]).validate()
+            TrainConfig(base=spec.name, dataset=TRAIN_DATASETS[task][0], pretrained=False).validate()
         except (InvalidInput, KeyError):
             continue
         out.append(spec.name)

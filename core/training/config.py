@@ -73,6 +73,9 @@ class TrainConfig:
             raise InvalidInput("Segmentation fine-tuning supports the U-Net (a head of the synthetic set's classes).")
         if spec.base is not None:
             raise InvalidInput(f"{self.base} is a variant or checkpoint of {spec.base}; fine-tune {spec.base} instead.")
+        if self.pretrained and spec.check_weights().status == "missing":
+            raise InvalidInput(f"{self.base} has no pretrained weights here ({spec.check_weights().detail}); "
+                               "train it from scratch or provide the weights on the Models page.")
         self.task = spec.task
         if self.task not in TRAIN_DATASETS:
             raise InvalidInput(f"{self.base} ({self.task}) cannot be trained here.")
