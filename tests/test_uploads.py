@@ -147,3 +147,13 @@ def test_unknown_upload_ids_are_refused_without_reading_files(uploads):
     for bad in ("../../etc", "0123", "../" * 5, "zzzzzzzzzzzzzzzz"):
         with pytest.raises(InvalidInput, match="Unknown uploaded dataset id"):
             uploads.load_upload(bad)
+
+
+def test_listing_uploads_reads_manifests_only(uploads, monkeypatch):
+    from core.services import uploaded
+
+    uploads.save_upload(make_zip({"a/x.png": png(1), "b/y.png": png(2)}), "two.zip")
+    monkeypatch.setattr(uploads, "load_upload", lambda *a: (_ for _ in ()).throw(AssertionError("decoded")))
+    [summary] = uploaded("classification")
+    assert summary.items == 2 and summary.categories == ("a", "b") and summary.label.startswith("two.zip (2 images")
+    assert uploaded("restoration") == []

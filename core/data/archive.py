@@ -92,6 +92,7 @@ def extract_zip(data: bytes, dest_root: Path, name: str) -> Path:
                             dst.write(chunk)
                 except FileExistsError:
                     raise InvalidArchive(f"The archive holds {info.filename[:80]!r} twice.") from None
+                # NotImplementedError: zipfile's answer to an unsupported compression method
                 except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
                     raise InvalidArchive(f"The member {info.filename[:80]!r} could not be read ({type(exc).__name__}).") from None
             try:

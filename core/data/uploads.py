@@ -71,10 +71,15 @@ def save_upload(data: bytes, filename: str, operation: str | None = None) -> Dat
                 "inner": str(inner.relative_to(root))}
     (root / MANIFEST).write_text(json.dumps(manifest))
     try:
-        return load_upload(digest)
+        ds = load_upload(digest)
     except Exception:
         shutil.rmtree(root, ignore_errors=True)  # an archive we cannot use is not kept
         raise
+    # what listings show, so pages never decode a whole dataset to draw a select box
+    manifest.update(task=ds.task, operation=ds.operation, items=len(ds.samples), categories=list(ds.categories or ()),
+                    has_masks=any(s.masks is not None for s in ds.samples[:1]), report=list(ds.report[:50]))
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    return ds
 
 
 def list_uploads() -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.data import uploads
-from core.data.datasets import PHOTO_SETS, DatasetInfo, list_datasets, load_dataset
+from core.data.datasets import PHOTO_SETS, DatasetInfo, list_datasets
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,14 @@ def upload_dataset(data: bytes, filename: str, operation: str | None = None) -> 
 
 
 def uploaded(task: str | None = None) -> list[UploadSummary]:
+    """From the manifests written at upload time (no image is decoded to list them)."""
     out = []
     for entry in uploads.list_uploads():
-        try:
-            summary = _summary(load_dataset({"name": "upload", "id": entry["id"]}))
-        except Exception:  # a folder damaged on disk is left out of the list rather than breaking the page
+        if "task" not in entry:  # extraction never finished: not a usable dataset
             continue
-        if task is None or summary.task == task or (task == "segmentation" and summary.task == "detection"):
+        summary = UploadSummary(entry["id"], entry["title"], entry["task"], entry.get("operation"), entry["items"],
+                                tuple(entry.get("categories", ())), tuple(entry.get("report", ())))
+        instance_ok = task == "segmentation" and summary.task == "detection" and entry.get("has_masks")
+        if task is None or summary.task == task or instance_ok:
             out.append(summary)
     return out
