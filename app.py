@@ -11,7 +11,8 @@ page = st.navigation(
                 st.Page("pages/benchmark.py", title="Benchmark", icon=":material/speed:"),
                 st.Page("pages/finetune.py", title="Fine-tune", icon=":material/tune:"),
                 st.Page("pages/models.py", title="Models", icon=":material/model_training:")],
-        "Analyse": [st.Page("pages/results.py", title="Results", icon=":material/table_chart:")],
+        "Analyse": [st.Page("pages/results.py", title="Results", icon=":material/table_chart:"),
+                    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:")],
     }
 )
 page.run()

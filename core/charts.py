@@ -53,3 +53,16 @@ def training_curves(points: pd.DataFrame, names: list[str], labels: dict[int, st
         fig.update_yaxes(title_text="validation metric", secondary_y=True)
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def sweep_bars(table: pd.DataFrame, columns: tuple[str, ...] = ("train", "validation", "test")) -> go.Figure:
+    """Grouped bars: one group per optimizer (job), one bar per split."""
+    fig = go.Figure()
+    labels = [f"{o} (#{j})" for o, j in zip(table["optimizer"], table["job"])]
+    for col in columns:
+        if col in table and table[col].notna().any():
+            fig.add_trace(go.Bar(name=col, x=labels, y=table[col], text=[f"{v:.1%}" if pd.notna(v) else "" for v in table[col]],
+                                 textposition="auto"))
+    fig.update_layout(barmode="group", yaxis=dict(title="accuracy", tickformat=".0%"), height=380,
+                      margin=dict(l=10, r=10, t=30, b=10), title="train / validation / test accuracy per optimizer")
+    return fig

@@ -94,10 +94,5 @@ else:
         st.plotly_chart(training_curves(points, shown, labels), key="ft_curve_chart")
     sweep_ids = guarded(services.sweeps) or []
     if sweep_ids:
-        st.subheader("Optimizer sweep")
-        sweep = st.selectbox("Sweep", sweep_ids, key="ft_sweep_pick")
-        table = guarded(services.sweep_table, sweep)
-        if table is not None and not table.empty:
-            st.dataframe(table, hide_index=True, key="ft_sweep_table",
-                         column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                        for c in ("train", "validation", "test")})
+        st.page_link("pages/compare.py", label=f"Compare the latest optimizer sweep ({sweep_ids[0]})",
+                     icon=":material/compare_arrows:", query_params={"sweep": sweep_ids[0]})

@@ -275,3 +275,35 @@ def test_finetune_page_refuses_a_bad_name_without_queueing(app):
     assert not app.exception
     assert any("lower-case letters" in e.value for e in app.error)
     assert services.list_jobs("train") == []
+
+
+def test_compare_page_shows_an_optimizer_sweep_and_keeps_it_in_the_url(app):
+    from core import services
+
+    app.switch_page("pages/compare.py").run()
+    assert not app.exception
+    assert any("No sweep yet" in i.value for i in app.info)
+    ids = services.submit_sweep({"base": "small_cnn_digits", "dataset": "shapes", "pretrained": False, "epochs": 2,
+                                 "max_steps": 4, "train_size": 16, "batch_size": 8, "test_limit": 4})
+    for job_id in ids:
+        assert _wait_job_done(job_id, timeout=240).status == "done"
+    app.run()
+    assert not app.exception and not app.error
+    [sweep] = services.sweeps()
+    assert app.query_params["sweep"] == [sweep] or app.query_params["sweep"] == sweep
+    table = app.dataframe[0].value
+    assert list(table["optimizer"]) == ["sgd", "adam", "adagrad"] and table["test"].between(0, 1).all()
+    bars, curves = chart_specs(app)
+    assert [t["name"] for t in bars["data"]] == ["train", "validation", "test"]
+    assert {t["name"] for t in curves["data"]} == {f"#{i} {o}: {c}" for i, o in zip(ids, ("sgd", "adam", "adagrad"))
+                                                   for c in ("train_loss", "val_accuracy")}
+
+    # a teammate opens the jobs view from a link
+    shared = AppTest.from_file(APP, default_timeout=180)
+    shared.query_params["jobs"] = f"{ids[1]},{ids[2]},999"
+    shared.switch_page("pages/compare.py").run()
+    assert not shared.exception
+    assert shared.radio(key="cmp_view").value == "Training jobs"
+    assert shared.multiselect(key="cmp_jobs").value == [ids[1], ids[2]]
+    rows = shared.dataframe[0].value
+    assert list(rows["optimizer"]) == ["adam", "adagrad"] and rows["test_run"].str.startswith("/results?run=").all()
