@@ -65,6 +65,25 @@ class PeakMemory:
         return self.peak
 
 
+def _halved(exc: Exception, batch: int, ctx, device: torch.device) -> int:
+    """The next batch size after an out-of-memory error; anything else (or OOM at batch 1) is re-raised."""
+    if not _is_oom(exc) or batch == 1:
+        raise exc
+    batch = max(1, batch // 2)
+    ctx.log(f"out of memory: batch size halved to {batch}")
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return batch
+
+
+def _record_epoch(ctx, history: list, epoch: int, steps: int, row: dict, best_state: dict) -> None:
+    """Curves point, log line, and the best weights so far as the job's partial file."""
+    history.append({"epoch": epoch + 1, **row})
+    ctx.metrics(epoch + 1, steps, row)
+    ctx.log(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+    ctx.save_partial(best_state)
+
+
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
@@ -105,12 +124,7 @@ def fit(cfg: TrainConfig, ctx, model: nn.Module, n_train: int,
                     if steps < min(planned, budget):
                         schedule.step()
                 except Exception as exc:
-                    if not _is_oom(exc) or batch == 1:
-                        raise
-                    batch, halvings = max(1, batch // 2), halvings + 1
-                    ctx.log(f"out of memory: batch size halved to {batch}")
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
+                    batch, halvings = _halved(exc, batch, ctx, device), halvings + 1
                     continue
                 losses.append(float(loss.detach()))
                 steps += 1
@@ -137,10 +151,7 @@ def fit(cfg: TrainConfig, ctx, model: nn.Module, n_train: int,
             since_best += 1
         row = {"train_loss": float(np.mean(losses)) if losses else None, **val, "lr": optimizer.param_groups[0]["lr"],
                "epoch_time_s": elapsed, "peak_mem_mb": memory.sample(), "batch_size": batch}
-        history.append({"epoch": epoch + 1, **row})
-        ctx.metrics(epoch + 1, steps, row)
-        ctx.log(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
-        ctx.save_partial(best["state"])
+        _record_epoch(ctx, history, epoch, steps, row, best["state"])
         if steps >= budget:
             break
         if cfg.patience is not None and since_best >= cfg.patience:
@@ -202,10 +213,7 @@ def fit_gan(cfg: TrainConfig, ctx, generator: nn.Module, discriminator: nn.Modul
                 g_loss.backward()
                 opt_g.step()
             except Exception as exc:
-                if not _is_oom(exc) or batch == 1:
-                    raise
-                batch, halvings = max(1, batch // 2), halvings + 1
-                ctx.log(f"out of memory: batch size halved to {batch}")
+                batch, halvings = _halved(exc, batch, ctx, device), halvings + 1
                 continue
             d_losses.append(float(d_loss.detach()))
             g_losses.append(float(g_loss.detach()))
@@ -226,10 +234,7 @@ def fit_gan(cfg: TrainConfig, ctx, generator: nn.Module, discriminator: nn.Modul
         row = {"d_loss": float(np.mean(d_losses)) if d_losses else None,
                "g_loss": float(np.mean(g_losses)) if g_losses else None, **val, "epoch_time_s": elapsed,
                "peak_mem_mb": memory.sample(), "batch_size": batch}
-        history.append({"epoch": epoch + 1, **row})
-        ctx.metrics(epoch + 1, steps, row)
-        ctx.log(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
-        ctx.save_partial(best["state"])
+        _record_epoch(ctx, history, epoch, steps, row, best["state"])
         if steps >= budget:
             break
     return FitResult(best["state"], best["epoch"] + 1, float(best["value"]), metric, len(history), steps, best["t"],
