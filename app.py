@@ -12,7 +12,8 @@ page = st.navigation(
                 st.Page("pages/finetune.py", title="Fine-tune", icon=":material/tune:"),
                 st.Page("pages/models.py", title="Models", icon=":material/model_training:")],
         "Analyse": [st.Page("pages/results.py", title="Results", icon=":material/table_chart:"),
-                    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:")],
+                    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+                    st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:")],
     }
 )
 page.run()

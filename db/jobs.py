@@ -81,6 +81,15 @@ def list_jobs(url: str, limit: int = 50, kinds: tuple[str, ...] | None = None) -
         return [_info(r) for r in s.scalars(stmt)]
 
 
+def latest_with_param(url: str, kind: str, key: str, value: int) -> JobInfo | None:
+    """The newest job of `kind` whose params[key] equals the integer `value` (a JSON lookup done in SQL)."""
+    stmt = (select(JobRow).where(JobRow.kind == kind, JobRow.params[key].as_integer() == int(value))
+            .order_by(JobRow.id.desc()).limit(1))
+    with session_scope(url) as s:
+        row = s.scalars(stmt).first()
+        return _info(row) if row is not None else None
+
+
 def claim_next(url: str, devices: tuple[str, ...] | None = None) -> JobInfo | None:
     """Oldest queued job whose device slot is free -> starting. Atomic: one claim per slot."""
     other = aliased(JobRow)

@@ -62,7 +62,8 @@ class DatasetRow(Base):
 
 class RunRow(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_task_created", "task", "created_at"),)
+    __table_args__ = (Index("ix_runs_task_created", "task", "created_at"),
+                      Index("ix_runs_task_kind_dataset_model", "task", "kind", "dataset_id", "model_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
@@ -107,7 +108,7 @@ class ImageMetricRow(Base):
     """Per-image value of a run."""
 
     __tablename__ = "image_metrics"
-    __table_args__ = (Index("ix_image_metrics_run_name", "run_id", "name"),)
+    __table_args__ = (Index("ix_image_metrics_run_name_value", "run_id", "name", "value"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))

@@ -26,7 +26,7 @@ def test_fresh_database_url_is_migrated_to_head(tmp_path):
     url = f"sqlite:///{tmp_path / 'sub' / 'fresh.db'}"
     assert migrate.current_revision(url) is None
     migrate.upgrade(url)
-    assert migrate.current_revision(url) == migrate.head_revision() == "0003"
+    assert migrate.current_revision(url) == migrate.head_revision() == "0004"
     tables = set(inspect(get_engine(url)).get_table_names())
     assert {"models", "datasets", "runs", "run_metrics", "image_metrics", "jobs", "job_metrics", "alembic_version"} <= tables
 

@@ -149,15 +149,19 @@ def run_benchmark(engine: Engine, models: list[str], dataset: dict, params: dict
 
 # -- as a background job ----------------------------------------------------------------------------------
 def submit_benchmark(models: list[str], dataset: dict, params: dict[str, Any] | None = None, *,
-                     allow_random: bool = False, device: str = "cpu") -> int:
+                     allow_random: bool = False, device: str = "cpu", reproduces: int | None = None) -> int:
+    """Queue a benchmark job; `reproduces` names the stored run it re-runs (the Leaderboard's reproduce action)."""
     from core.engine import pick_device
     from core.jobs import runner
 
     p, ds, title = plan(models, dataset, params)
     slot = str(pick_device(device))
-    return runner.submit("benchmark", {"models": list(models), "dataset": canonical_spec(dataset), "params": params or {},
-                                       "allow_random": allow_random, "device": slot},
-                         title=title, device=slot)
+    job: dict[str, Any] = {"models": list(models), "dataset": canonical_spec(dataset), "params": params or {},
+                           "allow_random": allow_random, "device": slot}
+    if reproduces is not None:
+        job["reproduces"] = int(reproduces)
+        title = f"reproduce run #{int(reproduces)}: {title}"
+    return runner.submit("benchmark", job, title=title, device=slot)
 
 
 def run_benchmark_job(job_params: dict[str, Any], ctx) -> dict[str, Any]:

@@ -1,0 +1,235 @@
+"""What the Compare and Leaderboard pages show, as plain tables: leaderboards per task and dataset with their
+metric conventions, metric bars, per-image spread, quality-vs-cost with the Pareto front, per-class reports of
+a run, and the seeds' tables, all read from the results store (aggregated in SQL by db.analytics)."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import InvalidInput
+from core.services.store import HIGHER_IS_BETTER, ensure_store
+from db import analytics
+
+COSTS = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "peak_mem_mb", "num_params")
+TIMING = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "throughput_img_s", "peak_mem_mb")
+IDENTITY = ["run_id", "model", "weights", "weights_hash", "num_params", "title", "runs", "device", "created_at"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A leaderboard column: one metric under one convention (two conventions never share a column)."""
+
+    label: str
+    metric: str
+    convention: str
+    higher_is_better: bool | None
+
+    @property
+    def header(self) -> str:
+        arrow = {True: " ↑", False: " ↓", None: ""}[self.higher_is_better]
+        return f"{self.label}{arrow}"
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    task: str
+    dataset: str
+    title: str
+    table: pd.DataFrame  # IDENTITY columns + one column per Column.label
+    columns: list[Column]
+
+    def column(self, label: str) -> Column:
+        for c in self.columns:
+            if c.label == label:
+                return c
+        raise InvalidInput(f"The leaderboard has no metric {label!r}.")
+
+
+def short_convention(convention: str) -> str:
+    """'y,range=255,crop=4, mean of per-image' -> 'Y channel, range 255, crop 4, mean of per-image'."""
+    text = re.sub(r"^y,", "Y channel,", convention.strip())
+    text = re.sub(r"^rgb,", "RGB,", text)
+    text = re.sub(r"\b(range|crop|batch|warmup)=", r"\1 ", text)
+    return re.sub(r",(?=\S)", ", ", text)
+
+
+def datasets(task: str | None = None) -> pd.DataFrame:
+    """Datasets with benchmark runs (task, dataset, title, runs, models, last_run), newest first per task."""
+    return analytics.benchmark_datasets(ensure_store(), task or None)
+
+
+def _check_dataset(task: str, dataset: str) -> pd.Series:
+    known = datasets(task)
+    hit = known[known["dataset"] == dataset]
+    if hit.empty:
+        raise InvalidInput(f"No benchmark of {task} on the dataset {str(dataset)[:80]!r} is stored.")
+    return hit.iloc[0]
+
+
+def leaderboard(task: str, dataset: str, include_untrained: bool = True) -> Leaderboard:
+    """The newest benchmark run of every model on a dataset, one column per (metric, convention)."""
+    url = ensure_store()
+    info = _check_dataset(task, dataset)
+    cols = analytics.metric_columns(url, task, dataset)
+    columns: list[Column] = []
+    for metric, grp in cols.groupby("metric", sort=True):
+        several = len(grp) > 1
+        for _, row in grp.iterrows():
+            label = f"{metric} [{short_convention(row['convention'])}]" if several else metric
+            hib = row["higher_is_better"] if row["higher_is_better"] is not None else HIGHER_IS_BETTER.get(metric)
+            columns.append(Column(label, metric, row["convention"], hib))
+    table = analytics.leaderboard(url, task, dataset, [(c.label, c.metric, c.convention) for c in columns],
+                                  include_untrained)
+    table["untrained"] = table["weights"].eq("random")
+    primary = primary_metric(columns)
+    if primary is not None and not table.empty:
+        table = table.sort_values(primary.label, ascending=not primary.higher_is_better, na_position="last")
+    return Leaderboard(task, dataset, str(info["title"] or dataset), table.reset_index(drop=True), columns)
+
+
+PRIMARY = ("map", "mask_map", "miou", "top1", "psnr_y", "psnr", "fid", "fd_efficientnet_lite0", "f1")
+
+
+def primary_metric(columns: list[Column]) -> Column | None:
+    """The column a leaderboard ranks by: the task's headline metric."""
+    for name in PRIMARY:
+        for c in columns:
+            if c.metric == name:
+                return c
+    return next((c for c in columns if c.metric not in TIMING), None)
+
+
+def metric_bars(task: str, dataset: str, metrics: list[str], models: list[str] | None = None,
+                include_untrained: bool = True) -> pd.DataFrame:
+    """Mean (min-max over runs) of each chosen metric per model on a dataset, aggregated in SQL."""
+    if not metrics:
+        raise InvalidInput("Choose at least one metric.")
+    _check_dataset(task, dataset)
+    out = analytics.metrics_by_model(ensure_store(), list(metrics), task, dataset, models or None, include_untrained)
+    out["higher_is_better"] = [HIGHER_IS_BETTER.get(m) if pd.isna(h) else bool(h)
+                               for m, h in zip(out["metric"], out["higher_is_better"])]
+    return out
+
+
+def image_spread(board: Leaderboard, metric: str) -> pd.DataFrame:
+    """Per-image values of `metric` for the leaderboard's runs (one run per model): run_id, model, image, value."""
+    ids = board.table["run_id"].astype(int).tolist()
+    values = analytics.image_values(ensure_store(), ids, metric)
+    names = dict(zip(board.table["run_id"], board.table["model"]))
+    untrained = dict(zip(board.table["run_id"], board.table["untrained"]))
+    values["model"] = [names[r] + (" (untrained)" if untrained[r] else "") for r in values["run_id"]]
+    return values
+
+
+def image_metrics_of(board: Leaderboard) -> list[str]:
+    return analytics.image_metric_names(ensure_store(), board.table["run_id"].astype(int).tolist())
+
+
+def extremes(run_id: int, metric: str, k: int = 5, worst: bool = True) -> pd.DataFrame:
+    """The k worst (or best) images of a run by a per-image metric."""
+    hib = HIGHER_IS_BETTER.get(metric, True) if metric not in ("detections",) else True
+    return analytics.image_extremes(ensure_store(), int(run_id), metric, int(k), worst, hib)
+
+
+def pareto_front(x: np.ndarray, y: np.ndarray, y_higher_is_better: bool = True) -> np.ndarray:
+    """Mask of the points no other point beats on both axes (x is a cost: lower is better)."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float) if y_higher_is_better else -np.asarray(y, float)
+    keep = np.zeros(len(x), bool)
+    for i in range(len(x)):
+        if not (np.isfinite(x[i]) and not np.isnan(y[i])):
+            continue
+        better_or_equal = (x <= x[i]) & (y >= y[i])
+        strictly = (x < x[i]) | (y > y[i])
+        keep[i] = not np.any(better_or_equal & strictly)
+    return keep
+
+
+def quality_cost(board: Leaderboard, quality: str, cost: str) -> pd.DataFrame:
+    """model, x (cost), y (quality), pareto; one point per model from the leaderboard's runs."""
+    q = board.column(quality)
+    if cost == "num_params":
+        x = board.table["num_params"].astype(float)
+    else:
+        x = board.table[board.column(cost).label].astype(float)
+    out = pd.DataFrame({"run_id": board.table["run_id"], "model": board.table["model"],
+                        "untrained": board.table["untrained"], "x": x, "y": board.table[q.label].astype(float)})
+    out = out[out["x"].notna() & out["y"].notna()].reset_index(drop=True)
+    out["pareto"] = pareto_front(out["x"].to_numpy(), out["y"].to_numpy(), q.higher_is_better is not False)
+    return out
+
+
+def run_report(run_id: int) -> dict[str, Any]:
+    """Per-class table, confusion matrix, PR curves and max-F1 point stored with a benchmark run."""
+    found = analytics.run_outputs(ensure_store(), [int(run_id)])
+    if int(run_id) not in found:
+        raise InvalidInput(f"There is no run #{int(run_id)}.")
+    info = found[int(run_id)]
+    out = info["outputs"]
+    per_class = pd.DataFrame(out.get("per_class") or out.get("mask_per_class") or [])
+    return {"model": info["model"], "weights": info["weights"], "per_class": per_class,
+            "confusion": out.get("confusion"), "pr_curves": out.get("pr_curves") or {},
+            "max_f1": out.get("max_f1")}
+
+
+# -- the seeds' tables -------------------------------------------------------------------------------------
+def _pct(v: Any) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(100.0 * float(v), 1)
+
+
+def class_table(run_id: int) -> pd.DataFrame:
+    """Seed table 2.5: class / precision (%) / recall (%) / F1 (%), plus the overall (micro) row."""
+    from core.services.results import run_detail
+
+    report = run_report(run_id)
+    per_class = report["per_class"]
+    if per_class.empty or "precision" not in per_class:
+        raise InvalidInput(f"Run #{int(run_id)} has no per-class precision/recall (it is not a detection or "
+                           "classification benchmark).")
+    rows = [{"class": r["class"], "precision_pct": _pct(r["precision"]), "recall_pct": _pct(r["recall"]),
+             "f1_pct": _pct(r["f1"])} for _, r in per_class.iterrows()]
+    metrics = run_detail(run_id)["metrics"].set_index("metric")["value"]
+    if {"precision", "recall", "f1"} <= set(metrics.index):
+        rows.append({"class": "overall (micro)", "precision_pct": _pct(metrics["precision"]),
+                     "recall_pct": _pct(metrics["recall"]), "f1_pct": _pct(metrics["f1"])})
+    elif "f1_micro" in metrics.index:
+        rows.append({"class": "overall (macro)", "precision_pct": _pct(metrics.get("precision_macro")),
+                     "recall_pct": _pct(metrics.get("recall_macro")), "f1_pct": _pct(metrics.get("f1_macro"))})
+    return pd.DataFrame(rows)
+
+
+def method_table(task: str, dataset: str, include_untrained: bool = False) -> pd.DataFrame:
+    """Seed table "Method / PSNR (dB) / SSIM / FID" from the newest run per model: restoration datasets give
+    PSNR/SSIM (with the degraded input as a row), generation datasets give FID, or FD in another feature space
+    under its own name, never as FID."""
+    board = leaderboard(task, dataset, include_untrained)
+    wanted = [c for c in board.columns if c.metric in ("psnr", "ssim", "psnr_y", "ssim_y", "lpips", "fid")
+              or c.metric.startswith("fd_")]
+    if not wanted:
+        raise InvalidInput("This dataset's runs have no PSNR/SSIM/FID to tabulate.")
+    table = board.table[["model", "untrained", "run_id", *[c.label for c in wanted]]].copy()
+    table.insert(0, "method", [m + (" (untrained)" if u else "") for m, u in zip(table["model"], table["untrained"])])
+    table = table.drop(columns=["model", "untrained"])
+    if task == "restoration" and not board.table.empty:
+        outputs = analytics.run_outputs(ensure_store(), [int(board.table["run_id"].iloc[0])])
+        first = next(iter(outputs.values()))["outputs"]
+        if first.get("input_psnr") is not None:
+            row = {"method": "degraded input", "run_id": None, "psnr": first["input_psnr"], "ssim": first.get("input_ssim")}
+            table = pd.concat([pd.DataFrame([{k: v for k, v in row.items() if k in table.columns or k == "method"}]),
+                               table], ignore_index=True)
+    return table.rename(columns={c.label: c.header for c in wanted})
+
+
+def parse_ids(raw: str | None, limit: int = 12) -> list[int]:
+    """Comma-separated ids from a URL; anything that is not a plain number is dropped (never used as a path)."""
+    out: list[int] = []
+    for part in (raw or "").split(","):
+        part = part.strip()
+        if part.isdigit() and len(part) < 10 and int(part) not in out:
+            out.append(int(part))
+    return out[:limit]

@@ -1,0 +1,84 @@
+"""Re-run a stored benchmark run with its stored parameters (a background job) and say whether the numbers match.
+
+Quality metrics must agree to a relative 1e-6 (the same code, data and weights are deterministic on one device);
+timing and memory are shown side by side but never decide the verdict. A change of weights since the stored
+run (a different SHA-256) is reported, since then a mismatch is expected."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from core.errors import InvalidInput
+from core.services.benchmark import PARAM_DEFAULTS, submit_benchmark
+from core.services.compare import TIMING
+from core.services.results import run_detail
+from core.services.store import ensure_store
+from db import jobs as job_rows
+from db.jobs import JobInfo
+
+REL_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    run_id: int
+    job: JobInfo | None
+    new_run_id: int | None
+    table: pd.DataFrame  # metric, stored, reproduced, abs_diff, match (None for timing)
+    weights_changed: bool
+
+    @property
+    def verdict(self) -> str:
+        if self.job is None:
+            return "not reproduced yet"
+        if self.new_run_id is None:
+            return f"job #{self.job.id} {self.job.status}"
+        checked = self.table[self.table["match"].notna()]
+        if checked.empty:
+            return "no quality metric to compare"
+        return "numbers match" if bool(checked["match"].all()) else "numbers differ"
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
+        return (a is None or a != a) and (b is None or b != b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    return abs(a - b) <= REL_TOL * max(1.0, abs(a), abs(b))
+
+
+def reproduce(run_id: int, device: str | None = None) -> int:
+    """Queue a benchmark job with the run's model, dataset spec and parameters, on the run's device unless
+    another is named; returns the job id."""
+    detail = run_detail(run_id)
+    if detail["kind"] != "benchmark":
+        raise InvalidInput(f"Run #{detail['run_id']} is a {detail['kind']} run; only benchmark runs can be reproduced.")
+    params = detail["params"]
+    dataset = {k: v for k, v in params.get("dataset", {}).items() if k != "first"}  # 'first' comes from limit
+    bench = {k: v for k, v in params.get("benchmark", {}).items() if k in PARAM_DEFAULTS}
+    allow_random = bool(params.get("allow_random")) or detail["weights_status"] == "random"
+    return submit_benchmark([detail["model"]], dataset, bench, allow_random=allow_random, device=device or detail["device"],
+                            reproduces=detail["run_id"])
+
+
+def reproduction(run_id: int) -> Reproduction:
+    """The newest reproduction job of a run and, once it is done, the metric-by-metric comparison."""
+    detail = run_detail(run_id)
+    job = job_rows.latest_with_param(ensure_store(), "benchmark", "reproduces", detail["run_id"])
+    empty = pd.DataFrame(columns=["metric", "stored", "reproduced", "abs_diff", "match"])
+    new_ids = (job.result.get("run_ids") or []) if job is not None and job.status == "done" else []
+    if not new_ids:
+        return Reproduction(detail["run_id"], job, None, empty, False)
+    new = run_detail(new_ids[0])
+    stored = dict(zip(detail["metrics"]["metric"], detail["metrics"]["value"]))
+    again = dict(zip(new["metrics"]["metric"], new["metrics"]["value"]))
+    rows = []
+    for name in sorted(set(stored) | set(again)):
+        a, b = stored.get(name), again.get(name)
+        diff = abs(a - b) if a is not None and b is not None and math.isfinite(a) and math.isfinite(b) else None
+        rows.append({"metric": name, "stored": a, "reproduced": b, "abs_diff": diff,
+                     "match": None if name in TIMING else _same(a, b)})
+    return Reproduction(detail["run_id"], job, new["run_id"], pd.DataFrame(rows),
+                        new["weights_hash"] != detail["weights_hash"])

@@ -1,0 +1,72 @@
+"""Leaderboard: one table per task and dataset (the newest benchmark run of each model), metric conventions in
+the header, untrained models marked, links to the runs, and a reproduce action that re-runs one with its stored
+parameters and says whether the numbers match. ?task=&dataset= in the URL."""
+import streamlit as st
+
+from core.services import compare, reproduce
+from ui.state import guarded
+from ui.url_state import export_buttons, keep_only, pick
+from ui.leaderboard_views import reproduction_panel, table_config
+
+st.title("Leaderboard")
+known = guarded(compare.datasets)
+if known is None:
+    st.stop()
+if known.empty:
+    st.info("No benchmark stored yet: run one on the Benchmark page and it is ranked here.")
+    st.stop()
+
+keep_only(("task", "dataset"))
+c1, c2 = st.columns([1, 3])
+with c1:
+    task = pick("Task", sorted(known["task"].unique()), "task", "lb_task")
+subset = known[known["task"] == task]
+titles = dict(zip(subset["dataset"], subset["title"]))
+with c2:
+    dataset = pick("Dataset", subset["dataset"].tolist(), "dataset", "lb_dataset",
+                   format_func=lambda n: f"{titles.get(n) or n}  ·  {n}")
+f1, f2 = st.columns([3, 1])
+text = f1.text_input("Filter models", key="lb_filter", placeholder="part of a model name")
+include_untrained = f2.toggle("Show untrained models", value=True, key="lb_untrained")
+
+board = guarded(compare.leaderboard, task, dataset, include_untrained)
+if board is None:
+    st.stop()
+table = board.table
+if text:
+    table = table[table["model"].str.contains(text, case=False, regex=False)]
+primary = compare.primary_metric(board.columns)
+st.subheader(f"{task} · {board.title}")
+quality = [c for c in board.columns if c.metric not in compare.TIMING]
+timing = [c for c in board.columns if c.metric in compare.TIMING]
+st.markdown("  \n".join(f"**{c.header}** — {compare.short_convention(c.convention) or 'no convention stored'}"
+                        for c in quality))
+if timing:
+    st.caption(f"Timing and memory ({', '.join(c.label for c in timing)}): "
+               f"{compare.short_convention(timing[0].convention)}")
+if primary is not None:
+    st.caption(f"Ranked by {primary.header}; one row per model and weights (its newest run on this dataset). "
+               "Click a column header to sort.")
+
+shown = table.assign(rank=range(1, len(table) + 1),
+                     model=[m + ("  ⚠ untrained" if u else "") for m, u in zip(table["model"], table["untrained"])],
+                     run=[f"/results?run={r}" for r in table["run_id"]])
+columns = ["rank", "model", "weights", *[c.label for c in board.columns], "num_params", "runs", "device", "created_at",
+           "run"]
+st.dataframe(shown[columns], hide_index=True, key="lb_table", column_config=table_config(board.columns))
+export_buttons(shown[columns].drop(columns=["run"]).assign(run_id=table["run_id"].to_numpy()),
+               f"leaderboard-{task}", "lb_export")
+
+st.subheader("Reproduce a run")
+st.caption("Re-runs the model on the same dataset spec with the stored parameters, as a background job, and "
+           "compares every quality metric (to 1e-6 relative); timing is shown but never decides.")
+labels = dict(zip(table["run_id"], table["model"]))
+if labels:
+    run_id = st.selectbox("Run", list(labels), key="lb_reproduce_run", format_func=lambda r: f"#{r} {labels[r]}")
+    if st.button("Reproduce", key="lb_reproduce", icon=":material/replay:"):
+        job_id = guarded(reproduce.reproduce, run_id)
+        if job_id:
+            st.success(f"Reproduction of run #{run_id} queued as job #{job_id}.")
+            st.session_state["lb_reproducing"] = run_id
+    # the reproduced run becomes the model's newest, so the verdict follows the run that was asked about
+    reproduction_panel(int(st.session_state.get("lb_reproducing", run_id)))

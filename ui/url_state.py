@@ -1,0 +1,76 @@
+"""Widgets whose choice lives in the URL query params, so a copied link reproduces the view; and the CSV/JSON
+export of any table a view shows."""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+import streamlit as st
+
+
+def _warn_unknown(label: str, raw: str) -> None:
+    st.warning(f"The {label.lower()} in this link ({raw[:60]!r}) is not in the store; showing the default instead.")
+
+
+def pick(label: str, options: Sequence[Any], param: str, key: str, format_func: Callable[[Any], str] = str,
+         default: int = 0, sidebar: bool = False) -> Any:
+    """A select box kept in ?param=; a value in the link that is not an option is reported and ignored."""
+    options = list(options)
+    raw = st.query_params.get(param)
+    match = [i for i, o in enumerate(options) if str(o) == raw]
+    if raw is not None and not match and key not in st.session_state:
+        _warn_unknown(label, raw)
+    where = st.sidebar if sidebar else st
+    value = where.selectbox(label, options, index=match[0] if match else min(default, max(len(options) - 1, 0)),
+                            key=key, format_func=format_func)
+    if value is not None:
+        st.query_params[param] = str(value)
+    return value
+
+
+def pick_many(label: str, options: Sequence[Any], param: str, key: str, default: Sequence[Any] = (),
+              format_func: Callable[[Any], str] = str, limit: int = 12) -> list:
+    """A multiselect kept in ?param=a,b,c (unknown entries of a link are reported and dropped)."""
+    options = list(options)
+    by_text = {str(o): o for o in options}
+    raw = st.query_params.get(param)
+    wanted = [p for p in (raw or "").split(",") if p] if raw is not None else None
+    chosen = [by_text[p] for p in wanted if p in by_text][:limit] if wanted is not None else list(default)
+    if wanted and len(chosen) < len(wanted) and key not in st.session_state:
+        _warn_unknown(label, ",".join(p for p in wanted if p not in by_text))
+    value = st.multiselect(label, options, default=chosen, key=key, format_func=format_func, max_selections=limit)
+    st.query_params[param] = ",".join(str(v) for v in value)
+    return value
+
+
+def keep_only(params: Sequence[str]) -> None:
+    """Drop query params another view left behind, so the link names only what this view uses."""
+    for name in list(st.query_params.keys()):
+        if name not in params:
+            del st.query_params[name]
+
+
+def to_json(df: pd.DataFrame) -> str:
+    """Records with ISO dates; +/-inf written as the strings "inf"/"-inf" (JSON has no infinity)."""
+    def clean(v):
+        if isinstance(v, float):
+            if v != v:
+                return None
+            if v in (float("inf"), float("-inf")):
+                return "inf" if v > 0 else "-inf"
+        if hasattr(v, "isoformat"):
+            return v.isoformat()
+        if hasattr(v, "item"):
+            return clean(v.item())
+        return v
+    return json.dumps([{k: clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")], indent=1)
+
+
+def export_buttons(df: pd.DataFrame, name: str, key: str) -> None:
+    """CSV and JSON downloads of exactly the table shown."""
+    left, right, _ = st.columns([1, 1, 4])
+    left.download_button("CSV", df.to_csv(index=False), f"{name}.csv", "text/csv", key=f"{key}_csv",
+                         icon=":material/download:")
+    right.download_button("JSON", to_json(df), f"{name}.json", "application/json", key=f"{key}_json",
+                          icon=":material/data_object:")
