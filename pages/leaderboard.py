@@ -68,5 +68,7 @@ if labels:
         if job_id:
             st.success(f"Reproduction of run #{run_id} queued as job #{job_id}.")
             st.session_state["lb_reproducing"] = run_id
-    # the reproduced run becomes the model's newest, so the verdict follows the run that was asked about
-    reproduction_panel(int(st.session_state.get("lb_reproducing", run_id)))
+    reproduction_panel(run_id)
+    asked = st.session_state.get("lb_reproducing")
+    if asked is not None and asked != run_id:  # the reproduction is now the model's newest run: keep its verdict shown
+        reproduction_panel(int(asked))

@@ -223,13 +223,3 @@ def method_table(task: str, dataset: str, include_untrained: bool = False) -> pd
             table = pd.concat([pd.DataFrame([{k: v for k, v in row.items() if k in table.columns or k == "method"}]),
                                table], ignore_index=True)
     return table.rename(columns={c.label: c.header for c in wanted})
-
-
-def parse_ids(raw: str | None, limit: int = 12) -> list[int]:
-    """Comma-separated ids from a URL; anything that is not a plain number is dropped (never used as a path)."""
-    out: list[int] = []
-    for part in (raw or "").split(","):
-        part = part.strip()
-        if part.isdigit() and len(part) < 10 and int(part) not in out:
-            out.append(int(part))
-    return out[:limit]
