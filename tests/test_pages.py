@@ -280,6 +280,7 @@ def test_finetune_page_refuses_a_bad_name_without_queueing(app):
 def test_compare_page_shows_an_optimizer_sweep_and_keeps_it_in_the_url(app):
     from core import services
 
+    app.query_params["view"] = "sweep"
     app.switch_page("pages/compare.py").run()
     assert not app.exception
     assert any("No sweep yet" in i.value for i in app.info)
@@ -303,7 +304,7 @@ def test_compare_page_shows_an_optimizer_sweep_and_keeps_it_in_the_url(app):
     shared.query_params["jobs"] = f"{ids[1]},{ids[2]},999"
     shared.switch_page("pages/compare.py").run()
     assert not shared.exception
-    assert shared.radio(key="cmp_view").value == "Training jobs"
+    assert shared.selectbox(key="cmp_view").value == "jobs"
     assert shared.multiselect(key="cmp_jobs").value == [ids[1], ids[2]]
     rows = shared.dataframe[0].value
     assert list(rows["optimizer"]) == ["adam", "adagrad"] and rows["test_run"].str.startswith("/results?run=").all()

@@ -1,0 +1,177 @@
+"""Compare and Leaderboard pages through AppTest on a store seeded with real benchmark runs (classical denoisers
+on three photos, the shapes detector, an untrained digits CNN): every view, links, export, reproduce."""
+import base64
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+DENOISE = {"name": "photos-denoise", "limit": 3, "max_side": 64}
+DENOISERS = ["gaussian_denoise", "median_denoise", "nlm_denoise"]
+
+
+@pytest.fixture
+def seeded(db_url):
+    from core.engine import Engine
+    from core.services import compare
+    from core.services.benchmark import run_benchmark
+
+    engine = Engine("cpu")
+    runs = {o.model: o for o in run_benchmark(engine, DENOISERS, DENOISE)}
+    runs.update({o.model: o for o in run_benchmark(engine, ["shape_regions"], {"name": "shapes-detect", "count": 8})})
+    runs.update({o.model: o for o in run_benchmark(engine, ["small_cnn_digits"], {"name": "digits"}, {"limit": 40},
+                                                    allow_random=True)})
+    names = compare.datasets().set_index("task")["dataset"]
+    return {"runs": runs, "datasets": names.to_dict()}
+
+
+def open_page(page: str, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def specs(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def values(arr) -> list:
+    """Plotly 7 sends numeric arrays base64-typed."""
+    if isinstance(arr, dict):
+        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"]).tolist()
+    return list(arr)
+
+
+def qp(at, name: str) -> str:
+    value = at.query_params[name]
+    return value[0] if isinstance(value, list) else value
+
+
+def downloads(at) -> list[str]:
+    return [b.proto.label for b in at.get("download_button")]
+
+
+def test_leaderboard_ranks_models_with_conventions_and_links(seeded):
+    at = open_page("pages/leaderboard.py", task="restoration")
+    assert dict(at.query_params)["dataset"] == seeded["datasets"]["restoration"]
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["nlm_denoise", "gaussian_denoise", "median_denoise"]  # by PSNR, best first
+    assert table["psnr"].is_monotonic_decreasing and (table["rank"] == [1, 2, 3]).all()
+    assert table["run"].tolist() == [f"/results?run={seeded['runs'][m].run_id}" for m in table["model"]]
+    assert table["psnr"].iloc[0] == pytest.approx(seeded["runs"]["nlm_denoise"].metrics["psnr"])
+    header = " ".join(m.value for m in at.markdown)
+    assert "**psnr ↑** — RGB, range 255, crop 0, mean of per-image" in header
+    assert downloads(at)[:2] == ["CSV", "JSON"]
+
+    at.text_input(key="lb_filter").input("median").run()
+    assert list(at.dataframe[0].value["model"]) == ["median_denoise"]
+
+
+def test_leaderboard_marks_untrained_models_and_hides_them_on_request(seeded):
+    at = open_page("pages/leaderboard.py", task="classification")
+    assert at.dataframe[0].value["model"].tolist() == ["small_cnn_digits  ⚠ untrained"]
+    at.toggle(key="lb_untrained").set_value(False).run()
+    assert not at.exception and at.dataframe[0].value.empty
+
+
+def test_reproduce_reruns_with_stored_parameters_and_says_the_numbers_match(seeded):
+    from core import services
+
+    at = open_page("pages/leaderboard.py", task="restoration")
+    run_id = seeded["runs"]["nlm_denoise"].run_id
+    at.selectbox(key="lb_reproduce_run").set_value(run_id)
+    at.button(key="lb_reproduce").click().run()
+    assert any(f"Reproduction of run #{run_id} queued" in s.value for s in at.success)
+    job = services.list_jobs("benchmark")[0]
+    assert job.params["reproduces"] == run_id and job.params["dataset"]["limit"] == 3
+    deadline = time.monotonic() + 180
+    while services.job_status(job.id).status not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    at.run()
+    assert not at.exception
+    verdicts = [s.value for s in at.success if "reproduced as run" in s.value]
+    assert verdicts and "numbers match" in verdicts[0]
+    table = at.dataframe[-1].value.set_index("metric")
+    assert table.loc["psnr", "match"] and table.loc["ssim", "match"] and table.loc["psnr", "abs_diff"] < 1e-9
+    assert table.loc["latency_ms_per_image", "match"] is None
+
+
+def test_metrics_view_grouped_bars_and_per_image_spread(seeded):
+    at = open_page("pages/compare.py", view="metrics", task="restoration", metrics="psnr,ssim", plot="violin")
+    bars, spread = specs(at)
+    assert [t["name"] for t in bars["data"]] == ["psnr", "ssim"]
+    assert set(bars["data"][0]["x"]) == set(DENOISERS)
+    assert bars["layout"]["title"]["text"].startswith("skimage photos, noise sigma 25")
+    assert [t["type"] for t in spread["data"]] == ["violin"] * 3
+    assert sorted(spread["data"][0]["text"]) == ["astronaut", "camera", "chelsea"]
+    assert set(downloads(at)) == {"CSV", "JSON"}
+
+
+def test_cost_view_scatter_with_pareto_front(seeded):
+    at = open_page("pages/compare.py", view="cost", task="restoration", y="psnr", x="num_params")
+    [fig] = specs(at)
+    assert fig["layout"]["title"]["text"] == "psnr ↑ vs num_params (Pareto front in green)"
+    # all three are parameter-free (0 parameters): only the best PSNR is on the front
+    assert fig["data"][1]["name"] == "Pareto front" and values(fig["data"][1]["x"]) == [0.0]
+    front_psnr = values(fig["data"][1]["y"])[0]
+    assert front_psnr == pytest.approx(seeded["runs"]["nlm_denoise"].metrics["psnr"])
+    assert qp(at, "x") == "num_params"
+
+
+def test_classes_view_per_class_table_pr_curves_and_confusion(seeded):
+    at = open_page("pages/compare.py", view="classes", task="detection")
+    table = at.dataframe[0].value
+    assert set(table["class"]) == {"circle", "square", "triangle"} and table["f1"].between(0, 1).all()
+    [pr] = specs(at)
+    assert pr["layout"]["title"]["text"].startswith("PR curves at IoU 0.5")
+    assert {t["name"] for t in pr["data"]} == {"circle", "square", "triangle"}
+
+    at = open_page("pages/compare.py", view="classes", task="classification")
+    assert any("Untrained model" in e.value for e in at.error)
+    [cm] = specs(at)
+    assert cm["data"][0]["type"] == "heatmap" and len(cm["data"][0]["y"]) >= 10
+
+
+def test_seed_tables_from_stored_runs(seeded):
+    at = open_page("pages/compare.py", view="tables", table="method", task="restoration")
+    table = at.dataframe[0].value
+    assert table["method"].tolist() == ["degraded input", "nlm_denoise", "gaussian_denoise", "median_denoise"]
+    assert list(table.columns[:4]) == ["method", "run_id", "psnr ↑", "ssim ↑"]
+    assert (table["psnr ↑"].iloc[1:] > table["psnr ↑"].iloc[0]).all()
+
+    at = open_page("pages/compare.py", view="tables", table="class", task="detection")
+    table = at.dataframe[0].value
+    assert table["class"].tolist()[-1] == "overall (micro)"
+    f1 = seeded["runs"]["shape_regions"].metrics["f1"]
+    assert table["f1_pct"].iloc[-1] == pytest.approx(round(100 * f1, 1))
+
+
+def test_images_view_recomputes_outputs_and_ranks_images(seeded):
+    at = open_page("pages/compare.py", view="images", task="restoration", order="worst first", rank_by="psnr")
+    runs = [int(r) for r in qp(at, "runs").split(",")]
+    assert runs[0] == seeded["runs"]["nlm_denoise"].run_id and len(runs) == 3 and qp(at, "image") == "astronaut"
+    captions = [img.proto.imgs[0].caption for img in at.get("image")]
+    assert captions[:2] == ["input", "clean"]
+    first = next(c for c in captions if c.startswith("nlm_denoise"))
+    value, stored = first.split("PSNR ")[1].split(" (stored ")
+    assert float(value) == pytest.approx(float(stored.rstrip(")")), abs=1e-3)  # recomputed = stored
+    assert len(specs(at)) == 1  # the difference map
+    at.select_slider(key="cmpi_zoom").set_value(4).run()
+    assert not at.exception
+
+
+def test_a_shared_link_restores_the_view_and_hostile_values_are_refused(seeded):
+    at = open_page("pages/compare.py", view="metrics", task="restoration", dataset="../../etc/passwd", metrics="psnr,<script>")
+    assert any("not in the store" in w.value for w in at.warning)
+    assert qp(at, "dataset") == seeded["datasets"]["restoration"]
+    assert [t["name"] for t in specs(at)[0]["data"]] == ["psnr"]
+
+    at = open_page("pages/compare.py", view="nonsense")
+    assert any("not in the store" in w.value for w in at.warning) and at.selectbox(key="cmp_view").value == "metrics"
