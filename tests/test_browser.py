@@ -225,3 +225,29 @@ def test_finetune_trains_a_small_model_in_the_background(page):
     page.get_by_text("Results of job").wait_for(timeout=180_000)  # the worker finished and registered the model
     page.get_by_text("train small_cnn_digits on shapes").first.wait_for()
     assert page.get_by_text("Traceback").count() == 0
+
+
+def test_a_shared_compare_link_opens_the_chart_it_names(page, server):
+    """A teammate's link to the quality-vs-cost view of a denoising benchmark shows that chart, Pareto front included."""
+    url, data_dir = server
+    env = {**os.environ, "IMGLAB_DATA_DIR": str(data_dir), "IMGLAB_DEVICE": "cpu"}
+    env.pop("DATABASE_URL", None)
+    subprocess.run([sys.executable, "-m", "core", "bench", "--model", "gaussian_denoise", "--model", "median_denoise",
+                    "--dataset", "photos-denoise", "--set", "limit=2", "--set", "max_side=64", "--json"],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    page.goto(f"{url}/compare?view=cost&task=restoration&y=psnr&x=latency_ms_per_image")
+    page.get_by_text("psnr ↑ vs latency_ms_per_image (Pareto front in green)").wait_for()
+    page.get_by_text("Pareto front", exact=True).first.wait_for()  # the legend entry of the front
+    assert page.locator(".js-plotly-plot").count() == 1
+    assert page.get_by_role("combobox", name="Cost (x)").input_value() == "latency_ms_per_image"
+    assert "view=cost" in page.url and "dataset=photos-denoise" in page.url
+    assert page.get_by_text("Traceback").count() == 0
+    settle(page)
+    page.screenshot(path=str(ROOT / "test-artifacts" / "shared-compare-link.png"), full_page=True)
+
+    page.goto(f"{url}/leaderboard?task=restoration")
+    page.get_by_role("heading", name="Leaderboard").wait_for()
+    page.get_by_text("psnr ↑", exact=False).first.wait_for()
+    page.get_by_test_id("stDataFrame").first.wait_for()
+    settle(page)
+    assert page.get_by_text("Traceback").count() == 0
