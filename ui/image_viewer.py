@@ -66,7 +66,7 @@ def images_view() -> None:
             if o.label == name and o.value is not None:
                 stored = f" (stored {o.stored:.4g})" if o.stored is not None else ""
                 caption += f": {'PSNR' if view.task == 'restoration' else 'value'} {o.value:.4g}{stored}" + (f" · {o.note}" if o.note else "")
-        col.image(viewer.zoom(viewer.same_size(img, reference), cx, cy, factor), caption=caption, width="stretch")
+        col.image(restoration.zoom(restoration.same_size(img, reference), cx, cy, factor), caption=caption, width="stretch")
 
     st.subheader("Before / after")
     names = [n for n, _ in panels]
@@ -76,12 +76,12 @@ def images_view() -> None:
     right = b2.selectbox("Right", names, index=len(names) - 1, key="cmpi_right")
     split = b3.slider("Split", 0, 100, 50, key="cmpi_split")
     after = by_name[right]
-    before = viewer.same_size(by_name[left], after)
+    before = restoration.same_size(by_name[left], after)
     if before.shape == after.shape:
-        st.image(viewer.zoom(restoration.before_after(before, after, split / 100), cx, cy, factor),
+        st.image(restoration.zoom(restoration.before_after(before, after, split / 100), cx, cy, factor),
                  caption=f"{left} | {right}", width="stretch")
         base = view.target if view.target is not None else before
-        base = viewer.same_size(base, after)
+        base = restoration.same_size(base, after)
         what = "clean" if view.target is not None else left
-        st.plotly_chart(restoration.error_figure(viewer.zoom(restoration.error_map(after, base), cx, cy, factor),
+        st.plotly_chart(restoration.error_figure(restoration.zoom(restoration.error_map(after, base), cx, cy, factor),
                                                  f"|{right} − {what}| (0-255)"), key="cmpi_error")

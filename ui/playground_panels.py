@@ -1,7 +1,6 @@
 """One panel per Playground task: inputs, a run button, and the outputs kept across reruns."""
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from core import services
@@ -158,10 +157,7 @@ def restoration_panel(engine, operation: str) -> None:
     st.subheader("Before / after")
     by_title = {m.title: m for m in result.methods}
     method = by_title[st.selectbox("Method", list(by_title), key="res_view")]
-    before = result.degraded
-    if before.shape != method.output.shape:  # super-resolution: show the low-res input enlarged (nearest)
-        fy, fx = method.output.shape[0] // before.shape[0], method.output.shape[1] // before.shape[1]
-        before = np.kron(before, np.ones((fy, fx, 1), dtype=np.uint8))
+    before = restoration.same_size(result.degraded, method.output)  # super-resolution: the input enlarged (nearest)
     split = st.slider("Split (left: input, right: output)", 0, 100, 50, key="res_split")
     st.image(restoration.before_after(before, method.output, split / 100), width="stretch",
              caption=f"input | {method.title}: PSNR {method.psnr:.2f} dB, SSIM {method.ssim:.4f}")

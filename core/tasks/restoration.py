@@ -30,6 +30,32 @@ def before_after(before: np.ndarray, after: np.ndarray, split: float) -> np.ndar
     return out
 
 
+def zoom(image: np.ndarray, cx: float, cy: float, factor: float) -> np.ndarray:
+    """The window of 1/factor of the image around (cx, cy) (fractions of width/height), enlarged back by
+    nearest-neighbour so pixels stay visible as pixels."""
+    if factor <= 1:
+        return image
+    h, w = image.shape[:2]
+    ch, cw = max(1, int(round(h / factor))), max(1, int(round(w / factor)))
+    y0 = int(np.clip(round(cy * h - ch / 2), 0, h - ch))
+    x0 = int(np.clip(round(cx * w - cw / 2), 0, w - cw))
+    crop = image[y0:y0 + ch, x0:x0 + cw]
+    reps = max(1, int(factor))
+    return np.repeat(np.repeat(crop, reps, axis=0), reps, axis=1)
+
+
+def same_size(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """`before` enlarged (nearest) to `after`'s size: a super-resolution input shown beside its output."""
+    if before.shape == after.shape:
+        return before
+    fy, fx = max(1, after.shape[0] // before.shape[0]), max(1, after.shape[1] // before.shape[1])
+    big = np.repeat(np.repeat(before, fy, axis=0), fx, axis=1)[: after.shape[0], : after.shape[1]]
+    if big.shape != after.shape:
+        pad = [(0, after.shape[0] - big.shape[0]), (0, after.shape[1] - big.shape[1])] + [(0, 0)] * (after.ndim - 2)
+        big = np.pad(big, pad, mode="edge")
+    return big
+
+
 def error_map(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Per-pixel absolute error, channel mean, on the 0-255 scale."""
     return np.abs(pred.astype(np.int16) - target.astype(np.int16)).mean(axis=2)

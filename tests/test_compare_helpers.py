@@ -1,0 +1,49 @@
+"""Pure helpers behind the Compare views: Pareto front, convention headers, zoom and size matching, JSON export."""
+import json
+
+import numpy as np
+import pandas as pd
+
+from core.services.compare import pareto_front, short_convention
+from core.tasks.restoration import same_size, zoom
+from ui.url_state import to_json
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    cost = np.array([1.0, 2.0, 3.0, 2.0, 5.0, np.nan])
+    quality = np.array([20.0, 25.0, 24.0, 25.0, 30.0, 40.0])
+    # (3, 24) is beaten by (2, 25); the two equal points (2, 25) both stay; a point without cost never does
+    assert pareto_front(cost, quality).tolist() == [True, True, False, True, True, False]
+    # lower-is-better quality (e.g. FID): the smallest value at each cost wins
+    assert pareto_front(np.array([1.0, 2.0]), np.array([10.0, 5.0]), y_higher_is_better=False).tolist() == [True, True]
+    assert pareto_front(np.array([1.0, 2.0]), np.array([5.0, 10.0]), y_higher_is_better=False).tolist() == [True, False]
+
+
+def test_short_convention_reads_like_a_paper_header():
+    assert short_convention("y,range=255,crop=4, mean of per-image") == "Y channel, range 255, crop 4, mean of per-image"
+    assert short_convention("rgb,range=255,crop=0") == "RGB, range 255, crop 0"
+    assert short_convention("IoU>=0.5, score>=0.5, micro") == "IoU>=0.5, score>=0.5, micro"
+
+
+def test_zoom_crops_around_the_centre_and_enlarges_by_nearest():
+    img = np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)
+    z = zoom(img, 0.0, 1.0, 4)  # bottom-left corner
+    assert z.shape == (64, 64, 3)
+    assert (z[:4, :4] == img[48, 0]).all() and (z[-1, -1] == img[63, 15]).all()
+    assert zoom(img, 0.5, 0.5, 1) is img
+
+
+def test_same_size_enlarges_a_low_resolution_input():
+    lr = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    big = same_size(lr, np.zeros((4, 6, 3), np.uint8))
+    assert big.shape == (4, 6, 3) and (big[1, 1] == lr[0, 0]).all() and (big[3, 5] == lr[1, 2]).all()
+    odd = same_size(lr, np.zeros((5, 7, 3), np.uint8))  # a border left by the crop is padded with the edge
+    assert odd.shape == (5, 7, 3) and (odd[4, 6] == lr[1, 2]).all()
+
+
+def test_json_export_keeps_infinity_and_dates_readable():
+    df = pd.DataFrame({"model": ["a", "b"], "psnr": [float("inf"), 31.5], "ssim": [np.nan, 0.9],
+                       "at": pd.to_datetime(["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"])})
+    rows = json.loads(to_json(df))
+    assert rows[0] == {"model": "a", "psnr": "inf", "ssim": None, "at": "2026-01-01T00:00:00+00:00"}
+    assert rows[1]["psnr"] == 31.5
