@@ -7,7 +7,7 @@ from ui.image_viewer import images_view
 from ui.url_state import keep_only, pick
 
 VIEWS = {
-    "metrics": ("Metrics per model", metrics_view, ("task", "dataset", "metrics", "spread", "plot")),
+    "metrics": ("Metrics per model", metrics_view, ("task", "dataset", "metrics", "models", "spread", "plot")),
     "cost": ("Quality vs cost", cost_view, ("task", "dataset", "y", "x")),
     "classes": ("Per class, PR, confusion", classes_view, ("task", "dataset", "run")),
     "images": ("Images", images_view, ("task", "dataset", "runs", "rank_by", "order", "image")),

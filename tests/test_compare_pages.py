@@ -113,6 +113,11 @@ def test_metrics_view_grouped_bars_and_per_image_spread(seeded):
     assert sorted(spread["data"][0]["text"]) == ["astronaut", "camera", "chelsea"]
     assert set(downloads(at)) == {"CSV", "JSON"}
 
+    at = open_page("pages/compare.py", view="metrics", task="restoration", metrics="psnr", models="nlm_denoise,median_denoise")
+    bars, spread = specs(at)
+    assert sorted(bars["data"][0]["x"]) == ["median_denoise", "nlm_denoise"]
+    assert sorted(t["name"] for t in spread["data"]) == ["median_denoise", "nlm_denoise"]
+
 
 def test_cost_view_scatter_with_pareto_front(seeded):
     at = open_page("pages/compare.py", view="cost", task="restoration", y="psnr", x="num_params")

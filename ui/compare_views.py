@@ -2,6 +2,8 @@
 from core.services.compare and offers its table as CSV and JSON."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
@@ -52,9 +54,16 @@ def metrics_view() -> None:
         return
     names = sorted({c.metric for c in board.columns})
     primary = compare.primary_metric(board.columns)
-    metrics = pick_many("Metrics", names, "metrics", "cmpm_metrics", default=[primary.metric] if primary else names[:1])
+    models = sorted(board.table["model"].unique())
+    c1, c2 = st.columns(2)
+    with c1:
+        metrics = pick_many("Metrics", names, "metrics", "cmpm_metrics", default=[primary.metric] if primary else names[:1])
+    with c2:
+        chosen = pick_many("Models (all when empty)", models, "models", "cmpm_models", limit=len(models))
+    if chosen:
+        board = replace(board, table=board.table[board.table["model"].isin(chosen)])
     if metrics:
-        summary = guarded(compare.metric_bars, board.task, board.dataset, metrics)
+        summary = guarded(compare.metric_bars, board.task, board.dataset, metrics, chosen)
         if summary is not None and not summary.empty:
             mixed = summary[summary["conventions"] > 1]["metric"].unique()
             if len(mixed):

@@ -47,7 +47,7 @@ def images_view() -> None:
         return
     with c3:
         key = pick("Image" + (f" (by {metric} of run #{runs[0]})" if metric else ""), keys, "image", "cmpi_image")
-    view = _view(tuple(runs), key, st.session_state.get("device", "auto")) if key else None
+    view = guarded(_view, tuple(runs), key, st.session_state.get("device", "auto")) if key else None
     if view is None:
         return
     for run_id, err in view.errors.items():

@@ -132,8 +132,7 @@ def image_metrics_of(board: Leaderboard) -> list[str]:
 
 def extremes(run_id: int, metric: str, k: int = 5, worst: bool = True) -> pd.DataFrame:
     """The k worst (or best) images of a run by a per-image metric."""
-    hib = HIGHER_IS_BETTER.get(metric, True) if metric not in ("detections",) else True
-    return analytics.image_extremes(ensure_store(), int(run_id), metric, int(k), worst, hib)
+    return analytics.image_extremes(ensure_store(), int(run_id), metric, int(k), worst, HIGHER_IS_BETTER.get(metric, True))
 
 
 def pareto_front(x: np.ndarray, y: np.ndarray, y_higher_is_better: bool = True) -> np.ndarray:
