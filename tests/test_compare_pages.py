@@ -142,6 +142,7 @@ def test_classes_view_per_class_table_pr_curves_and_confusion(seeded):
     assert any("Untrained model" in e.value for e in at.error)
     [cm] = specs(at)
     assert cm["data"][0]["type"] == "heatmap" and len(cm["data"][0]["y"]) >= 10
+    assert downloads(at) == ["CSV", "JSON", "CSV", "JSON"]  # per-class table and confusion matrix
 
 
 def test_seed_tables_from_stored_runs(seeded):

@@ -147,6 +147,9 @@ def classes_view() -> None:
         normalize = st.toggle("Row-normalised", value=True, key="cmpk_norm")
         st.plotly_chart(confusion_figure(report["confusion"], f"Confusion matrix — {report['model']}", normalize),
                         key="cmpk_cm")
+        labels = report["confusion"]["labels"]
+        matrix = pd.DataFrame(report["confusion"]["matrix"], index=pd.Index(labels, name="true"), columns=labels)
+        export_buttons(matrix.reset_index(), f"confusion-run-{run_id}", "cmpk_cm_export")
 
 
 def tables_view() -> None:
