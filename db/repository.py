@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Callable, TypeVar
 
 import pandas as pd
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -210,29 +210,13 @@ def model_names(url: str, task: str | None = None) -> list[str]:
 
 
 def metric_by_model(url: str, metric: str, task: str | None = None, models: list[str] | None = None,
-                    kinds: list[str] | None = None, include_untrained: bool = True) -> pd.DataFrame:
+                    include_untrained: bool = True) -> pd.DataFrame:
     """Mean/min/max/count of one aggregate metric per (model, weights status), grouped in SQL.
     Infinite values (PSNR of identical images) are counted separately and left out of the mean."""
-    finite = RunMetricRow.value.between(-1e308, 1e308)
-    stmt = (
-        select(
-            ModelRow.name, ModelRow.weights_status,
-            func.avg(RunMetricRow.value).filter(finite), func.min(RunMetricRow.value).filter(finite),
-            func.max(RunMetricRow.value).filter(finite), func.count(RunMetricRow.id),
-            func.count(RunMetricRow.id).filter(~finite), func.max(RunMetricRow.convention),
-            func.max(cast(RunMetricRow.higher_is_better, Integer)),
-        )
-        .join(RunRow, RunMetricRow.run_id == RunRow.id)
-        .join(ModelRow, RunRow.model_id == ModelRow.id)
-        .where(RunMetricRow.name == metric, RunMetricRow.value.is_not(None))
-        .group_by(ModelRow.name, ModelRow.weights_status)
-        .order_by(ModelRow.name)
-    )
-    stmt = _run_filters(stmt, task, models, kinds, include_untrained)
-    with session_scope(url) as s:
-        rows = [tuple(r) for r in s.execute(stmt)]
-    return pd.DataFrame(rows, columns=["model", "weights", "mean", "min", "max", "runs", "infinite", "convention",
-                                       "higher_is_better"])
+    from db.analytics import metrics_by_model
+
+    out = metrics_by_model(url, [metric], task, models=models, include_untrained=include_untrained)
+    return out.drop(columns=["metric", "conventions"]).reset_index(drop=True)
 
 
 def run_detail(url: str, run_id: int) -> dict[str, Any] | None:

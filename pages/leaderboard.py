@@ -4,27 +4,17 @@ parameters and says whether the numbers match. ?task=&dataset= in the URL."""
 import streamlit as st
 
 from core.services import compare, reproduce
+from ui.compare_views import dataset_picker
 from ui.state import guarded
-from ui.url_state import export_buttons, keep_only, pick
 from ui.leaderboard_views import reproduction_panel, table_config
+from ui.url_state import export_buttons, keep_only
 
 st.title("Leaderboard")
-known = guarded(compare.datasets)
-if known is None:
-    st.stop()
-if known.empty:
-    st.info("No benchmark stored yet: run one on the Benchmark page and it is ranked here.")
-    st.stop()
-
 keep_only(("task", "dataset"))
-c1, c2 = st.columns([1, 3])
-with c1:
-    task = pick("Task", sorted(known["task"].unique()), "task", "lb_task")
-subset = known[known["task"] == task]
-titles = dict(zip(subset["dataset"], subset["title"]))
-with c2:
-    dataset = pick("Dataset", subset["dataset"].tolist(), "dataset", "lb_dataset",
-                   format_func=lambda n: f"{titles.get(n) or n}  ·  {n}")
+chosen = dataset_picker("lb", empty="No benchmark stored yet: run one on the Benchmark page and it is ranked here.")
+if chosen is None:
+    st.stop()
+task, dataset = chosen
 f1, f2 = st.columns([3, 1])
 text = f1.text_input("Filter models", key="lb_filter", placeholder="part of a model name")
 include_untrained = f2.toggle("Show untrained models", value=True, key="lb_untrained")

@@ -58,6 +58,13 @@ def downloads(at) -> list[str]:
     return [b.proto.label for b in at.get("download_button")]
 
 
+def test_pages_on_an_empty_store_say_where_numbers_come_from(db_url):
+    at = open_page("pages/leaderboard.py")
+    assert any("ranked here" in i.value for i in at.info)
+    at = open_page("pages/compare.py", view="cost")
+    assert any("run one on the Benchmark page" in i.value for i in at.info) and not at.get("plotly_chart")
+
+
 def test_leaderboard_ranks_models_with_conventions_and_links(seeded):
     at = open_page("pages/leaderboard.py", task="restoration")
     assert dict(at.query_params)["dataset"] == seeded["datasets"]["restoration"]

@@ -15,7 +15,8 @@ from ui.state import guarded
 from ui.url_state import export_buttons, pick, pick_many
 
 
-def dataset_picker(prefix: str, tasks: tuple[str, ...] | None = None) -> tuple[str, str] | None:
+def dataset_picker(prefix: str, tasks: tuple[str, ...] | None = None,
+                   empty: str = "No benchmark of this kind stored yet: run one on the Benchmark page.") -> tuple[str, str] | None:
     """Task and dataset among those with stored benchmarks (?task=&dataset=)."""
     known = guarded(compare.datasets)
     if known is None:
@@ -23,7 +24,7 @@ def dataset_picker(prefix: str, tasks: tuple[str, ...] | None = None) -> tuple[s
     if tasks:
         known = known[known["task"].isin(tasks)]
     if known.empty:
-        st.info("No benchmark of this kind stored yet: run one on the Benchmark page.")
+        st.info(empty)
         return None
     c1, c2 = st.columns([1, 3])
     with c1:

@@ -17,7 +17,6 @@ from db import analytics
 
 COSTS = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "peak_mem_mb", "num_params")
 TIMING = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "throughput_img_s", "peak_mem_mb")
-IDENTITY = ["run_id", "model", "weights", "weights_hash", "num_params", "title", "runs", "device", "created_at"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class Leaderboard:
     task: str
     dataset: str
     title: str
-    table: pd.DataFrame  # IDENTITY columns + one column per Column.label
+    table: pd.DataFrame  # run_id, model, weights, ..., untrained + one column per Column.label
     columns: list[Column]
 
     def column(self, label: str) -> Column:

@@ -42,11 +42,10 @@ class Reproduction:
 
 
 def _same(a: float | None, b: float | None) -> bool:
-    if a is None or b is None or (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
-        return (a is None or a != a) and (b is None or b != b)
-    if math.isinf(a) or math.isinf(b):
-        return a == b
-    return abs(a - b) <= REL_TOL * max(1.0, abs(a), abs(b))
+    """NaN is stored as None; inf equals only inf."""
+    if a is None or b is None:
+        return a is None and b is None
+    return a == b or math.isclose(a, b, rel_tol=REL_TOL, abs_tol=REL_TOL)
 
 
 def reproduce(run_id: int, device: str | None = None) -> int:
