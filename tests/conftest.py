@@ -56,3 +56,14 @@ class PickleExploit:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def no_reference_weights(monkeypatch, tmp_path):
+    """The small nets as a fresh architecture with nothing to load: the shipped reference weights hidden."""
+    from core.models.reference import DIR_ENV
+
+    empty = tmp_path / "no-reference-weights"
+    empty.mkdir()
+    monkeypatch.setenv(DIR_ENV, str(empty))
+    return empty

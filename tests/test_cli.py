@@ -23,7 +23,8 @@ def test_models_json_in_a_real_process(settings_env):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
-    assert rows["bicubic_x2"]["weights_status"] == "parameter-free" and rows["dncnn"]["weights_status"] == "missing"
+    assert rows["bicubic_x2"]["weights_status"] == "parameter-free" and rows["dncnn"]["weights_status"] == "available"
+    assert rows["dncnn"]["weights"].startswith("trained by this project: held-out psnr")  # the shipped reference
     assert {r["task"] for r in rows.values()} == {"restoration"}
 
 

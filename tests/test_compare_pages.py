@@ -15,7 +15,7 @@ DENOISERS = ["gaussian_denoise", "median_denoise", "nlm_denoise"]
 
 
 @pytest.fixture
-def seeded(db_url):
+def seeded(db_url, no_reference_weights):
     from core.engine import Engine
     from core.services import compare
     from core.services.benchmark import run_benchmark

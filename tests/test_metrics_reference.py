@@ -218,6 +218,28 @@ def test_frechet_matches_pytorch_fid_on_sampled_features():
     assert frechet_distance(sa, sa) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_frechet_from_features_is_the_same_distance_without_a_d_by_d_square_root():
+    """Fewer samples than dimensions (every per-epoch GAN check): the nuclear-norm form equals pytorch-fid's
+    sqrtm formula, and a set against itself is 0 to rounding; with more samples it is the sqrtm path itself."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    from core.metrics.frechet import frechet_distance_features
+
+    rng = np.random.default_rng(1)
+    mix = rng.normal(0, 0.5, (256, 256))
+    a = np.abs(rng.normal(0, 1, (40, 256)) @ mix)  # non-negative like pooled ReLU features
+    b = np.abs(rng.normal(0.2, 1.1, (60, 256)) @ mix)
+    sa, sb = fit_gaussian(a), fit_gaussian(b)
+    expected = calculate_frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma)
+    assert frechet_distance_features(a, b) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance_features(a, b) == pytest.approx(frechet_distance_features(b, a), rel=1e-12)
+    assert abs(frechet_distance_features(a, a)) <= 1e-10 * expected
+    big_a, big_b = rng.normal(0, 1, (300, 8)), rng.normal(0.5, 2, (200, 8))
+    assert frechet_distance_features(big_a, big_b) == frechet_distance(fit_gaussian(big_a), fit_gaussian(big_b))
+    with pytest.raises(InvalidInput, match="Feature sizes differ"):
+        frechet_distance_features(a, b[:, :10])
+
+
 def test_frechet_refuses_fewer_than_two_samples():
     with pytest.raises(InvalidInput, match="at least 2 samples"):
         fit_gaussian(np.zeros((1, 8)))

@@ -72,10 +72,12 @@ def test_denoise_shows_metrics_and_before_after(app):
     app.button(key="res_run").click().run()
     assert not app.exception and not app.error
     table = app.dataframe[0].value
-    assert list(table["method"]) == ["degraded input", "Bilateral filter", "Gaussian filter (σ=1)", "Median filter (3x3)",
-                                   "Non-local means"]
+    assert list(table["method"]) == ["degraded input", "FFDNet (published weights)", "Bilateral filter",
+                                   "Gaussian filter (σ=1)", "Median filter (3x3)", "Non-local means"]
     noisy = table["psnr"].iloc[0]
     assert 18 < noisy < 20 and (table["psnr"].iloc[1:] > noisy).all()
+    assert table["psnr"].iloc[1] == table["psnr"].max()  # FFDNet's published weights beat the classical filters
+    assert table["note"].iloc[1] == "noise level 30 (from the degradation)"  # the level FFDNet was given
     assert len(app.get("image")) == 4  # before/after composite, then clean / input / output
     app.slider(key="res_split").set_value(20).run()
     assert not app.exception
@@ -84,7 +86,8 @@ def test_denoise_shows_metrics_and_before_after(app):
     app.selectbox(key="res_metric").set_value("psnr").run()
     spec = chart_specs(app)[0]
     assert spec["layout"]["title"]["text"].startswith("psnr (higher is better) — rgb,range=255,crop=0")
-    assert set(spec["data"][0]["x"]) == {"bilateral_denoise", "gaussian_denoise", "median_denoise", "nlm_denoise"}
+    assert set(spec["data"][0]["x"]) == {"ffdnet", "bilateral_denoise", "gaussian_denoise", "median_denoise",
+                                         "nlm_denoise"}
 
 
 def test_super_resolution_flow(app):
@@ -172,6 +175,8 @@ def test_models_page_lists_the_zoo_and_refuses_an_empty_upload(app):
     status = dict(zip(table["name"], table["weights"]))
     assert status["efficientnet_lite0"] == "available" and status["nlm_denoise"] == "parameter-free"
     assert status["fasterrcnn_resnet50_fpn"] == "missing → untrained only"
+    licence = dict(zip(table["name"], table["license"]))
+    assert licence["ffdnet"] == "GPL-3.0 (IPOL FFDNet weights, ffdnet 0.1.4)" and licence["mtcnn_face"] == "mit"
     app.button(key="ckpt_add").click().run()
     assert any("Choose a checkpoint file" in i.value for i in app.info)
 
@@ -234,7 +239,7 @@ def test_benchmark_page_refuses_a_hostile_archive_and_keeps_working(app):
     assert names[0] == "skimage photos + Gaussian noise" and not any(n.startswith("uploaded") for n in names)
 
 
-def test_finetune_page_trains_a_model_and_draws_its_curves(app):
+def test_finetune_page_trains_a_model_and_draws_its_curves(app, no_reference_weights):
     from core import services
 
     app.switch_page("pages/finetune.py").run()

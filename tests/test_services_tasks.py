@@ -66,7 +66,7 @@ def test_semantic_torchvision_model_labels_every_pixel(engine, db_url):
     assert all(a.name == voc[a.label] for a in item.areas)
 
 
-def test_deblur_classical_methods_beat_the_blurred_input_in_ssim(engine, db_url):
+def test_deblur_classical_methods_beat_the_blurred_input_in_ssim(engine, db_url, no_reference_weights):
     result = services.restore(engine, load_builtin("astronaut"), source_name="astronaut", source_hash="h",
                               source_kind="builtin", operation="deblur",
                               methods=["wiener_deblur", "richardson_lucy_deblur"], blur_sigma=2.0, sigma=1.0,

@@ -101,7 +101,7 @@ def test_sweep_launches_one_job_per_optimizer_and_tabulates_them(jobs):
         assert table[col].between(0, 1).all()
 
 
-def test_bad_training_requests_are_refused(jobs):
+def test_bad_training_requests_are_refused(jobs, no_reference_weights):
     with pytest.raises(InvalidInput, match="cannot be trained"):
         jobs.submit_training({"base": "gaussian_denoise", "dataset": "patches"})
     with pytest.raises(InvalidInput, match="trains on digits, shapes, upload"):

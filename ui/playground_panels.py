@@ -144,14 +144,17 @@ def restoration_panel(engine, operation: str) -> None:
         rows.append({"method": "degraded input", "psnr": result.degraded_psnr, "ssim": result.degraded_ssim,
                      "latency_ms": None, "run": None, "is_input": True})
     rows += [{"method": m.title + ("" if m.trained else " (untrained)"), "psnr": m.psnr, "ssim": m.ssim,
-              "latency_ms": m.stats.total_ms, "run": m.run_id, "is_input": False} for m in result.methods]
+              "latency_ms": m.stats.total_ms, "run": m.run_id, "is_input": False, "note": m.note}
+             for m in result.methods]
+    hidden = {"is_input"} | (set() if any(m.note for m in result.methods) else {"note"})  # note: FFDNet's noise level
     st.subheader("Quality against the clean image")
     st.caption(f"PSNR/SSIM convention: {result.convention} (SSIM: Gaussian window 11, σ 1.5).")
-    st.dataframe([{k: v for k, v in r.items() if k != "is_input"} for r in rows], hide_index=True,
+    st.dataframe([{k: v for k, v in r.items() if k not in hidden} for r in rows], hide_index=True,
                  column_config={"psnr": st.column_config.NumberColumn("PSNR (dB)", format="%.2f"),
                                 "ssim": st.column_config.NumberColumn("SSIM", format="%.4f"),
                                 "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.1f"),
-                                "run": st.column_config.NumberColumn("Run #")})
+                                "run": st.column_config.NumberColumn("Run #"),
+                                "note": st.column_config.TextColumn("Noise level used")})
     st.plotly_chart(restoration.quality_figure(rows), key="res_quality")
 
     st.subheader("Before / after")
@@ -160,7 +163,8 @@ def restoration_panel(engine, operation: str) -> None:
     before = restoration.same_size(result.degraded, method.output)  # super-resolution: the input enlarged (nearest)
     split = st.slider("Split (left: input, right: output)", 0, 100, 50, key="res_split")
     st.image(restoration.before_after(before, method.output, split / 100), width="stretch",
-             caption=f"input | {method.title}: PSNR {method.psnr:.2f} dB, SSIM {method.ssim:.4f}")
+             caption=f"input | {method.title}: PSNR {method.psnr:.2f} dB, SSIM {method.ssim:.4f}"
+                     + (f", {method.note}" if method.note else ""))
     cols = st.columns(3)
     cols[0].image(result.target, caption="clean", width="stretch")
     cols[1].image(result.degraded, caption="input", width="stretch")

@@ -18,7 +18,7 @@ from core.metrics import detection as det_metrics
 from core.metrics import segmentation as seg_metrics
 from core.metrics.image_quality import RGB, Convention, psnr_ssim
 from core.tasks import classification, detection, segmentation
-from core.tasks.restoration import to_tensor, to_uint8
+from core.tasks.restoration import known_noise_sigma, model_inputs, noise_level_record, to_uint8
 from db.repository import ImageMetric, MetricValue
 
 Progress = Callable[[int, int], None]  # (items done, items total); may raise to stop
@@ -238,7 +238,9 @@ def evaluate_restoration(engine: Engine, loaded: LoadedModel, ds: Dataset, batch
     y_channel = sr if y_channel is None else y_channel
     crop = (ds.scale if sr else 0) if crop_border is None else crop_border
     extra = Convention(channel="y", crop_border=crop) if y_channel else None
-    outs, stats = run_chunked(engine, loaded, [to_tensor(s.image) for s in ds.samples], batch_size, progress, chunk=4)
+    # a noise-level-input model (FFDNet) gets the degradation's sigma when the dataset knows it, else an estimate
+    inputs, levels = model_inputs(spec, [s.image for s in ds.samples], known_noise_sigma(ds.meta.get("degradation")))
+    outs, stats = run_chunked(engine, loaded, inputs, batch_size, progress, chunk=4)
     per_image, values = [], {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": [], "input_psnr": [], "input_ssim": [],
                              "lpips": []}
     lpips_net, lpips_note = None, None
@@ -277,14 +279,19 @@ def evaluate_restoration(engine: Engine, loaded: LoadedModel, ds: Dataset, batch
     outputs = {"input_psnr": mean(values["input_psnr"]) if values["input_psnr"] else None,
                "input_ssim": mean(values["input_ssim"]) if values["input_ssim"] else None,
                "lpips": lpips_note or "computed"}
-    return Evaluation(metrics, per_image, outputs, stats, {"y_channel": y_channel, "crop_border": crop})
+    params = {"y_channel": y_channel, "crop_border": crop}
+    if levels is not None:
+        params["noise_level"] = noise_level_record(levels, [s.key for s in ds.samples])
+        outputs["noise_level"] = params["noise_level"]["text"]
+    return Evaluation(metrics, per_image, outputs, stats, params)
 
 
 # -- generation ----------------------------------------------------------------------------------------
 def evaluate_generation(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_size: int, progress: Progress | None,
                         samples: int = 256, seed: int = 0, feature_space: str = "auto") -> Evaluation:
-    from core.metrics.features import choose_extractor, features, reference_stats
-    from core.metrics.frechet import fit_gaussian, frechet_distance
+    from core.metrics.features import choose_extractor, features, reference_set
+    from core.metrics.frechet import frechet_distance_features
+    from core.metrics.kid import kernel_inception_distance
     from core.services.generate import latents
 
     if samples < 2:
@@ -297,11 +304,19 @@ def evaluate_generation(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_
     outs, stats = run_chunked(engine, loaded, z, batch_size, progress, chunk=64)
     generated = [(o.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy() for o in outs]
     ext = choose_extractor(engine, feature_space)
-    ref = reference_stats(ext, ds.content_hash, [s.image for s in ds.samples])
-    gen = fit_gaussian(features(ext, generated))
-    value = frechet_distance(gen, ref)
-    conv = f"{ext.convention}; n_gen={gen.count}, n_ref={ref.count}"
-    if min(gen.count, ref.count) < 10_000:
+    ref_feats, ref = reference_set(ext, ds.content_hash, [s.image for s in ds.samples])
+    gen_feats = features(ext, generated)
+    value = frechet_distance_features(gen_feats, ref_feats)
+    counts = f"n_gen={len(gen_feats)}, n_ref={ref.count}"
+    conv = f"{ext.convention}; {counts}"
+    if min(len(gen_feats), ref.count) < 10_000:
         conv += " (biased below 10k samples: compare only at equal n)"
-    return Evaluation([MetricValue(ext.metric, value, conv, False)], [], {"feature_space": ext.key}, stats,
-                      {"samples": samples, "seed": seed, "feature_space": ext.key})
+    metrics = [MetricValue(ext.metric, value, conv, False)]
+    outputs: dict = {"feature_space": ext.key}
+    if ext.metric == "fid":  # KID beside FID: unbiased at small n (Binkowski et al. 2018)
+        kid = kernel_inception_distance(gen_feats, ref_feats, seed=seed)
+        metrics.append(MetricValue("kid", kid.mean, f"{ext.convention}; KID: unbiased MMD^2, kernel (x.y/d+1)^3, "
+                                   f"mean of {kid.subsets} random subsets of m={kid.subset_size} (seeded by the "
+                                   f"run's seed); {counts}; raw (papers often print x1e3)", False))
+        outputs.update(kid_std=kid.std, kid_subsets=kid.subsets, kid_subset_size=kid.subset_size)
+    return Evaluation(metrics, [], outputs, stats, {"samples": samples, "seed": seed, "feature_space": ext.key})

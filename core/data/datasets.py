@@ -229,6 +229,23 @@ def sklearn_photos() -> tuple[tuple[str, np.ndarray], ...]:
     return tuple(zip(names, bunch.images))
 
 
+# Photos that restoration nets train on: sklearn's two samples plus scikit-image photos and textures that are
+# not among the ten benchmark photos (BUILTIN_IMAGES); grey ones are used as RGB with equal channels.
+TRAINING_SKIMAGE = ("stereo_motorcycle", "brick", "grass", "gravel", "moon", "clock", "cell")
+
+
+@lru_cache(maxsize=1)
+def training_photos() -> tuple[tuple[str, np.ndarray], ...]:
+    from skimage import data
+
+    out = list(sklearn_photos())
+    for name in TRAINING_SKIMAGE:
+        img = getattr(data, name)()
+        img = np.asarray(img[0] if isinstance(img, tuple) else img, dtype=np.uint8)
+        out.append((name, np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img[..., :3])))
+    return tuple(out)
+
+
 PHOTO_SETS = ("skimage", "sklearn")
 
 

@@ -47,3 +47,23 @@ def frechet_distance(a: GaussianStats, b: GaussianStats, eps: float = 1e-6) -> f
     if np.iscomplexobj(covmean):
         covmean = covmean.real  # numerical noise; pytorch-fid raises only above 1e-3 imaginary
     return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def frechet_distance_features(a: np.ndarray, b: np.ndarray) -> float:
+    """The same distance between Gaussians fitted to two feature sets, from the features themselves.
+
+    With A, B the centred features scaled by 1/sqrt(n - 1) (so S_a = A^T A, S_b = B^T B), the nonzero eigenvalues
+    of S_a S_b are the squared singular values of A B^T, hence Tr((S_a S_b)^1/2) = ||A B^T||_* (nuclear norm) and
+    Tr(S) = ||A||_F^2. When a set is smaller than the feature size this is exact and far cheaper than sqrtm of the
+    d x d product (2048-d: minutes of CPU under load vs milliseconds for 64 samples), and it has no rounding from
+    the square root of a singular matrix; otherwise the Gaussians go through `frechet_distance`."""
+    fa, fb = fit_gaussian(a), fit_gaussian(b)  # validates (N x D, N >= 2, finite) and gives the means
+    if fa.mu.shape != fb.mu.shape:
+        raise InvalidInput(f"Feature sizes differ: {fa.mu.shape[0]} vs {fb.mu.shape[0]}.")
+    if min(fa.count, fb.count) >= fa.mu.shape[0]:
+        return frechet_distance(fa, fb)
+    x = (np.asarray(a, np.float64) - fa.mu) / np.sqrt(fa.count - 1)
+    y = (np.asarray(b, np.float64) - fb.mu) / np.sqrt(fb.count - 1)
+    diff = fa.mu - fb.mu
+    nuclear = np.linalg.svd(x @ y.T, compute_uv=False).sum()
+    return float(diff.dot(diff) + (x * x).sum() + (y * y).sum() - 2 * nuclear)

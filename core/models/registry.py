@@ -59,6 +59,9 @@ class ModelSpec:
     base: str | None = None  # the registered model a variant or checkpoint derives from
     availability: Callable[[], Availability] | None = field(default=None, repr=False, compare=False)
     license: str | None = None
+    trainable: bool | None = None  # Fine-tune: True/False overrides the task's default rule (None)
+    # restoration: the model takes the noise level as an input; callers append a 4th channel of sigma/255
+    noise_level_input: bool = False
 
     def check_weights(self) -> Availability:
         if self.availability is None:
@@ -93,8 +96,8 @@ def unregister_model(name: str) -> None:
 
 def _ensure_loaded() -> None:
     # Importing the adapter modules runs their @register_model decorators; stored checkpoints follow.
-    from core.models import (checkpoints, classical, classifiers, face_mtcnn, torchvision_models,  # noqa: F401
-                             trainable, variants)
+    from core.models import (checkpoints, classical, classifiers, face_mtcnn, ffdnet,  # noqa: F401
+                             shapes_detector, torchvision_models, trainable, variants)
 
     checkpoints.sync()
 

@@ -194,9 +194,18 @@ class WeightFileSource:
     def availability(self):
         from core.models.registry import Availability
 
+        from core.models.reference import find_reference
+
         local = local_weight_file(self.name)
         if local is not None:
             return Availability("available", f"local file {local}")
+        ref = find_reference(self.name)
+        if ref is not None:
+            try:
+                ref.verify()
+            except InvalidCheckpoint as exc:
+                return Availability("missing", str(exc))
+            return Availability("available", ref.summary())
         hit = self.cached() if self.cached else None
         if hit is not None:
             return Availability("available", self.cache_label or str(hit))
@@ -209,7 +218,14 @@ class WeightFileSource:
     def find(self) -> Path:
         from core.errors import WeightsUnavailable
 
+        from core.models.reference import find_reference
+
         path = local_weight_file(self.name)
+        if path is None:
+            ref = find_reference(self.name)
+            if ref is not None:
+                ref.verify()  # a changed file is refused, never loaded
+                return ref.path
         if path is None and self.cached:
             path = self.cached()
         if path is None and self.download:
@@ -223,6 +239,12 @@ class WeightFileSource:
                 + ". You can also run it with random weights, labelled untrained.",
             )
         return path
+
+
+def _origin(path: Path) -> str:
+    from core.models.reference import ORIGIN, is_reference_file
+
+    return f"{ORIGIN} (reference_weights/{path.name})" if is_reference_file(path) else str(path)
 
 
 def file_weights_builder(source: WeightFileSource, make: Callable[[], nn.Module],
@@ -242,6 +264,6 @@ def file_weights_builder(source: WeightFileSource, make: Callable[[], nn.Module]
         if adapt is not None:
             state = adapt(state, module)
         apply_state_dict(module, state, source.arch)
-        return module, WeightsInfo("pretrained", file_sha256(path), str(path))
+        return module, WeightsInfo("pretrained", file_sha256(path), _origin(path))
 
     return build

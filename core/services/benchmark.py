@@ -9,6 +9,7 @@ from core.benchmark import evaluate as ev
 from core.data.datasets import Dataset, canonical_spec, load_dataset
 from core.engine import Engine
 from core.errors import InvalidInput, LabError
+from core.metrics.features import FEATURE_SPACES
 from core.models.registry import get_spec
 from core.services.store import load_for_run, save_run
 from db.repository import DatasetRef
@@ -48,8 +49,8 @@ def _check_params(params: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("Generate between 2 and 10000 samples (a Fréchet distance needs at least 2).")
     if p["limit"] is not None and p["limit"] < 1:
         raise InvalidInput("The image limit must be at least 1.")
-    if p["feature_space"] not in ("auto", "inception", "lite0"):
-        raise InvalidInput("Feature space must be auto, inception or lite0.")
+    if p["feature_space"] not in FEATURE_SPACES:
+        raise InvalidInput(f"Feature space must be one of {', '.join(FEATURE_SPACES)}.")
     return p
 
 

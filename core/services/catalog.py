@@ -18,6 +18,7 @@ class ModelInfo:
     weights_status: str  # available | missing | parameter-free
     weights_detail: str
     num_classes: int | None = None  # conditional generators: how many labels
+    license: str | None = None  # of the weights (or the code, for classical methods) when known
 
     @property
     def label(self) -> str:
@@ -30,7 +31,7 @@ def list_model_infos(task: str | None = None, operation: str | None = None) -> l
     for spec in list_models(task, operation):
         avail = spec.check_weights()
         infos.append(ModelInfo(spec.name, spec.title, spec.task, spec.source, spec.description, spec.operation,
-                               spec.scale, avail.status, avail.detail, spec.num_classes))
+                               spec.scale, avail.status, avail.detail, spec.num_classes, spec.license))
     # Models usable right away first; the bundled real-weights classifier leads its list.
     order = {"available": 0, "parameter-free": 0, "missing": 1}
     return sorted(infos, key=lambda i: (order[i.weights_status], i.source != "bundled", i.name))

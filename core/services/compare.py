@@ -206,7 +206,7 @@ def method_table(task: str, dataset: str, include_untrained: bool = False) -> pd
     PSNR/SSIM (with the degraded input as a row), generation datasets give FID, or FD in another feature space
     under its own name, never as FID."""
     board = leaderboard(task, dataset, include_untrained)
-    wanted = [c for c in board.columns if c.metric in ("psnr", "ssim", "psnr_y", "ssim_y", "lpips", "fid")
+    wanted = [c for c in board.columns if c.metric in ("psnr", "ssim", "psnr_y", "ssim_y", "lpips", "fid", "kid")
               or c.metric.startswith("fd_")]
     if not wanted:
         raise InvalidInput("This dataset's runs have no PSNR/SSIM/FID to tabulate.")

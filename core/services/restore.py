@@ -11,7 +11,7 @@ from core.engine import Engine, RunStats
 from core.errors import InvalidInput
 from core.metrics.image_quality import RGB, Convention, psnr_ssim
 from core.services.store import content_hash, load_for_run, save_run
-from core.tasks.restoration import to_tensor, to_uint8
+from core.tasks.restoration import known_noise_sigma, model_inputs, noise_level_record, to_uint8
 from db.repository import DatasetRef, ImageMetric, MetricValue
 
 OPERATIONS = ("denoise", "deblur", "super-resolution")
@@ -27,6 +27,7 @@ class MethodResult:
     stats: RunStats
     run_id: int
     trained: bool
+    note: str = ""  # e.g. the noise level FFDNet was given: "noise level 25 (from the degradation)"
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
             raise InvalidInput(f"{name} does not do {operation}.")
         if operation == "super-resolution" and spec.scale != scale:
             raise InvalidInput(f"{name} upscales x{spec.scale}, but the input was downscaled x{scale}.")
-        outputs, stats = engine.run(loaded, [to_tensor(degraded)], batch_size=1)
+        inputs, levels = model_inputs(spec, [degraded], known_noise_sigma(degradation))
+        outputs, stats = engine.run(loaded, inputs, batch_size=1)
         restored = to_uint8(outputs[0])
         if restored.shape != target.shape:
             raise InvalidInput(f"{name} returned {restored.shape}, expected {target.shape}.")
@@ -95,12 +97,17 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
             metrics += [MetricValue("psnr_y", py, str(extra_conv), True), MetricValue("ssim_y", sy, str(extra_conv), True)]
             per_image += [ImageMetric(source_name, "psnr_y", py, str(extra_conv)),
                           ImageMetric(source_name, "ssim_y", sy, str(extra_conv))]
+        params = {"operation": operation, "degradation": degradation, "method_description": spec.description,
+                  "allow_random": allow_random}
+        run_outputs = {"input_psnr": deg_psnr, "input_ssim": deg_ssim}
+        note = ""
+        if levels is not None:
+            params["noise_level"] = noise_level_record(levels, [source_name])
+            note = run_outputs["noise_level"] = params["noise_level"]["text"]
         run_id = save_run(
             loaded=loaded, stats=stats, task="restoration", kind="playground", dataset=dataset,
-            params={"operation": operation, "degradation": degradation, "method_description": spec.description,
-                    "allow_random": allow_random},
-            outputs={"input_psnr": deg_psnr, "input_ssim": deg_ssim}, metrics=metrics, image_metrics=per_image,
+            params=params, outputs=run_outputs, metrics=metrics, image_metrics=per_image,
             seed=seed if operation != "super-resolution" else None,
         )
-        results.append(MethodResult(name, spec.title or name, restored, p, s, stats, run_id, loaded.weights.trained))
+        results.append(MethodResult(name, spec.title or name, restored, p, s, stats, run_id, loaded.weights.trained, note))
     return RestorationResult(operation, target, degraded, deg_psnr, deg_ssim, results, str(RGB))

@@ -18,7 +18,7 @@ HIGHER_IS_BETTER = {
     "precision": True, "recall": True, "f1": True, "f1_macro": True, "f1_micro": True, "f1_max": True,
     "precision_macro": True, "recall_macro": True, "map": True, "map50": True, "map75": True, "mask_map": True,
     "mask_map50": True, "mask_map75": True, "miou": True, "dice": True, "pixel_accuracy": True, "fid": False,
-    "fd_efficientnet_lite0": False, "lpips": False,
+    "kid": False, "fd_efficientnet_lite0": False, "lpips": False,
     "latency_ms_per_image": False, "latency_p50_ms": False, "latency_p95_ms": False,
     "throughput_img_s": True, "peak_mem_mb": False,
 }

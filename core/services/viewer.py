@@ -50,26 +50,33 @@ def _key_metric(detail: dict) -> str:
     return {"restoration": "psnr", "detection": "f1", "segmentation": "miou"}.get(detail["task"], "correct")
 
 
-def _sample(detail: dict, key: str) -> Sample:
+def _sample(detail: dict, key: str) -> tuple[Sample, dict]:
+    """The image and its dataset's meta (which holds the degradation, e.g. the noise sigma)."""
     spec = {k: v for k, v in (detail["params"].get("dataset") or {}).items() if k != "first"}
     if not spec:
         raise InvalidInput(f"Run #{detail['run_id']} was not run on a dataset; there is no image to show.")
-    for s in load_dataset(spec).samples:
+    ds = load_dataset(spec)
+    for s in ds.samples:
         if s.key == key:
-            return s
+            return s, ds.meta
     raise InvalidInput(f"The image {key[:80]!r} is not in the dataset of run #{detail['run_id']}.")
 
 
-def _output(engine: Engine, detail: dict, sample: Sample) -> ViewedOutput:
+def _output(engine: Engine, detail: dict, sample: Sample, meta: dict | None = None) -> ViewedOutput:
     loaded = load_for_run(engine, detail["model"], detail["weights_status"] == "random", detail["task"])
     label = detail["model"] + (" (untrained)" if detail["weights_status"] == "random" else "")
     note = "weights changed since this run" if (loaded.weights.sha256 or "") not in ("", detail["weights_hash"]) else ""
     images = detail["image_metrics"]
     mine = images[images["image"] == sample.key].set_index("metric")["value"]
     if detail["task"] == "restoration":
-        out, _ = engine.run(loaded, [restoration.to_tensor(sample.image)], batch_size=1)
+        # the same noise level as the benchmark gave (FFDNet): the dataset's known sigma, else the same estimate
+        sigma = restoration.known_noise_sigma((meta or {}).get("degradation"))
+        inputs, levels = restoration.model_inputs(loaded.spec, [sample.image], sigma)
+        out, _ = engine.run(loaded, inputs, batch_size=1)
         restored = restoration.to_uint8(out[0])
         value = psnr_ssim(restored, sample.target, RGB)[0] if restored.shape == sample.target.shape else None
+        if levels is not None:
+            note = "; ".join(n for n in (note, levels[0].text) if n)
         return ViewedOutput(detail["run_id"], label, restored, value, mine.get("psnr"), note)
     if detail["task"] == "detection":
         threshold = float(detail["params"].get("score_threshold", 0.5))
@@ -96,11 +103,11 @@ def view_image(engine: Engine, run_ids: list[int], key: str) -> ImageView:
         raise InvalidInput(f"The viewer shows {', '.join(VIEWABLE)} runs, not {first['task']}.")
     if any(d["dataset_hash"] != first["dataset_hash"] for d in details):
         raise InvalidInput("The chosen runs were scored on different datasets; pick runs of one dataset.")
-    sample = _sample(first, key)
+    sample, meta = _sample(first, key)
     outputs, errors = [], {}
     for d in details:
         try:
-            outputs.append(_output(engine, d, sample))
+            outputs.append(_output(engine, d, sample, meta))
         except LabError as exc:
             errors[d["run_id"]] = str(exc)
     target = sample.target if first["task"] == "restoration" else None

@@ -1,6 +1,8 @@
 """Restoration: tensors in [0, 1], uint8 out, PSNR/SSIM against the clean image, before/after pictures."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import plotly.graph_objects as go
 import torch
@@ -10,6 +12,56 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     """HxWx3 uint8 -> 3xHxW float32 in [0, 1]."""
     pixels = np.array(img, dtype=np.uint8)  # a copy: inputs may be read-only arrays
     return torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255.0)
+
+
+@dataclass(frozen=True)
+class NoiseLevel:
+    """The noise level a noise-level-input model (FFDNet) was given for one image, 0-255 scale."""
+
+    sigma: float
+    source: str  # "degradation" (the known sigma of the synthetic noise) | "estimated" (from the image)
+
+    @property
+    def text(self) -> str:
+        if self.source == "degradation":
+            return f"noise level {self.sigma:g} (from the degradation)"
+        return f"noise level {self.sigma:.1f} (estimated)"
+
+
+def known_noise_sigma(degradation: dict | None) -> float | None:
+    """The sigma of added Gaussian noise when the degradation says so (photos-denoise, the Playground)."""
+    if isinstance(degradation, dict) and degradation.get("type") == "gaussian_noise" and degradation.get("sigma") is not None:
+        return float(degradation["sigma"])
+    return None
+
+
+def model_inputs(spec, images: list[np.ndarray], sigma: float | None) -> tuple[list[torch.Tensor], list[NoiseLevel] | None]:
+    """Input tensors for restoration model `spec`. A model with `noise_level_input` gets a 4th channel holding
+    sigma/255: the known sigma when given, else one estimated from each image (the same estimator the model
+    would use by itself), so the value used is always known to the caller and recorded with the run."""
+    tensors = [to_tensor(img) for img in images]
+    if not getattr(spec, "noise_level_input", False):
+        return tensors, None
+    from core.models.ffdnet import estimate_noise_sigma
+
+    levels = [NoiseLevel(float(sigma), "degradation") if sigma is not None else
+              NoiseLevel(round(estimate_noise_sigma(img), 2), "estimated") for img in images]
+    tensors = [torch.cat([t, torch.full_like(t[:1], lv.sigma / 255.0)]) for t, lv in zip(tensors, levels)]
+    return tensors, levels
+
+
+def noise_level_record(levels: list[NoiseLevel], keys: list[str]) -> dict:
+    """What a stored run keeps about the noise levels it used: the source, a summary and a sentence."""
+    from core.models.ffdnet import ESTIMATOR
+
+    values = [lv.sigma for lv in levels]
+    if all(lv.source == "degradation" for lv in levels) and len(set(values)) == 1:
+        return {"source": "degradation", "sigma": values[0], "text": levels[0].text}
+    mean = float(np.mean(values))
+    text = (levels[0].text if len(levels) == 1 else
+            f"noise level {mean:.1f} (estimated; mean over {len(levels)} images, {min(values):.1f}-{max(values):.1f})")
+    return {"source": "estimated", "estimator": ESTIMATOR, "mean": mean, "min": min(values), "max": max(values),
+            "per_image": dict(zip(keys, values)), "text": text}
 
 
 def to_uint8(t: torch.Tensor) -> np.ndarray:

@@ -65,9 +65,9 @@ class TrainConfig:
         from core.models.registry import get_spec
 
         spec = get_spec(self.base)
-        if spec.source == "classical" or spec.cpu_only or spec.name == "mtcnn_face":
+        if spec.trainable is False or spec.source == "classical" or spec.cpu_only or spec.name == "mtcnn_face":
             raise InvalidInput(f"{self.base} cannot be trained here (classical, quantized or a fixed cascade).")
-        if spec.task == "detection" and not spec.name.startswith("fasterrcnn"):
+        if spec.task == "detection" and not (spec.trainable or spec.name.startswith("fasterrcnn")):
             raise InvalidInput("Detection fine-tuning supports the Faster R-CNN detectors.")
         if spec.task == "segmentation" and (spec.operation != "semantic" or spec.source != "small-net"):
             raise InvalidInput("Segmentation fine-tuning supports the U-Net (a head of the synthetic set's classes).")

@@ -1,13 +1,13 @@
 """Training and validation data per task, deterministic from the job's seed and disjoint from the benchmark
 sets the trained model is then tested on (synthetic sets use other seeds; restoration trains on patches of
-sklearn's two sample photos and is tested on the ten scikit-image photos)."""
+sklearn's two sample photos and seven other scikit-image pictures, and is tested on the ten benchmark photos)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from core.data.datasets import sklearn_photos, digits_image, digits_split, load_dataset
+from core.data.datasets import training_photos, digits_image, digits_split, load_dataset
 from core.data.degrade import downscale_bicubic, gaussian_blur
 from core.data.synthetic import SHAPE_NAMES, scene
 from core.errors import InvalidInput
@@ -61,7 +61,7 @@ def classification(cfg: TrainConfig) -> TrainData:
 
 def _patches(count: int, size: int, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    photos = [img for _, img in sklearn_photos()]
+    photos = [img for _, img in training_photos()]
     out = []
     for i in range(count):
         img = photos[i % len(photos)]
