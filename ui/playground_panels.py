@@ -144,7 +144,8 @@ def restoration_panel(engine, operation: str) -> None:
         rows.append({"method": "degraded input", "psnr": result.degraded_psnr, "ssim": result.degraded_ssim,
                      "latency_ms": None, "run": None, "is_input": True})
     rows += [{"method": m.title + ("" if m.trained else " (untrained)"), "psnr": m.psnr, "ssim": m.ssim,
-              "latency_ms": m.stats.total_ms, "run": m.run_id, "is_input": False, "note": m.note}
+              "weights": m.weights, "latency_ms": m.stats.total_ms, "run": m.run_id, "is_input": False,
+              "note": m.note}
              for m in result.methods]
     hidden = {"is_input"} | (set() if any(m.note for m in result.methods) else {"note"})  # note: FFDNet's noise level
     st.subheader("Quality against the clean image")
@@ -154,6 +155,7 @@ def restoration_panel(engine, operation: str) -> None:
                                 "ssim": st.column_config.NumberColumn("SSIM", format="%.4f"),
                                 "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.1f"),
                                 "run": st.column_config.NumberColumn("Run #"),
+                                "weights": st.column_config.TextColumn("Weights"),
                                 "note": st.column_config.TextColumn("Noise level used")})
     st.plotly_chart(restoration.quality_figure(rows), key="res_quality")
 

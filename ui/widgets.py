@@ -53,6 +53,8 @@ def result_header(result) -> None:
     """Model name, the untrained warning when it applies, and the run's timing."""
     st.subheader(result.model)
     untrained_banner(result.weights)
+    if result.weights.trained:
+        st.caption(f"Weights: {result.weights.label}.")
     timing_row(result.stats)
 
 

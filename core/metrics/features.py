@@ -16,7 +16,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import os
+import tempfile
 import warnings
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -233,28 +236,38 @@ def _fit_and_cache(ext: Extractor, dataset_hash: str, images: list[np.ndarray]) 
     stats = fit_gaussian(feats)
     path = _cache_path(ext, dataset_hash)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    # float32 holds the network's float32 outputs exactly; KID needs the features themselves.
-    np.savez(tmp, mu=stats.mu, sigma=stats.sigma, count=stats.count, feats=feats.astype(np.float32))
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)  # a name of its own: jobs may fill it at once
+    try:
+        # float32 holds the network's float32 outputs exactly; KID needs the features themselves.
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, mu=stats.mu, sigma=stats.sigma, count=stats.count, feats=feats.astype(np.float32))
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return feats, stats
+
+
+def _read_cache(path: Path) -> dict | None:
+    """The cached arrays, or None when the file is missing or unreadable (it is then recomputed)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 def reference_stats(ext: Extractor, dataset_hash: str, images: list[np.ndarray]) -> GaussianStats:
     """Gaussian of a reference set's features, cached on disk by (extractor, dataset hash)."""
-    path = _cache_path(ext, dataset_hash)
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            return GaussianStats(z["mu"], z["sigma"], int(z["count"]))
+    z = _read_cache(_cache_path(ext, dataset_hash))
+    if z is not None and {"mu", "sigma", "count"} <= set(z):
+        return GaussianStats(z["mu"], z["sigma"], int(z["count"]))
     return _fit_and_cache(ext, dataset_hash, images)[1]
 
 
 def reference_set(ext: Extractor, dataset_hash: str, images: list[np.ndarray]) -> tuple[np.ndarray, GaussianStats]:
     """A reference set's features and their Gaussian, from the same cache (files written before features were
     kept are refilled)."""
-    path = _cache_path(ext, dataset_hash)
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            if "feats" in z.files:
-                return z["feats"].astype(np.float64), GaussianStats(z["mu"], z["sigma"], int(z["count"]))
+    z = _read_cache(_cache_path(ext, dataset_hash))
+    if z is not None and {"mu", "sigma", "count", "feats"} <= set(z):
+        return z["feats"].astype(np.float64), GaussianStats(z["mu"], z["sigma"], int(z["count"]))
     return _fit_and_cache(ext, dataset_hash, images)

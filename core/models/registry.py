@@ -28,6 +28,17 @@ class WeightsInfo:
     def trained(self) -> bool:
         return self.status != "random"
 
+    @property
+    def label(self) -> str:
+        """Where the weights come from, in a student's words (tables and captions)."""
+        from core.models.reference import ORIGIN
+
+        if self.status == "random":
+            return "untrained (random weights)"
+        if self.status == "parameter-free":
+            return "none (classical method)"
+        return ORIGIN if self.origin.startswith(ORIGIN) else "pretrained"
+
 
 @dataclass(frozen=True)
 class Availability:

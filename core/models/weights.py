@@ -5,11 +5,9 @@ after a quick reachability probe, because huggingface_hub retries for ~45 s when
 """
 from __future__ import annotations
 
-import hashlib
 import socket
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -18,23 +16,10 @@ import torch.nn as nn
 
 from core.config import get_settings
 from core.errors import InvalidCheckpoint
+from core.models.hashing import file_sha256  # noqa: F401 -- re-exported: weights.file_sha256 is used widely
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 _PROBE: dict[str, tuple[float, bool]] = {}
-
-
-@lru_cache(maxsize=64)
-def _sha256_cached(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    st = path.stat()
-    return _sha256_cached(str(path), st.st_mtime_ns, st.st_size)
 
 
 def load_state_dict_file(path: Path, display_name: str | None = None) -> dict[str, torch.Tensor]:
@@ -144,7 +129,7 @@ def bundled_availability(location: Path | None, package: str, install: str):
 
     if location is None:
         return Availability("missing", f"pip package {package} is not installed ({install}).")
-    return Availability("available", f"weights bundled with pip package {package} ({location}).")
+    return Availability("available", f"weights bundled with pip package {package} (installed on this server).")
 
 
 def seeded_init(factory, seed: int = 0):
@@ -201,11 +186,8 @@ class WeightFileSource:
             return Availability("available", f"local file {local}")
         ref = find_reference(self.name)
         if ref is not None:
-            try:
-                ref.verify()
-            except InvalidCheckpoint as exc:
-                return Availability("missing", str(exc))
-            return Availability("available", ref.summary())
+            problem = ref.problem()
+            return Availability("missing", problem) if problem else Availability("available", ref.summary())
         hit = self.cached() if self.cached else None
         if hit is not None:
             return Availability("available", self.cache_label or str(hit))
@@ -216,16 +198,23 @@ class WeightFileSource:
                                        "(e.g. a checkpoint trained in this app).")
 
     def find(self) -> Path:
-        from core.errors import WeightsUnavailable
+        return self.locate()[0]
 
+    def locate(self):
+        """(path, reference) of the weights to load: the user's local file, else this project's reference
+        weights (returned so the caller loads them through their hash check), else a cache or a download."""
+        from core.errors import WeightsUnavailable
         from core.models.reference import find_reference
 
         path = local_weight_file(self.name)
         if path is None:
             ref = find_reference(self.name)
             if ref is not None:
-                ref.verify()  # a changed file is refused, never loaded
-                return ref.path
+                problem = ref.problem()
+                if problem:  # a changed file is refused, never loaded; random weights stay on offer
+                    raise WeightsUnavailable(self.name, problem, "You can also run it with random weights, "
+                                                                 "labelled untrained.")
+                return ref.path, ref
         if path is None and self.cached:
             path = self.cached()
         if path is None and self.download:
@@ -238,13 +227,7 @@ class WeightFileSource:
                 + (f", or fill the {self.cache_label} by running once with network access" if self.published else "")
                 + ". You can also run it with random weights, labelled untrained.",
             )
-        return path
-
-
-def _origin(path: Path) -> str:
-    from core.models.reference import ORIGIN, is_reference_file
-
-    return f"{ORIGIN} (reference_weights/{path.name})" if is_reference_file(path) else str(path)
+        return path, None
 
 
 def file_weights_builder(source: WeightFileSource, make: Callable[[], nn.Module],
@@ -258,12 +241,16 @@ def file_weights_builder(source: WeightFileSource, make: Callable[[], nn.Module]
     def build(pretrained: bool):
         if not pretrained:
             return seeded_init(make), WeightsInfo("random", None, "random init (seed 0)")
-        path = source.find()
-        state = load_state_dict_file(path)
+        path, ref = source.locate()
+        if ref is not None:
+            state, digest = ref.load()  # the hash is taken of the very bytes that are loaded
+            origin = ref.origin
+        else:
+            state, digest, origin = load_state_dict_file(path), file_sha256(path), str(path)
         module = make_for(state) if make_for else make()
         if adapt is not None:
             state = adapt(state, module)
         apply_state_dict(module, state, source.arch)
-        return module, WeightsInfo("pretrained", file_sha256(path), _origin(path))
+        return module, WeightsInfo("pretrained", digest, origin)
 
     return build

@@ -28,6 +28,7 @@ class MethodResult:
     run_id: int
     trained: bool
     note: str = ""  # e.g. the noise level FFDNet was given: "noise level 25 (from the degradation)"
+    weights: str = ""  # where the weights come from, e.g. "trained by this project"
 
 
 @dataclass(frozen=True)
@@ -109,5 +110,6 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
             params=params, outputs=run_outputs, metrics=metrics, image_metrics=per_image,
             seed=seed if operation != "super-resolution" else None,
         )
-        results.append(MethodResult(name, spec.title or name, restored, p, s, stats, run_id, loaded.weights.trained, note))
+        results.append(MethodResult(name, spec.title or name, restored, p, s, stats, run_id, loaded.weights.trained, note,
+                                     loaded.weights.label))
     return RestorationResult(operation, target, degraded, deg_psnr, deg_ssim, results, str(RGB))

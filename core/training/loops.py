@@ -144,11 +144,11 @@ def fit(cfg: TrainConfig, ctx, model: nn.Module, n_train: int,
         epoch_times.append(elapsed)
         value = val[metric]
         improved = value > best["value"] if higher_is_better else value < best["value"]
-        if improved or best["epoch"] < 0:
+        if improved or best["epoch"] < 0 or value == best["value"]:
+            # a tie keeps the later, longer-trained weights (a saturated metric, e.g. 100% validation accuracy,
+            # must not freeze the first epoch that reached it); patience counts only real improvements
             best = {"value": value, "epoch": epoch, "state": _cpu_state(model), "t": time.perf_counter() - start}
-            since_best = 0
-        else:
-            since_best += 1
+        since_best = 0 if improved else since_best + 1
         row = {"train_loss": float(np.mean(losses)) if losses else None, **val, "lr": optimizer.param_groups[0]["lr"],
                "epoch_time_s": elapsed, "peak_mem_mb": memory.sample(), "batch_size": batch}
         _record_epoch(ctx, history, epoch, steps, row, best["state"])
