@@ -168,11 +168,7 @@ def _untrained_generation(engine, name: str, recipe: dict) -> dict:
 
 
 def train_one(name: str, out_dir: Path, device: str, engine) -> dict:
-    import torch
-
-    from core.models.checkpoints import checkpoints_dir
-    from core.models.registry import get_spec
-    from core.services.training import curves, submit_training
+    from core.services.training import submit_training
 
     recipe = RECIPES[name]
     run_name = f"{name.replace('_', '-')}-ref-{int(time.time())}"[:60]
@@ -182,30 +178,66 @@ def train_one(name: str, out_dir: Path, device: str, engine) -> dict:
     job = _wait(submit_training(config, device))
     if job.status != "done":
         raise RuntimeError(f"the training job of {name} {job.status}: {job.message}")
-    result = job.result
-    src = checkpoints_dir() / f"{run_name}.safetensors"
+    return publish(name, job, out_dir, engine)
+
+
+def _summary_from_curves(rows: list[dict], metric: str, higher: bool) -> dict:
+    """A job's summary rebuilt from its stored curve points (job_id, epoch, step, name, value), for a job that
+    failed after saving its weights."""
+    by_epoch: dict[int, dict] = {}
+    for r in rows:
+        by_epoch.setdefault(int(r["epoch"]), {"step": int(r["step"])})[r["name"]] = r["value"]
+    scored = {e: v for e, v in by_epoch.items() if v.get(metric) is not None}
+    best = (max if higher else min)(scored, key=lambda e: scored[e][metric])
+    return {"metric": metric, "best_value": scored[best][metric], "best_epoch": best, "epochs_run": len(by_epoch),
+            "steps": max(v["step"] for v in by_epoch.values()),
+            "epoch_time_s": sum(v.get("epoch_time_s") or 0 for v in by_epoch.values()) / len(by_epoch),
+            "peak_mem_mb": max(v.get("peak_mem_mb") or 0 for v in by_epoch.values())}
+
+
+def publish(name: str, job, out_dir: Path, engine, note: str | None = None) -> dict:
+    """Copy a finished job's checkpoint to `out_dir/<name>.safetensors`, write its manifest, score it."""
+    import torch
+
+    from core.models.checkpoints import checkpoints_dir
+    from core.models.registry import get_spec
+    from core.models.weights import file_sha256
+    from core.services.training import curves
+
+    recipe, config = RECIPES[name], job.params["config"]
+    if config.get("base") != name:
+        raise RuntimeError(f"job #{job.id} trained {config.get('base')}, not {name}")
+    src = checkpoints_dir() / f"{config['name']}.safetensors"
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.safetensors"
     tmp = target.with_suffix(".tmp")
     shutil.copyfile(src, tmp)
     tmp.replace(target)
-    from core.models.weights import file_sha256
-
     history = curves([job.id])
     hist_rows = [{k: (None if v != v else v) for k, v in row.items()} for row in history.to_dict("records")]
+    result = job.result or {}
+    keys = ("metric", "best_value", "best_epoch", "epochs_run", "steps", "time_to_best_s", "epoch_time_s",
+            "peak_mem_mb", "final_batch_size")
+    if result.get("metric"):
+        summary = {k: result.get(k) for k in keys}
+    else:
+        names = {r["name"] for r in hist_rows}
+        metric = next(k for k in ("val_psnr", "fid", "fd_efficientnet_lite0", "val_accuracy", "val_miou", "val_map")
+                      if k in names)
+        summary = _summary_from_curves(hist_rows, metric, higher=metric.startswith("val_"))
     train_time = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
     spec = get_spec(name)
     manifest = {
         "name": name, "title": spec.title, "architecture": spec.description, "sha256": file_sha256(target),
-        "size_bytes": target.stat().st_size, "recipe": job.params["config"],
+        "size_bytes": target.stat().st_size, "recipe": config,
         "trained_with": "Fine-tune job (core.services.training.submit_training -> core.training.run)",
         "device": job.device, "torch": torch.__version__, "code_version": _git_commit(),
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "job": {k: result.get(k) for k in ("metric", "best_value", "best_epoch", "epochs_run", "steps", "time_to_best_s",
-                                           "epoch_time_s", "peak_mem_mb", "final_batch_size")}
-               | {"train_time_s": train_time, "test": {k: v for k, v in result.items() if k.startswith("test_")},
-                  "history": hist_rows},
+        "job": summary | {"id": job.id, "train_time_s": train_time,
+                          "test": {k: v for k, v in result.items() if k.startswith("test_")}, "history": hist_rows},
     }
+    if note:
+        manifest["note"] = note
     (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=1))
     manifest["held_out"] = held_out(engine, name, recipe)
     (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=1))
@@ -256,6 +288,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="folder to write (default: the shipped reference_weights/)")
     ap.add_argument("--list", action="store_true", help="print the recipes and exit")
     ap.add_argument("--table", action="store_true", help="print the README table from the manifests and exit")
+    ap.add_argument("--adopt", type=int, default=None, metavar="JOB_ID",
+                    help="publish the checkpoint a training job of this store saved (e.g. one that failed after "
+                         "saving it) instead of training again; needs exactly one --only name")
     ap.add_argument("--rescore", action="store_true",
                     help="do not train: score the files already in the folder again and rewrite their manifests")
     args = ap.parse_args(argv)
@@ -285,7 +320,15 @@ def main(argv=None) -> int:
     for name in names:
         t0 = time.perf_counter()
         try:
-            m = rescore(name, out_dir, engine) if args.rescore else train_one(name, out_dir, args.device, engine)
+            if args.adopt is not None:
+                from core.services.jobs import job_status
+
+                m = publish(name, job_status(args.adopt), out_dir, engine,
+                            note=f"published from job #{args.adopt} with --adopt (the job's own end step did not run)")
+            elif args.rescore:
+                m = rescore(name, out_dir, engine)
+            else:
+                m = train_one(name, out_dir, args.device, engine)
         except Exception as exc:  # report and go on with the next model
             failures += 1
             print(f"{name}: FAILED - {exc}", flush=True)
