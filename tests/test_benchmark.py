@@ -45,7 +45,7 @@ def test_classical_detector_per_class_prf_on_synthetic_shapes(bench):
     assert metric(d, "latency_p95_ms")["value"] >= metric(d, "latency_p50_ms")["value"] > 0
 
 
-def test_classification_needs_trained_weights_unless_allowed(bench):
+def test_classification_needs_trained_weights_unless_allowed(bench, no_reference_weights):
     [(refused, _)] = bench(["small_cnn_digits"], {"name": "digits", "limit": 30})
     assert refused.run_id is None and "weights" in refused.error.lower()
     [(ok, d)] = bench(["small_cnn_digits"], {"name": "digits", "limit": 30}, allow_random=True)
