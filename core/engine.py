@@ -135,7 +135,7 @@ class Engine:
         self.device = pick_device(device)
         self.amp = amp  # autocast on CUDA for models whose spec allows it
         self.cache_size = max(1, cache_size or get_settings().model_cache_size)
-        self._cache: OrderedDict[tuple[str, str, str], LoadedModel] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, str, str], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
         self._build_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self.builds = 0  # how many models were actually built (cache misses)
@@ -144,10 +144,13 @@ class Engine:
 
     # -- model cache ---------------------------------------------------------------------------------
     def load(self, name: str, weights: str = "pretrained") -> LoadedModel:
+        from core.models.reference import find_reference
         from core.models.weight_paths import mapping
 
-        # A weights file set on the Models page changes the key, so the old weights are not served.
-        key = (name, weights, mapping().get(name, "") if weights == "pretrained" else "")
+        # A weights file set on the Models page, or retrained reference weights, change the key, so the old
+        # weights are not served.
+        ref = find_reference(name) if weights == "pretrained" else None
+        key = (name, weights, mapping().get(name, "") if weights == "pretrained" else "", ref.sha256 if ref else "")
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
@@ -173,7 +176,7 @@ class Engine:
 
     def cached(self) -> list[tuple[str, str]]:
         with self._lock:
-            return [(name, weights) for name, weights, _ in self._cache]
+            return [(name, weights) for name, weights, *_ in self._cache]
 
     def clear(self) -> None:
         with self._lock:

@@ -182,3 +182,25 @@ def test_reference_generators_are_far_closer_to_real_images_than_untrained(db_ur
     fd = {w: evaluate_generation(engine, engine.load(name, w), ds, 64, None, samples=64,
                                  feature_space="lite0").metrics[0].value for w in ("pretrained", "random")}
     assert fd["pretrained"] < GAN_FD_RATIO * fd["random"], fd
+
+
+def test_retrained_reference_weights_are_not_served_from_the_model_cache(tmp_path, monkeypatch):
+    import hashlib
+
+    from safetensors.torch import save
+
+    from core.engine import Engine
+
+    shutil.copytree(reference.reference_dir(), tmp_path / "ref")
+    monkeypatch.setenv(reference.DIR_ENV, str(tmp_path / "ref"))
+    engine = Engine("cpu")
+    first = engine.load("srcnn_x2")
+    assert engine.load("srcnn_x2") is first  # cached
+    module, _ = create("srcnn_x2", weights="random")  # "retrained": other weights, a manifest that matches
+    data = save({k: v.contiguous() for k, v in module.state_dict().items()})
+    (tmp_path / "ref" / "srcnn_x2.safetensors").write_bytes(data)
+    manifest = json.loads((tmp_path / "ref" / "srcnn_x2.json").read_text())
+    manifest["sha256"] = hashlib.sha256(data).hexdigest()
+    (tmp_path / "ref" / "srcnn_x2.json").write_text(json.dumps(manifest))
+    second = engine.load("srcnn_x2")
+    assert second is not first and second.weights.sha256 == manifest["sha256"] != first.weights.sha256
