@@ -1,4 +1,4 @@
-"""Why DnCNN trained badly, shown as validation curves: its old initialisation vs its authors' one.
+"""Why DnCNN trained badly, shown as validation curves: its old initialisation vs the PyTorch DnCNN code's one.
 
     python -m bench.dncnn_curve [--epochs 4] [--train-size 800] [--batch 16] [--patch 32] [--threads 1]
 
@@ -9,7 +9,7 @@ All variants train with the same data, seed, optimiser and budget through the Fi
 - "zero last layer": He initialisation, a zero last conv (the untrained net is the identity), no clamp in
   training: it starts at the noisy input's PSNR but stays there, because no gradient reaches the stack below a
   zero layer and BatchNorm scales of 1 make the deep stack's features a poor basis for the noise at first;
-- "after": core.models.small_nets.DnCNN, the DnCNN authors' initialisation (He-normal convs, BatchNorm scales
+- "after": core.models.small_nets.DnCNN, the PyTorch DnCNN code's initialisation (He-normal convs, BatchNorm scales
   N(0, 2/(9*64)) clipped to +-0.025): the residual starts small but every layer learns from the first step.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ trained with its own Fine-tune jobs (reference_weights/), and a local file or a 
 The restoration nets predict a correction of their input (or of its bicubic upscale), and the [0, 1] clamp is
 applied only in eval mode (in training it zeroed the gradient of every clipped pixel). The U-Net, SRCNN and
 EDSR-lite start with a zero last layer, so an untrained net is the identity rather than a random offset; DnCNN
-uses its authors' initialisation instead (see dncnn_init and bench/dncnn_curve.py)."""
+uses the initialisation of the widely used PyTorch DnCNN code instead (see dncnn_init and bench/dncnn_curve.py)."""
 from __future__ import annotations
 
 import torch
@@ -77,7 +77,8 @@ class UNet(nn.Module):
 
 
 def dncnn_init(model: nn.Module) -> None:
-    """The initialisation of the DnCNN authors' code: He-normal convolutions and BatchNorm scales drawn from
+    """DnCNN's initialisation as the widely used PyTorch DnCNN code does it (the MatConvNet original
+    instead pushes small BatchNorm scales out to +-0.025): He-normal convolutions and BatchNorm scales drawn from
     N(0, 2/(9*64)) clipped to +-0.025 (biases 0). With PyTorch's defaults (BN scale 1) the net sat at the noisy
     input's PSNR for hundreds of steps; with these it learns from the first ones (bench/dncnn_curve.py)."""
     for m in model.modules():
