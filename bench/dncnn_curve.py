@@ -20,6 +20,7 @@ import time
 import torch
 import torch.nn as nn
 
+from core.jobs.context import LocalContext
 from core.metrics.image_quality import psnr
 from core.models.registry import register_model, unregister_model
 from core.models.small_nets import DnCNN
@@ -55,26 +56,6 @@ class DnCNNZeroLast(DnCNN):
         nn.init.zeros_(self.body[-1].bias)
 
 
-class _Ctx:
-    job_id = 0
-
-    def __init__(self, label: str):
-        self.label = label
-
-    def log(self, line):
-        if line.startswith("epoch"):
-            print(f"{self.label}: {line}", flush=True)
-
-    def progress(self, fraction, message=None, force=False):
-        pass
-
-    def metrics(self, epoch, step, values):
-        pass
-
-    def save_partial(self, state):
-        pass
-
-
 def _register(name: str, factory) -> None:
     unregister_model(name)
     register_model(name, task="restoration", source="small-net", operation="denoise", title=name)(
@@ -101,7 +82,9 @@ def main(argv=None) -> None:
                                      "train_size": args.train_size, "seed": 0})
         td = train_data.restoration(cfg, "denoise", None)
         t0 = time.perf_counter()
-        _, result, _ = train_restoration(cfg, _Ctx(label), td, torch.device("cpu"))
+        ctx = LocalContext(echo=lambda line, label=label: print(f"{label}: {line}", flush=True)
+                           if line.startswith("epoch") else None)
+        _, result, _ = train_restoration(cfg, ctx, td, torch.device("cpu"))
         times[label] = time.perf_counter() - t0
         curves[label] = [row["val_psnr"] for row in result.history]
         unregister_model(name)

@@ -11,7 +11,7 @@ VIEWS = {
     "cost": ("Quality vs cost", cost_view, ("task", "dataset", "y", "x")),
     "classes": ("Per class, PR, confusion", classes_view, ("task", "dataset", "run")),
     "images": ("Images", images_view, ("task", "dataset", "runs", "rank_by", "order", "image")),
-    "tables": ("Seeds' tables", tables_view, ("table", "task", "dataset", "run", "sweep")),
+    "tables": ("Comparison tables", tables_view, ("table", "task", "dataset", "run", "sweep")),
     "jobs": ("Training jobs", jobs_view, ("jobs",)),
     "sweep": ("Optimizer sweep", sweep_view, ("sweep",)),
 }

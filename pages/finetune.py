@@ -70,7 +70,7 @@ with form:
         if job_id:
             st.success(f"Job #{job_id} queued.")
     if b2.button("Sweep SGD / Adam / Adagrad", key="ft_sweep",
-                 help="One job per optimizer with everything else equal (the seeds' optimizer comparison)."):
+                 help="One job per optimizer with everything else equal (the classic SGD / Adam / Adagrad comparison)."):
         ids = guarded(services.submit_sweep, {**config, "name": None}, services.SWEEP_OPTIMIZERS, device)
         if ids:
             st.success(f"Sweep queued: jobs {', '.join(f'#{i}' for i in ids)}.")

@@ -8,6 +8,7 @@ import torch
 
 from core.data.synthetic import scene
 from core.errors import InvalidInput
+from core.jobs.context import LocalContext
 from core.models.registry import create, get_spec, register_model, unregister_model
 from core.models.small_nets import SHAPES_CATEGORIES
 from core.tasks.detection import to_tensor
@@ -65,25 +66,6 @@ def test_eval_returns_torchvision_detections_in_image_coordinates(hw):
         assert float(boxes[:, [0, 2]].max()) > 64 or float(boxes[:, [1, 3]].max()) > 64
 
 
-class _Ctx:
-    job_id = 0
-
-    def __init__(self):
-        self.lines = []
-
-    def log(self, line):
-        self.lines.append(line)
-
-    def progress(self, fraction, message=None, force=False):
-        pass
-
-    def metrics(self, epoch, step, values):
-        pass
-
-    def save_partial(self, state):
-        pass
-
-
 def test_a_tiny_training_through_the_detection_path_reduces_the_loss():
     from core.training import data as train_data
     from core.training.run import _build, train_detection
@@ -96,7 +78,7 @@ def test_a_tiny_training_through_the_detection_path_reduces_the_loss():
         assert cfg.task == "detection"
         td = train_data.detection(cfg)
         assert _build(cfg, td.categories)[1] is False  # same classes: the head is kept, not replaced
-        model, result, extra = train_detection(cfg, _Ctx(), td, torch.device("cpu"))
+        model, result, extra = train_detection(cfg, LocalContext(), td, torch.device("cpu"))
     finally:
         torch.set_num_threads(threads)
     losses = [h["train_loss"] for h in result.history]

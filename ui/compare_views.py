@@ -154,7 +154,7 @@ def classes_view() -> None:
 
 
 def tables_view() -> None:
-    """The seeds' tables, with this store's numbers."""
+    """The method / class / optimizer comparison tables, with this store's numbers."""
     which = pick("Table", ["method", "class", "optimizer"], "table", "cmpt_which",
                  format_func={"method": "Method / PSNR / SSIM / FID", "class": "Class / precision / recall / F1",
                               "optimizer": "Optimizer / train / validation / test"}.get)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from db import jobs as job_rows
 
@@ -50,3 +51,27 @@ class JobContext:
         self._last_beat = now
         if not job_rows.heartbeat(self.url, self.job_id, fraction, message):
             raise Cancelled(f"job {self.job_id} is no longer running")
+
+
+@dataclass
+class LocalContext:
+    """The same calls for code run in this process without a job row (scripts, tests): log lines are kept and
+    passed to `echo` when given; progress, curves and partial weights go nowhere."""
+
+    echo: Callable[[str], None] | None = None
+    job_id: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+        if self.echo is not None:
+            self.echo(line)
+
+    def progress(self, fraction: float, message: str | None = None, force: bool = False) -> None:
+        pass
+
+    def metrics(self, epoch: int, step: int, values: dict) -> None:
+        pass
+
+    def save_partial(self, state: dict) -> None:
+        pass

@@ -21,14 +21,22 @@ class GaussianStats:
     count: int
 
 
-def fit_gaussian(features: np.ndarray) -> GaussianStats:
+def checked_features(features: np.ndarray, needs: str, what: str = "") -> np.ndarray:
+    """float64 N x D features with N >= 2 and finite values; `needs` names the metric in the message."""
     feats = np.asarray(features, np.float64)
+    label = f"{what} features" if what else "features"
     if feats.ndim != 2:
-        raise InvalidInput(f"Features must be N x D, got shape {feats.shape}.")
+        raise InvalidInput(f"{label[0].upper()}{label[1:]} must be N x D, got shape {feats.shape}.")
     if len(feats) < 2:
-        raise InvalidInput(f"A Fréchet distance needs at least 2 samples per set (a covariance); got {len(feats)}.")
+        raise InvalidInput(f"{needs} needs at least 2 samples per set; {'the ' + what.lower() + ' set has' if what else 'got'} "
+                           f"{len(feats)}.")
     if not np.isfinite(feats).all():
-        raise InvalidInput("The features hold NaN or infinite values.")
+        raise InvalidInput(f"The {label.lower()} hold NaN or infinite values.")
+    return feats
+
+
+def fit_gaussian(features: np.ndarray) -> GaussianStats:
+    feats = checked_features(features, "A Fréchet distance (a covariance)")
     return GaussianStats(feats.mean(0), np.cov(feats, rowvar=False), len(feats))
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import InvalidInput
+from core.metrics.frechet import checked_features
 
 SUBSETS = 100
 MAX_SUBSET_SIZE = 1000
@@ -42,22 +43,11 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float(within - 2.0 * k_xy.sum() / (m * m))
 
 
-def _check(feats: np.ndarray, what: str) -> np.ndarray:
-    feats = np.asarray(feats, np.float64)
-    if feats.ndim != 2:
-        raise InvalidInput(f"{what} features must be N x D, got shape {feats.shape}.")
-    if len(feats) < 2:
-        raise InvalidInput(f"KID needs at least 2 samples per set; the {what.lower()} set has {len(feats)}.")
-    if not np.isfinite(feats).all():
-        raise InvalidInput(f"The {what.lower()} features hold NaN or infinite values.")
-    return feats
-
-
 def kernel_inception_distance(generated: np.ndarray, reference: np.ndarray, subsets: int = SUBSETS,
                               max_subset_size: int = MAX_SUBSET_SIZE, seed: int = 0) -> KID:
     """Mean (and std) of MMD^2_u over `subsets` random subsets of m = min(n_gen, n_ref, max_subset_size) samples
     drawn without replacement from each set (clean-fid's subset size rule), with a seeded generator."""
-    a, b = _check(generated, "Generated"), _check(reference, "Reference")
+    a, b = checked_features(generated, "KID", "Generated"), checked_features(reference, "KID", "Reference")
     if a.shape[1] != b.shape[1]:
         raise InvalidInput(f"Feature sizes differ: {a.shape[1]} vs {b.shape[1]}.")
     if subsets < 1 or max_subset_size < 2:

@@ -197,9 +197,6 @@ class WeightFileSource:
         return Availability("missing", f"no published weights for this architecture; provide {self.local_hint()} "
                                        "(e.g. a checkpoint trained in this app).")
 
-    def find(self) -> Path:
-        return self.locate()[0]
-
     def locate(self):
         """(path, reference) of the weights to load: the user's local file, else this project's reference
         weights (returned so the caller loads them through their hash check), else a cache or a download."""
@@ -209,11 +206,7 @@ class WeightFileSource:
         path = local_weight_file(self.name)
         if path is None:
             ref = find_reference(self.name)
-            if ref is not None:
-                problem = ref.problem()
-                if problem:  # a changed file is refused, never loaded; random weights stay on offer
-                    raise WeightsUnavailable(self.name, problem, "You can also run it with random weights, "
-                                                                 "labelled untrained.")
+            if ref is not None:  # ref.load() checks the hash of the bytes it loads
                 return ref.path, ref
         if path is None and self.cached:
             path = self.cached()
