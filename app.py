@@ -1,9 +1,10 @@
 """Image Model Lab: a router over pages/ (st.navigation)."""
 import streamlit as st
 
-from ui.state import guarded, startup
+from ui.state import APP_ICON, guarded, startup
 
-st.set_page_config(page_title="Image Model Lab", page_icon=":material/biotech:", layout="wide")
+# The tab icon is a file served by this app: a material icon or emoji would be fetched from a font/CDN server.
+st.set_page_config(page_title="Image Model Lab", page_icon=str(APP_ICON), layout="wide")
 guarded(startup)
 page = st.navigation(
     {

@@ -34,23 +34,51 @@ def metric_bar(summary: pd.DataFrame, metric: str) -> go.Figure:
     return fig
 
 
+BOUNDED_01 = ("accuracy", "miou", "map", "dice", "ssim", "top1", "top5", "f1", "precision", "recall")
+
+
+def _bounded(name: str, values: pd.Series) -> bool:
+    """An accuracy-like curve: a score between 0 and 1 by definition (so its axis is 0 to 1 as well)."""
+    finite = values.dropna()
+    return any(key in name for key in BOUNDED_01) and bool(finite.between(0.0, 1.0).all())
+
+
 def training_curves(points: pd.DataFrame, names: list[str], labels: dict[int, str] | None = None) -> go.Figure:
     """One line per (job, curve) over epochs; several jobs overlaid so their curves compare directly.
-    Curves on very different scales (loss vs accuracy) go on a second y axis."""
+    Curves on very different scales (loss vs accuracy) go on a second y axis; accuracy-like curves get a 0-100%
+    axis and losses one from 0, so a one-epoch curve (a single point) reads as a value, not a zoomed-in axis."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    losses = [n for n in names if "loss" in n]
-    for (job_id, name), grp in points[points["name"].isin(names)].groupby(["job_id", "name"], sort=True):
+    shown = points[points["name"].isin(names)]
+    present = [n for n in names if n in set(shown["name"])]
+    losses = [n for n in present if "loss" in n]
+    others = [n for n in present if n not in losses]
+    single = shown["epoch"].nunique() <= 1
+    for (job_id, name), grp in shown.groupby(["job_id", "name"], sort=True):
         grp = grp.sort_values("epoch")
         label = (labels or {}).get(int(job_id), f"job #{job_id}")
         fig.add_trace(go.Scatter(x=grp["epoch"], y=grp["value"], mode="lines+markers", name=f"{label}: {name}",
+                                 marker=dict(size=10 if single else 6),
                                  line=dict(dash="dot" if name in losses else "solid")),
                       secondary_y=name not in losses and bool(losses))
-    fig.update_xaxes(title_text="epoch", dtick=1)
-    fig.update_yaxes(title_text="loss" if losses else "value", secondary_y=False)
-    if losses and len(losses) < len(names):
-        fig.update_yaxes(title_text="validation metric", secondary_y=True)
+    last = int(shown["epoch"].max()) if not shown.empty else 1
+    fig.update_xaxes(title_text="epoch", dtick=1, range=[0.5, max(last, 1) + 0.5])
+    metric_axis = bool(losses)  # the metrics' axis: the second one beside losses, else the only one
+    bounded = bool(others) and all(_bounded(n, shown.loc[shown["name"] == n, "value"]) for n in others)
+    if bounded:
+        title = others[0].replace("_", " ") if len(others) == 1 else "score"
+        fig.update_yaxes(range=[0, 1.05], tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0], tickformat=".0%",
+                         title_text=title, secondary_y=metric_axis)
+    if losses:
+        values = shown.loc[shown["name"].isin(losses), "value"].dropna()
+        low, top = (float(values.min()), float(values.max())) if not values.empty else (0.0, 0.0)
+        loss_range = [min(0.0, low * 1.15), top * 1.15] if top > 0 else None
+        fig.update_yaxes(title_text="loss", range=loss_range, secondary_y=False)
+        if others and not bounded:
+            fig.update_yaxes(title_text="validation metric", secondary_y=True)
+    elif not bounded:
+        fig.update_yaxes(title_text="value", secondary_y=False)
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 

@@ -24,6 +24,8 @@ def grouped_metric_bars(summary: pd.DataFrame, title: str) -> go.Figure:
         ))
     untrained = sorted({lbl for lbl, w in zip(df["label"], df["weights"]) if w == "random"})
     fig.update_layout(barmode="group", title=title, height=440, **LAYOUT)
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     if untrained:
         fig.update_xaxes(tickfont=dict(color="#333"))
         fig.add_annotation(text="untrained: " + ", ".join(untrained), showarrow=False, xref="paper", yref="paper",
@@ -43,6 +45,8 @@ def spread_figure(values: pd.DataFrame, metric: str, kind: str = "box", title: s
             fig.add_trace(go.Box(boxpoints="all", jitter=0.4, boxmean=True, **common))
     fig.update_layout(title=title or f"{metric} per image", yaxis_title=metric, height=440, showlegend=False,
                       margin=LAYOUT["margin"])
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -60,6 +64,8 @@ def pareto_scatter(points: pd.DataFrame, x_title: str, y_title: str, log_x: bool
                                  line=dict(color="#2ca02c", dash="dash", shape="hv")))
     fig.update_layout(title=f"{y_title} vs {x_title} (Pareto front in green)", xaxis_title=x_title, yaxis_title=y_title,
                       height=460, **LAYOUT)
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     if log_x:
         fig.update_xaxes(type="log")
     return fig
@@ -87,7 +93,27 @@ def confusion_figure(confusion: dict, title: str, normalize: bool = True) -> go.
     fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, colorscale="Blues", text=text, texttemplate="%{text}",
                                customdata=m, hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata:.0f} images<extra></extra>",
                                zmin=0, zmax=1 if normalize else None))
-    fig.update_yaxes(autorange="reversed", title="true class")
-    fig.update_xaxes(title="predicted class")
-    fig.update_layout(title=title, height=max(360, 40 * len(labels) + 140), margin=LAYOUT["margin"])
+    names = [str(label) for label in labels]  # category axes: every class gets its tick, even "0".."9"
+    every = dict(type="category", tickmode="array", tickvals=names, ticktext=names, dtick=1, automargin=True)
+    fig.update_traces(x=names, y=names)
+    fig.update_yaxes(autorange="reversed", title="true class", **every)
+    fig.update_xaxes(title="predicted class", tickangle=-45 if max(map(len, names), default=0) > 6 else 0, **every)
+    fig.update_layout(title=title, height=max(360, 40 * len(labels) + 140 + 6 * max(map(len, names), default=0)),
+                      margin=LAYOUT["margin"])
+    return fig
+
+
+def model_bars(table: pd.DataFrame, column: str, y_title: str, title: str, higher_is_better: bool | None) -> go.Figure:
+    """One bar per model (the `column` value of each row), best first; untrained models in red and named so."""
+    df = table[table[column].notna()].copy()
+    if higher_is_better is not None:
+        df = df.sort_values(column, ascending=not higher_is_better)
+    labels = [model_label(m, w) for m, w in zip(df["model"], df["weights"])]
+    fig = go.Figure(go.Bar(
+        x=labels, y=df[column].astype(float), customdata=df[["run_id", "runs"]].to_numpy(),
+        marker_color=[UNTRAINED_COLOR if w == "random" else "#1f77b4" for w in df["weights"]],
+        hovertemplate="%{x}<br>" + y_title + " %{y:.4g}<br>run #%{customdata[0]} (newest of %{customdata[1]})<extra></extra>"))
+    fig.update_layout(title=title, yaxis_title=y_title, height=440, margin=LAYOUT["margin"])
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig

@@ -3,8 +3,11 @@ import streamlit as st
 
 from core import services
 from core.models.registry import TASKS
-from ui.jobs_panel import jobs_panel
-from ui.state import guarded
+from ui.jobs_panel import jobs_panel, launch_status, remember_launch
+from ui.state import guarded, page_setup
+from ui.text import plain
+
+page_setup()
 
 st.title("Benchmark")
 st.caption("Runs in a background worker: you can close the tab; results land in the store and on the Results page.")
@@ -27,9 +30,9 @@ with setup:
         if archive is not None and st.button("Add dataset", key="bm_zip_add"):
             added = guarded(services.upload_dataset, archive.getvalue(), archive.name, op)
             if added:
-                st.success(f"Added {added.label}.")
+                st.success(f"Added {plain(added.label)}.")
                 for line in added.report[:20]:
-                    st.caption(line)
+                    st.caption(plain(line))
 
     builtin = services.catalog(task)
     uploads = guarded(services.uploaded, task) or []
@@ -60,7 +63,8 @@ with setup:
     missing = [i.name for i in infos if i.name in names and i.weights_status == "missing"]
     allow_random = False
     if missing:
-        st.warning(f"No pretrained weights for {', '.join(missing)}.")
+        st.warning(f"No pretrained weights for {plain(', '.join(missing))}: upload a checkpoint on the Models page, "
+                   "or benchmark them with random weights.")
         allow_random = st.checkbox("Benchmark those with random weights (stored as **untrained**)", key="bm_random")
 
     params = {"batch_size": st.number_input("Batch size", 1, 256, 8, key="bm_bs")}
@@ -82,7 +86,8 @@ with setup:
     if st.button("Launch benchmark", type="primary", disabled=not names, key="bm_launch"):
         job_id = guarded(services.submit_benchmark, names, spec, params, allow_random=allow_random, device=device)
         if job_id:
-            st.success(f"Job #{job_id} queued.")
+            remember_launch("bm_jobs", [job_id])
+    launch_status("bm_jobs")
 
 with jobs:
     st.subheader("Jobs")

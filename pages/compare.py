@@ -4,14 +4,17 @@ import streamlit as st
 
 from ui.compare_views import classes_view, cost_view, jobs_view, metrics_view, sweep_view, tables_view
 from ui.image_viewer import images_view
+from ui.state import page_setup
 from ui.url_state import keep_only, pick
+
+page_setup()
 
 VIEWS = {
     "metrics": ("Metrics per model", metrics_view, ("task", "dataset", "metrics", "models", "spread", "plot")),
     "cost": ("Quality vs cost", cost_view, ("task", "dataset", "y", "x")),
     "classes": ("Per class, PR, confusion", classes_view, ("task", "dataset", "run")),
     "images": ("Images", images_view, ("task", "dataset", "runs", "rank_by", "order", "image")),
-    "tables": ("Comparison tables", tables_view, ("table", "task", "dataset", "run", "sweep")),
+    "tables": ("Reference tables: methods, per class, optimizers", tables_view, ("table", "task", "dataset", "run", "sweep")),
     "jobs": ("Training jobs", jobs_view, ("jobs",)),
     "sweep": ("Optimizer sweep", sweep_view, ("sweep",)),
 }

@@ -4,8 +4,12 @@ import streamlit as st
 from core import services
 from core.charts import training_curves
 from core.models.registry import TASKS
-from ui.jobs_panel import jobs_panel
-from ui.state import guarded
+from core.services.training import no_curve_note
+from ui.jobs_panel import jobs_panel, launch_status, remember_launch
+from ui.state import guarded, page_setup
+from ui.text import plain
+
+page_setup()
 
 st.title("Fine-tune")
 st.caption("Training runs in a background worker. The trained model is registered when the job ends, "
@@ -22,8 +26,8 @@ with form:
     start = st.radio("Start from", ["pretrained weights", "scratch (random initialisation)"], horizontal=True,
                      index=0 if has_weights else 1, key=f"ft_start_{base}")
     if start.startswith("pretrained") and not has_weights:
-        st.warning(f"{base} has no pretrained weights here: the job would fail. Train from scratch or provide them "
-                   "on the Models page.")
+        st.warning(f"{plain(base)} has no pretrained weights here: the job would fail. Train from scratch or provide "
+                   "them on the Models page.")
     config = {"base": base, "pretrained": start.startswith("pretrained")}
     config["dataset"] = st.selectbox("Training data", services.training_datasets(task), key="ft_dataset")
     if config["dataset"] == "upload":
@@ -68,31 +72,47 @@ with form:
     if b1.button("Launch training", type="primary", key="ft_launch"):
         job_id = guarded(services.submit_training, config, device)
         if job_id:
-            st.success(f"Job #{job_id} queued.")
+            remember_launch("ft_jobs", [job_id])
     if b2.button("Sweep SGD / Adam / Adagrad", key="ft_sweep",
                  help="One job per optimizer with everything else equal (the classic SGD / Adam / Adagrad comparison)."):
         ids = guarded(services.submit_sweep, {**config, "name": None}, services.SWEEP_OPTIMIZERS, device)
         if ids:
-            st.success(f"Sweep queued: jobs {', '.join(f'#{i}' for i in ids)}.")
+            remember_launch("ft_jobs", ids)
+    launch_status("ft_jobs")
 
 with follow:
     st.subheader("Jobs")
     jobs_panel("train", key="ft_jobs")
 
-st.subheader("Training curves")
-jobs = [j for j in (guarded(services.list_jobs, "train", 50) or []) if j.status != "queued"]
-if not jobs:
-    st.caption("Curves appear here once a training job has run an epoch.")
-else:
-    picked = st.multiselect("Jobs", jobs, default=jobs[:1], format_func=lambda j: f"#{j.id} {j.title}", key="ft_curves")
-    points = guarded(services.curves, [j.id for j in picked])
-    if points is not None and not points.empty:
-        names = sorted(points["name"].unique())
-        default = [n for n in names if n.endswith("loss") or n.startswith(("val_", "fd_", "fid"))]
-        shown = st.multiselect("Curves", names, default=default, key="ft_curve_names")
-        labels = {j.id: f"#{j.id} {j.params['config']['optimizer']}" for j in picked}
-        st.plotly_chart(training_curves(points, shown, labels), key="ft_curve_chart")
-    sweep_ids = guarded(services.sweeps) or []
-    if sweep_ids:
-        st.page_link("pages/compare.py", label=f"Compare the latest optimizer sweep ({sweep_ids[0]})",
-                     icon=":material/compare_arrows:", query_params={"sweep": sweep_ids[0]})
+@st.fragment(run_every=5)
+def training_curves_section() -> None:
+    """Polled, so a picked job that fails or ends says so without a click."""
+    st.subheader("Training curves")
+    jobs = {j.id: j for j in (guarded(services.list_jobs, "train", 50) or []) if j.status != "queued"}
+    if not jobs:
+        st.caption("Curves appear here once a training job has run an epoch.")
+    else:
+        every = guarded(services.curves, list(jobs))
+        stored = set(every["job_id"]) if every is not None else set()
+        with_points = [i for i in jobs if i in stored]
+        picked = st.multiselect(
+            "Jobs", list(jobs), default=with_points[:1] or list(jobs)[:1], key="ft_curves",
+            format_func=lambda i: f"#{i} {jobs[i].title}" + ("" if jobs[i].status == "done" else f" ({jobs[i].status})"))
+        picked = [i for i in picked if i in jobs]
+        for job_id in picked:
+            if job_id not in with_points:
+                st.info(no_curve_note(job_id, jobs[job_id].status))
+        points = every[every["job_id"].isin(picked)] if every is not None else None
+        if points is not None and not points.empty:
+            names = sorted(points["name"].unique())
+            default = [n for n in names if n.endswith("loss") or n.startswith(("val_", "fd_", "fid"))]
+            shown = st.multiselect("Curves", names, default=default, key="ft_curve_names")
+            labels = {i: f"#{i} {jobs[i].params['config']['optimizer']}" for i in picked}
+            st.plotly_chart(training_curves(points, shown, labels), key="ft_curve_chart")
+        sweep_ids = guarded(services.sweeps) or []
+        if sweep_ids:
+            st.page_link("pages/compare.py", label=f"Compare the latest optimizer sweep ({sweep_ids[0]})",
+                         icon=":material/compare_arrows:", query_params={"sweep": sweep_ids[0]})
+
+
+training_curves_section()

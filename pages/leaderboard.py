@@ -1,13 +1,17 @@
-"""Leaderboard: one table per task and dataset (the newest benchmark run of each model), metric conventions in
-the header, untrained models marked, links to the runs, and a reproduce action that re-runs one with its stored
-parameters and says whether the numbers match. ?task=&dataset= in the URL."""
+"""Leaderboard: one table per task and dataset (the newest benchmark run of each model), headline metric first,
+conventions as column tooltips, untrained models marked, links to the runs, and a reproduce action that re-runs one
+with its stored parameters and says whether the numbers match (the verdict is read back from the store).
+?task=&dataset= in the URL."""
 import streamlit as st
 
 from core.services import compare, reproduce
 from ui.compare_views import dataset_picker
-from ui.state import guarded
 from ui.leaderboard_views import reproduction_panel, table_config
+from ui.state import guarded, page_setup
+from ui.text import plain
 from ui.url_state import export_buttons, keep_only
+
+page_setup()
 
 st.title("Leaderboard")
 keep_only(("task", "dataset"))
@@ -25,26 +29,26 @@ if board is None:
 table = board.table
 if text:
     table = table[table["model"].str.contains(text, case=False, regex=False)]
+columns = compare.ordered(board.columns)
 primary = compare.primary_metric(board.columns)
-st.subheader(f"{task} · {board.title}")
-quality = [c for c in board.columns if c.metric not in compare.TIMING]
-timing = [c for c in board.columns if c.metric in compare.TIMING]
+st.subheader(f"{task} · {plain(board.title)}")
+quality = [c for c in columns if c.metric not in compare.TIMING]
+timing = [c for c in columns if c.metric in compare.TIMING]
 st.markdown("  \n".join(f"**{c.header}** — {compare.short_convention(c.convention) or 'no convention stored'}"
                         for c in quality))
 if timing:
-    st.caption(f"Timing and memory ({', '.join(c.label for c in timing)}): "
-               f"{compare.short_convention(timing[0].convention)}")
+    words = compare.short_convention(timing[0].convention) or "timing: no convention stored"
+    st.caption(words[:1].upper() + words[1:])
 if primary is not None:
     st.caption(f"Ranked by {primary.header}; one row per model and weights (its newest run on this dataset). "
-               "Click a column header to sort.")
+               "Point at a column header for how it was computed; click it to sort.")
 
 shown = table.assign(rank=range(1, len(table) + 1),
                      model=[m + ("  ⚠ untrained" if u else "") for m, u in zip(table["model"], table["untrained"])],
                      run=[f"/results?run={r}" for r in table["run_id"]])
-columns = ["rank", "model", "weights", *[c.label for c in board.columns], "num_params", "runs", "device", "created_at",
-           "run"]
-st.dataframe(shown[columns], hide_index=True, key="lb_table", column_config=table_config(board.columns))
-export_buttons(shown[columns].drop(columns=["run"]).assign(run_id=table["run_id"].to_numpy()),
+order = ["rank", "model", *[c.label for c in columns], "num_params", "weights", "runs", "device", "created_at", "run"]
+st.dataframe(shown[order], hide_index=True, key="lb_table", column_config=table_config(board.columns))
+export_buttons(shown[order].drop(columns=["run"]).assign(run_id=table["run_id"].to_numpy()),
                f"leaderboard-{task}", "lb_export")
 
 st.subheader("Reproduce a run")
@@ -58,7 +62,5 @@ if labels:
         if job_id:
             st.success(f"Reproduction of run #{run_id} queued as job #{job_id}.")
             st.session_state["lb_reproducing"] = run_id
-    reproduction_panel(run_id)
-    asked = st.session_state.get("lb_reproducing")
-    if asked is not None and asked != run_id:  # the reproduction is now the model's newest run: keep its verdict shown
-        reproduction_panel(int(asked))
+    asked = st.session_state.get("lb_reproducing")  # once done, the reproduction is the model's newest run
+    reproduction_panel(tuple(int(r) for r in (run_id, asked) if r is not None))

@@ -2,7 +2,11 @@
 import streamlit as st
 
 from core import services
-from ui.state import guarded
+from core.models.checkpoints import MAX_BYTES as CHECKPOINT_MAX_BYTES
+from ui.state import guarded, page_setup
+from ui.text import plain
+
+page_setup()
 
 st.title("Models")
 infos = services.list_model_infos()
@@ -11,8 +15,8 @@ task = st.segmented_control("Task", ["all", "classification", "detection", "segm
 rows = [{"name": i.name, "task": i.task, "kind": i.operation or "", "source": i.source,
          "weights": {"missing": "missing → untrained only"}.get(i.weights_status, i.weights_status),
          "license": i.license or "", "detail": i.weights_detail} for i in infos if task == "all" or i.task == task]
-st.caption(f"{len(rows)} models. Missing weights: put the file named in the detail column in place, "
-           "or upload a checkpoint below.")
+st.caption(f"{len(rows)} models. Missing weights: upload a checkpoint below (it is added as a new model), or "
+           "ask whoever runs the server to put the file named in the detail column in place.")
 st.dataframe(rows, hide_index=True, key="models_table")
 
 st.subheader("Add a checkpoint")
@@ -21,14 +25,15 @@ st.caption("A .safetensors file, or a .pt/.pth holding a plain state dict (read 
 bases = services.checkpoint_bases()
 base = st.selectbox("Architecture", bases, format_func=lambda i: f"{i.name} ({i.task})", key="ckpt_base")
 name = st.text_input("New model name", key="ckpt_name", help="3-60 characters: a-z, 0-9, '_' or '-'.")
-file = st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth", "bin"], key="ckpt_file")
+file = st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth", "bin"], key="ckpt_file",
+                        max_upload_size=min(CHECKPOINT_MAX_BYTES // 2**20, st.get_option("server.maxUploadSize")))
 if st.button("Add model", type="primary", key="ckpt_add"):
     if file is None:
         st.info("Choose a checkpoint file first.")
     else:
         added = guarded(services.add_checkpoint, file.getvalue(), file.name, base.name, name.strip())
         if added is not None:
-            st.success(f"Registered {added.name} ({added.task}); it is now in the Playground's model list.")
+            st.success(f"Registered {plain(added.name)} ({added.task}); it is now in the Playground's model list.")
 
 st.subheader("Weights file of a model")
 st.caption("Point a model at a weight file already on this server (safetensors, or a .pth/.pt plain state dict). "
@@ -40,7 +45,7 @@ b1, b2 = st.columns(2)
 if b1.button("Use this file", key="wpath_set"):
     saved = guarded(services.set_weights_path, target, path)
     if saved is not None:
-        st.success(f"{target} now loads its weights from {saved}.")
+        st.success(f"{plain(target)} now loads its weights from {plain(saved)}.")
 if b2.button("Forget the file", key="wpath_clear"):
     guarded(services.clear_weights_path, target)
 configured = guarded(services.weights_paths) or {}

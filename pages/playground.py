@@ -2,7 +2,9 @@
 import streamlit as st
 
 from ui import playground_panels as panels
-from ui.state import device_picker
+from ui.state import device_picker, page_setup
+
+page_setup()
 
 TASKS = ["Classification", "Detection", "Segmentation", "Denoise", "Deblur", "Super-resolution", "Generation"]
 

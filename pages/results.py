@@ -1,11 +1,19 @@
-"""Results: every stored run, filterable, with a chart of any metric per model and a run's provenance."""
+"""Results: every stored run, filterable; models compared on one dataset under one convention at a time
+(benchmarks apart from Playground runs); a run's metrics and provenance."""
 import streamlit as st
 
 from core import services
-from core.charts import metric_bar
 from core.errors import LabError
+from core.eval_charts import model_bars
 from core.models.registry import TASKS
-from ui.state import guarded
+from core.services import compare, results
+from ui.leaderboard_views import runs_config, table_config
+from ui.state import guarded, page_setup
+from ui.text import plain
+
+page_setup()
+
+KIND_NAMES = {"benchmark": "Benchmarks", "playground": "Playground runs"}
 
 st.title("Results")
 c1, c2, c3 = st.columns([1, 2, 1])
@@ -14,27 +22,44 @@ task_filter = None if task == "all" else task
 models = c2.multiselect("Models", guarded(services.model_names, task_filter) or [], key="res_models")
 include_untrained = c3.checkbox("Include untrained models", value=True, key="res_untrained")
 
-runs = guarded(services.runs_table, task_filter, models, include_untrained)
+runs = guarded(results.runs_view, task_filter, models, include_untrained)
 if runs is None:
     st.stop()
 if runs.empty:
     st.info("No runs stored yet. Run a model in the Playground and it appears here.")
     st.stop()
-
-runs = runs.assign(weights=runs["weights"].map(lambda w: "untrained (random)" if w == "random" else w))
 st.caption(f"{len(runs)} most recent runs (newest first).")
-st.dataframe(runs, hide_index=True, key="runs_table",
-             column_config={"created_at": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm:ss")})
+st.dataframe(runs, hide_index=True, key="runs_table", column_config=runs_config(results.metric_columns(runs)))
 
 st.subheader("Compare models")
-metrics = guarded(services.metric_names, task_filter) or []
-if metrics:
-    default = metrics.index("psnr") if "psnr" in metrics else 0
-    metric = st.selectbox("Metric", metrics, index=default, key="res_metric")
-    summary = guarded(services.metric_by_model, metric, task_filter, models, include_untrained)
-    if summary is not None and not summary.empty:
-        st.plotly_chart(metric_bar(summary, metric), key="metric_chart")
-        st.dataframe(summary, hide_index=True, key="metric_summary")
+st.caption("One dataset, one metric under one convention at a time, each model's newest run. Benchmark runs score "
+           "a whole dataset; Playground runs score the one input you gave them, so they are not benchmark results "
+           "and are compared only with Playground runs on the same input.")
+benchmarks = guarded(results.comparison_datasets, "benchmark", task_filter)
+k1, k2, k3 = st.columns([1, 3, 2])
+kind = k1.radio("Runs", list(KIND_NAMES), format_func=KIND_NAMES.get, key="res_kind",
+                index=0 if benchmarks is not None and not benchmarks.empty else 1)
+places = benchmarks if kind == "benchmark" else guarded(results.comparison_datasets, kind, task_filter)
+if places is None or places.empty:
+    st.info("No benchmark stored yet for this task: run one on the Benchmark page." if kind == "benchmark" else
+            "No Playground run stored yet for this task.")
+else:
+    place = k2.selectbox("Dataset" if kind == "benchmark" else "Input", range(len(places)), key="res_dataset",
+                         format_func=lambda i: f"{places['title'].iloc[i]} ({places['task'].iloc[i]}, "
+                                               f"{places['runs'].iloc[i]} runs)")
+    where = places.iloc[place if place is not None and place < len(places) else 0]
+    comparison = guarded(results.compare_models, kind, where["task"], where["dataset"], models, include_untrained)
+    if comparison is not None and not comparison.table.empty and comparison.columns:
+        columns = compare.ordered(comparison.columns)
+        metric = k3.selectbox("Metric", [c.label for c in columns], key="res_metric",
+                              format_func=lambda label: comparison.column(label).header)
+        col = comparison.column(metric)
+        title = results.chart_title(comparison, col)
+        st.plotly_chart(model_bars(comparison.table, metric, col.header, title, col.higher_is_better), key="metric_chart")
+        st.dataframe(comparison.table[["model", *[c.label for c in columns], "weights", "runs", "run_id"]],
+                     hide_index=True, key="metric_summary", column_config=table_config(comparison.columns))
+    elif comparison is not None:
+        st.info("None of the chosen models has a run here.")
 
 st.subheader("Run details")
 requested = st.query_params.get("run")
@@ -44,17 +69,19 @@ if requested is not None:
     try:
         detail = services.run_detail(requested)
     except LabError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         detail = guarded(services.run_detail, run_id)
 else:
     detail = guarded(services.run_detail, run_id)
 if detail:
-    st.markdown(f"**Run #{detail['run_id']}** · {detail['model']} ({detail['weights_status']}) on "
-                f"`{detail['dataset']}`")
+    st.markdown(f"**Run #{detail['run_id']}** · {plain(detail['model'])} "
+                f"({'untrained (random)' if detail['weights_status'] == 'random' else detail['weights_status']}) on "
+                f"{plain(results.dataset_title(detail['dataset']))}")
     left, right = st.columns(2)
-    left.dataframe(detail["metrics"], hide_index=True, key="detail_metrics")
+    left.dataframe(results.detail_metrics(detail), hide_index=True, key="detail_metrics",
+                   column_config={"metric": st.column_config.TextColumn("metric", width="medium"),
+                                  "value": st.column_config.NumberColumn("value", format="%.4g"),
+                                  "convention": st.column_config.TextColumn("how it was computed", width="large")})
     if not detail["image_metrics"].empty:
         left.dataframe(detail["image_metrics"], hide_index=True, key="detail_images")
-    right.json({k: detail[k] for k in ("weights_hash", "weights_origin", "num_params", "dataset_hash", "device",
-                                       "dtype", "batch_size", "seed", "code_version", "versions", "params",
-                                       "outputs")}, expanded=False)
+    right.json(results.provenance(detail), expanded=False)

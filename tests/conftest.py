@@ -67,3 +67,10 @@ def no_reference_weights(monkeypatch, tmp_path):
     empty.mkdir()
     monkeypatch.setenv(DIR_ENV, str(empty))
     return empty
+
+
+def shown(markdown: str) -> str:
+    """The text a Markdown value from AppTest displays: ui.text.plain's escapes and joiners removed."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown.replace("\u2060", ""))

@@ -37,3 +37,13 @@ def test_layering(package, forbidden):
 def test_app_is_only_a_router():
     roots = imported_roots(ROOT / "app.py")
     assert roots <= {"streamlit", "ui"}
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in (ROOT / "pages").glob("*.py")))
+def test_every_page_starts_with_page_setup(page):
+    """page_setup() must run before anything is drawn: it hands a deep link on a fresh server to app.py."""
+    body = ast.parse((ROOT / "pages" / page).read_text()).body
+    statements = [n for n in body if not isinstance(n, (ast.Import, ast.ImportFrom))
+                  and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    first = statements[0]
+    assert isinstance(first, ast.Expr) and isinstance(first.value, ast.Call) and first.value.func.id == "page_setup"

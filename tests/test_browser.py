@@ -1,93 +1,13 @@
 """The main flows in a real headless Chromium against `streamlit run app.py` (Playwright)."""
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from core.data.builtin import load_builtin
+from tests.browser_support import ROOT, browser, choose, page, server, settle  # noqa: F401  (fixtures)
 from tests.conftest import encode
-
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-        "--no-first-run", "--disable-component-update", "--disable-sync"]
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("REQUIRE_BROWSER") == "1":
-        raise RuntimeError("REQUIRE_BROWSER=1 but /usr/bin/chromium is missing (apt-get install -y chromium)")
-    pytest.skip("Debian chromium is not installed; `make test` installs it when run as root",
-                allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("browser-data")
-    port = free_port()
-    env = {**os.environ, "IMGLAB_DATA_DIR": str(data_dir), "IMGLAB_DEVICE": "cpu"}
-    env.pop("DATABASE_URL", None)
-    log = open(data_dir / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.terminate()
-        raise RuntimeError("streamlit did not start: " + (data_dir / "server.log").read_text()[-2000:])
-    yield url, data_dir
-    proc.terminate()
-    proc.wait(20)
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-def settle(page) -> None:
-    """Let the rerun a widget change triggered finish; a click during it can be swallowed."""
-    page.wait_for_timeout(1000)
-    page.get_by_test_id("stStatusWidget").wait_for(state="hidden")
-
-
-@pytest.fixture
-def page(browser, server, request):
-    url, data_dir = server
-    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-    pg.set_default_timeout(120_000)
-    pg.goto(url)
-    pg.get_by_role("heading", name="Playground").wait_for()
-    yield pg
-    artifacts = ROOT / "test-artifacts"
-    artifacts.mkdir(exist_ok=True)
-    pg.screenshot(path=str(artifacts / f"{request.node.name}.png"), full_page=True)
-    pg.close()
 
 
 def test_upload_classify_and_see_it_in_results(page, tmp_path):
@@ -106,7 +26,7 @@ def test_upload_classify_and_see_it_in_results(page, tmp_path):
 
     page.get_by_role("link", name="Results").click()
     page.get_by_text("Run #1 · efficientnet_lite0 (pretrained)").wait_for()
-    page.get_by_text("upload:chelsea.jpg").first.wait_for()
+    page.get_by_text("chelsea.jpg (uploaded)").first.wait_for()
 
 
 def test_denoise_a_builtin_image(page):
@@ -173,17 +93,8 @@ def test_detect_the_face_in_a_sample_photo(page):
     page.keyboard.press("Escape")
     settle(page)
     page.get_by_role("button", name="Detect").click()
-    page.get_by_text("astronaut: 1 detections").wait_for()
+    page.get_by_text("astronaut: 1 detection", exact=True).wait_for()
     assert page.get_by_text("Traceback").count() == 0
-
-
-def _choose(page, label: str, option: str, search: str | None = None) -> None:
-    box = page.get_by_role("combobox", name=label)
-    box.click()
-    box.fill(search or option.split(" ")[0])
-    page.get_by_role("option", name=option).first.click()
-    page.keyboard.press("Escape")
-    settle(page)
 
 
 def test_benchmark_runs_in_the_background_and_reports_back(page):
@@ -191,18 +102,18 @@ def test_benchmark_runs_in_the_background_and_reports_back(page):
     page.get_by_role("link", name="Benchmark").click()
     page.get_by_role("heading", name="Benchmark").wait_for()
     settle(page)
-    _choose(page, "Task", "restoration")
+    choose(page, "Task", "restoration")
     page.get_by_text("The 10 skimage photos").wait_for()
     limit = page.get_by_role("spinbutton", name="limit")
     limit.fill("2")
     limit.press("Enter")
     settle(page)
-    _choose(page, "Models", "Gaussian filter (σ=1)")
-    _choose(page, "Models", "Median filter (3x3)")
+    choose(page, "Models", "Gaussian filter (σ=1)")
+    choose(page, "Models", "Median filter (3x3)")
     page.get_by_role("button", name="Launch benchmark").click()
     page.get_by_text("queued.").first.wait_for()
     page.get_by_text("Results of job").wait_for(timeout=120_000)  # shown once the worker has finished
-    page.get_by_text("on skimage photos, noise sigma 25").first.wait_for()
+    page.get_by_text("on skimage photos, noise σ 25").first.wait_for()
     settle(page)
     assert page.get_by_text("Traceback").count() == 0
 
@@ -212,8 +123,8 @@ def test_finetune_trains_a_small_model_in_the_background(page):
     page.get_by_role("link", name="Fine-tune").click()
     page.get_by_role("heading", name="Fine-tune").wait_for()
     settle(page)
-    _choose(page, "Base model", "Small CNN (digits)", search="CNN")
-    _choose(page, "Training data", "shapes")
+    choose(page, "Base model", "Small CNN (digits)", search="CNN")
+    choose(page, "Training data", "shapes")
     for label, value in (("Epochs", "1"), ("Max steps (0 = no limit)", "3"), ("Training images / patches", "16"),
                          ("Batch size", "8")):
         box = page.get_by_role("spinbutton", name=label)
@@ -236,10 +147,10 @@ def test_a_shared_compare_link_opens_the_chart_it_names(page, server):
                     "--dataset", "photos-denoise", "--set", "limit=2", "--set", "max_side=64", "--json"],
                    cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
     page.goto(f"{url}/compare?view=cost&task=restoration&y=psnr&x=latency_ms_per_image")
-    page.get_by_text("psnr ↑ vs latency_ms_per_image (Pareto front in green)").wait_for()
+    page.get_by_text("PSNR (dB) ↑ vs latency (ms/image) ↓ (Pareto front in green)").wait_for()
     page.get_by_text("Pareto front", exact=True).first.wait_for()  # the legend entry of the front
     assert page.locator(".js-plotly-plot").count() == 1
-    assert page.get_by_role("combobox", name="Cost (x)").input_value() == "latency_ms_per_image"
+    assert page.get_by_role("combobox", name="Cost (x)").input_value() == "latency (ms/image) ↓"
     assert "view=cost" in page.url and "dataset=photos-denoise" in page.url
     assert page.get_by_text("Traceback").count() == 0
     settle(page)
@@ -247,7 +158,7 @@ def test_a_shared_compare_link_opens_the_chart_it_names(page, server):
 
     page.goto(f"{url}/leaderboard?task=restoration")
     page.get_by_role("heading", name="Leaderboard").wait_for()
-    page.get_by_text("psnr ↑", exact=False).first.wait_for()
+    page.get_by_text("PSNR (dB) ↑", exact=False).first.wait_for()
     page.get_by_test_id("stDataFrame").first.wait_for()
     settle(page)
     assert page.get_by_text("Traceback").count() == 0

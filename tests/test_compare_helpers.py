@@ -20,9 +20,10 @@ def test_pareto_front_keeps_only_undominated_points():
 
 
 def test_short_convention_reads_like_a_paper_header():
-    assert short_convention("y,range=255,crop=4, mean of per-image") == "Y channel, range 255, crop 4, mean of per-image"
-    assert short_convention("rgb,range=255,crop=0") == "RGB, range 255, crop 0"
-    assert short_convention("IoU>=0.5, score>=0.5, micro") == "IoU>=0.5, score>=0.5, micro"
+    assert short_convention("y,range=255,crop=4, mean of per-image") == ("Y channel (BasicSR), values 0-255, 4 px border cropped, "
+                                                                            "mean of per-image values")
+    assert short_convention("rgb,range=255,crop=0") == "RGB, values 0-255, no border crop"
+    assert short_convention("IoU>=0.5, score>=0.5, micro") == "IoU ≥ 0.5, score ≥ 0.5, micro"
 
 
 def test_zoom_crops_around_the_centre_and_enlarges_by_nearest():

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import shown
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 DENOISE = {"name": "photos-denoise", "limit": 3, "max_side": 64}
 DENOISERS = ["gaussian_denoise", "median_denoise", "nlm_denoise"]
@@ -74,7 +76,7 @@ def test_leaderboard_ranks_models_with_conventions_and_links(seeded):
     assert table["run"].tolist() == [f"/results?run={seeded['runs'][m].run_id}" for m in table["model"]]
     assert table["psnr"].iloc[0] == pytest.approx(seeded["runs"]["nlm_denoise"].metrics["psnr"])
     header = " ".join(m.value for m in at.markdown)
-    assert "**psnr ↑** — RGB, range 255, crop 0, mean of per-image" in header
+    assert "**PSNR (dB) ↑** — RGB, values 0-255, no border crop, mean of per-image values" in header
     assert downloads(at)[:2] == ["CSV", "JSON"]
 
     at.text_input(key="lb_filter").input("median").run()
@@ -115,7 +117,7 @@ def test_metrics_view_grouped_bars_and_per_image_spread(seeded):
     bars, spread = specs(at)
     assert [t["name"] for t in bars["data"]] == ["psnr", "ssim"]
     assert set(bars["data"][0]["x"]) == set(DENOISERS)
-    assert bars["layout"]["title"]["text"].startswith("skimage photos, noise sigma 25")
+    assert bars["layout"]["title"]["text"].startswith("skimage photos, noise σ 25")
     assert [t["type"] for t in spread["data"]] == ["violin"] * 3
     assert sorted(spread["data"][0]["text"]) == ["astronaut", "camera", "chelsea"]
     assert set(downloads(at)) == {"CSV", "JSON"}
@@ -129,7 +131,7 @@ def test_metrics_view_grouped_bars_and_per_image_spread(seeded):
 def test_cost_view_scatter_with_pareto_front(seeded):
     at = open_page("pages/compare.py", view="cost", task="restoration", y="psnr", x="num_params")
     [fig] = specs(at)
-    assert fig["layout"]["title"]["text"] == "psnr ↑ vs num_params (Pareto front in green)"
+    assert fig["layout"]["title"]["text"] == "PSNR (dB) ↑ vs parameters (Pareto front in green)"
     # all three are parameter-free (0 parameters): only the best PSNR is on the front
     assert fig["data"][1]["name"] == "Pareto front" and values(fig["data"][1]["x"]) == [0.0]
     front_psnr = values(fig["data"][1]["y"])[0]
@@ -156,8 +158,8 @@ def test_seed_tables_from_stored_runs(seeded):
     at = open_page("pages/compare.py", view="tables", table="method", task="restoration")
     table = at.dataframe[0].value
     assert table["method"].tolist() == ["degraded input", "nlm_denoise", "gaussian_denoise", "median_denoise"]
-    assert list(table.columns[:4]) == ["method", "run_id", "psnr ↑", "ssim ↑"]
-    assert (table["psnr ↑"].iloc[1:] > table["psnr ↑"].iloc[0]).all()
+    assert list(table.columns[:4]) == ["method", "run_id", "PSNR (dB) ↑", "SSIM ↑"]
+    assert (table["PSNR (dB) ↑"].iloc[1:] > table["PSNR (dB) ↑"].iloc[0]).all()
 
     at = open_page("pages/compare.py", view="tables", table="class", task="detection")
     table = at.dataframe[0].value
@@ -170,7 +172,7 @@ def test_images_view_recomputes_outputs_and_ranks_images(seeded):
     at = open_page("pages/compare.py", view="images", task="restoration", order="worst first", rank_by="psnr")
     runs = [int(r) for r in qp(at, "runs").split(",")]
     assert runs[0] == seeded["runs"]["nlm_denoise"].run_id and len(runs) == 3 and qp(at, "image") == "astronaut"
-    captions = [img.proto.imgs[0].caption for img in at.get("image")]
+    captions = [shown(img.proto.imgs[0].caption) for img in at.get("image")]
     assert captions[:2] == ["input", "clean"]
     first = next(c for c in captions if c.startswith("nlm_denoise"))
     value, stored = first.split("PSNR ")[1].split(" (stored ")

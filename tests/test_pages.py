@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import shown
+
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
 
@@ -49,7 +51,7 @@ def test_missing_weights_are_explained_and_random_init_is_labelled(app):
     app.multiselect(key="cls_samples").set_value(["chelsea"])
     app.button(key="cls_run").click().run()
     assert not app.exception
-    assert any("resnet18.safetensors" in e.value for e in app.error)
+    assert any("resnet18.safetensors" in shown(e.value) for e in app.error)
     app.checkbox(key="cls_random").check().run()
     app.button(key="cls_run").click().run()
     assert not app.exception
@@ -90,7 +92,7 @@ def test_denoise_shows_metrics_and_before_after(app):
     app.switch_page("pages/results.py").run()
     app.selectbox(key="res_metric").set_value("psnr").run()
     spec = chart_specs(app)[0]
-    assert spec["layout"]["title"]["text"].startswith("psnr (higher is better) — rgb,range=255,crop=0")
+    assert spec["layout"]["title"]["text"].startswith("PSNR (dB) ↑ on camera (sample photo), noise σ 30 (Playground run, not a benchmark)<br><sup>RGB, values 0-255, no border crop")
     assert set(spec["data"][0]["x"]) == {"ffdnet", "bilateral_denoise", "dncnn", "gaussian_denoise",
                                          "median_denoise", "nlm_denoise", "unet_denoise"}
 
@@ -286,7 +288,7 @@ def test_finetune_page_refuses_a_bad_name_without_queueing(app):
     app.text_input(key="ft_name").input("../../etc/passwd")
     app.button(key="ft_launch").click().run()
     assert not app.exception
-    assert any("lower-case letters" in e.value for e in app.error)
+    assert any("lower-case letters" in shown(e.value) for e in app.error)
     assert services.list_jobs("train") == []
 
 

@@ -2,6 +2,7 @@
 from core.services.compare and offers its table as CSV and JSON."""
 from __future__ import annotations
 
+import html
 from dataclasses import replace
 
 import pandas as pd
@@ -31,9 +32,10 @@ def dataset_picker(prefix: str, tasks: tuple[str, ...] | None = None,
         task = pick("Task", sorted(known["task"].unique()), "task", f"{prefix}_task")
     subset = known[known["task"] == task]
     titles = dict(zip(subset["dataset"], subset["title"]))
+    runs = dict(zip(subset["dataset"], subset["runs"]))
     with c2:
         dataset = pick("Dataset", subset["dataset"].tolist(), "dataset", f"{prefix}_dataset",
-                       format_func=lambda n: f"{titles.get(n) or n}  ·  {n}")
+                       format_func=lambda n: f"{titles.get(n) or n} ({runs.get(n, 0)} runs)")
     return task, dataset
 
 
@@ -58,7 +60,8 @@ def metrics_view() -> None:
     models = sorted(board.table["model"].unique())
     c1, c2 = st.columns(2)
     with c1:
-        metrics = pick_many("Metrics", names, "metrics", "cmpm_metrics", default=[primary.metric] if primary else names[:1])
+        metrics = pick_many("Metrics", names, "metrics", "cmpm_metrics", default=[primary.metric] if primary else names[:1],
+                            format_func=compare.metric_title)
     with c2:
         chosen = pick_many("Models (all when empty)", models, "models", "cmpm_models", limit=len(models))
     if chosen:
@@ -68,11 +71,11 @@ def metrics_view() -> None:
         if summary is not None and not summary.empty:
             mixed = summary[summary["conventions"] > 1]["metric"].unique()
             if len(mixed):
-                st.warning(f"{', '.join(mixed)} were stored under several conventions on this dataset; the bars "
+                st.warning(f"{', '.join(compare.metric_title(m) for m in mixed)} were stored under several conventions on this dataset; the bars "
                            "average them — the Leaderboard shows them apart.")
-            conv = "; ".join(f"{m}: {compare.short_convention(c)}" for m, c in
+            conv = "; ".join(f"{compare.metric_title(m)}: {compare.short_convention(c)}" for m, c in
                              summary.groupby("metric")["convention"].first().items() if m not in compare.TIMING)
-            st.plotly_chart(grouped_metric_bars(summary, f"{board.title}" + (f" — {conv}" if conv else "")),
+            st.plotly_chart(grouped_metric_bars(summary, html.escape(board.title) + (f"<br><sup>{html.escape(conv)}</sup>" if conv else "")),
                             key="cmpm_bars")
             export_buttons(summary, f"metrics-{board.task}", "cmpm_export")
     per_image = guarded(compare.image_metrics_of, board) or []
@@ -82,12 +85,14 @@ def metrics_view() -> None:
     st.subheader("Per-image spread")
     c1, c2 = st.columns([2, 1])
     with c1:
-        metric = pick("Per-image metric", per_image, "spread", "cmpm_spread")
+        metric = pick("Per-image metric", per_image, "spread", "cmpm_spread", format_func=compare.metric_title)
     with c2:
         kind = pick("Plot", ["box", "violin"], "plot", "cmpm_plot")
     values = guarded(compare.image_spread, board, metric)
     if values is not None and not values.empty:
-        st.plotly_chart(spread_figure(values, metric, kind, f"{metric} per image — {board.title}"), key="cmpm_spread_chart")
+        st.plotly_chart(spread_figure(values, compare.metric_title(metric), kind,
+                                      f"{compare.metric_title(metric)} per image — {html.escape(board.title)}"),
+                        key="cmpm_spread_chart")
         export_buttons(values, f"per-image-{metric}", "cmpm_spread_export")
 
 
@@ -104,17 +109,20 @@ def cost_view() -> None:
     primary = compare.primary_metric(board.columns)
     c1, c2, c3 = st.columns([2, 2, 1])
     with c1:
-        y = pick("Quality (y)", qualities, "y", "cmpc_y", default=qualities.index(primary.label) if primary else 0)
+        y = pick("Quality (y)", qualities, "y", "cmpc_y", default=qualities.index(primary.label) if primary else 0,
+                 format_func=lambda c: board.column(c).header)
     with c2:
-        x = pick("Cost (x)", costs, "x", "cmpc_x")
+        x = pick("Cost (x)", costs, "x", "cmpc_x",
+                 format_func=lambda c: compare.metric_title(c) if c == "num_params" else board.column(c).header)
     log_x = c3.toggle("log x", value=x == "num_params", key="cmpc_log")
+    x_title = compare.metric_title("num_params") if x == "num_params" else board.column(x).header
     points = guarded(compare.quality_cost, board, y, x)
     if points is None:
         return
     if points.empty:
-        st.info(f"No model has both {y} and {x} on this dataset.")
+        st.info(f"No model has both {board.column(y).header} and {x_title} on this dataset.")
         return
-    st.plotly_chart(pareto_scatter(points, x, board.column(y).header, log_x), key="cmpc_chart")
+    st.plotly_chart(pareto_scatter(points, x_title, board.column(y).header, log_x), key="cmpc_chart")
     st.caption("Pareto front: no other model is both cheaper and better. Parameter-free methods have 0 parameters.")
     export_buttons(points, f"quality-cost-{board.task}", "cmpc_export")
 
@@ -143,21 +151,35 @@ def classes_view() -> None:
         st.caption(f"Max-F1 operating point: F1 {m['f1']:.3f} (P {m['precision']:.3f}, R {m['recall']:.3f}) at score "
                    f"≥ {m['score_threshold']:.3f}; the table's P/R/F1 are at the run's own threshold.")
     if report["pr_curves"]:
-        st.plotly_chart(pr_figure(report["pr_curves"], f"PR curves at IoU 0.5 — {report['model']}"), key="cmpk_pr")
+        st.plotly_chart(pr_figure(report["pr_curves"], f"PR curves at IoU 0.5 — {html.escape(report['model'])}"), key="cmpk_pr")
     if report["confusion"]:
         normalize = st.toggle("Row-normalised", value=True, key="cmpk_norm")
-        st.plotly_chart(confusion_figure(report["confusion"], f"Confusion matrix — {report['model']}", normalize),
+        st.plotly_chart(confusion_figure(report["confusion"], f"Confusion matrix — {html.escape(report['model'])}", normalize),
                         key="cmpk_cm")
         labels = report["confusion"]["labels"]
         matrix = pd.DataFrame(report["confusion"]["matrix"], index=pd.Index(labels, name="true"), columns=labels)
         export_buttons(matrix.reset_index(), f"confusion-run-{run_id}", "cmpk_cm_export")
 
 
+SOURCES = ("Laid out like the tables of two texts this course reads, filled with this store's own numbers: "
+           "methods with PSNR, SSIM and FID as in “Advanced Deep Learning Techniques for Image Processing and "
+           "Analysis”; precision, recall and F1 per class (Table 2.5) and training, validation and test accuracy "
+           "per optimizer (Table 2.3) as in “Applications of Deep Learning in Image Analysis” (chapter 2, "
+           "A. K. Rai).")
+TABLE_HEADERS = {
+    "run_id": st.column_config.NumberColumn("run", format="%d"),
+    "precision_pct": st.column_config.NumberColumn("precision (%)", format="%.1f"),
+    "recall_pct": st.column_config.NumberColumn("recall (%)", format="%.1f"),
+    "f1_pct": st.column_config.NumberColumn("F1 (%)", format="%.1f"),
+}
+
+
 def tables_view() -> None:
-    """The method / class / optimizer comparison tables, with this store's numbers."""
+    """Methods, per-class and optimizer tables, laid out like the source texts' tables, with this store's numbers."""
+    st.caption(SOURCES)
     which = pick("Table", ["method", "class", "optimizer"], "table", "cmpt_which",
-                 format_func={"method": "Method / PSNR / SSIM / FID", "class": "Class / precision / recall / F1",
-                              "optimizer": "Optimizer / train / validation / test"}.get)
+                 format_func={"method": "Methods: PSNR, SSIM, FID", "class": "Per class: precision, recall, F1",
+                              "optimizer": "Optimizers: training, validation, test accuracy"}.get)
     if which == "optimizer":
         sweep_view()
         return
@@ -175,8 +197,20 @@ def tables_view() -> None:
         table = guarded(compare.class_table, run_id)
         name = f"classes-run-{run_id}"
     if table is not None:
-        st.dataframe(table, hide_index=True, key="cmpt_table")
+        config = {**TABLE_HEADERS, **{c: st.column_config.NumberColumn(c, format="%.4g") for c in table.columns
+                                      if c not in TABLE_HEADERS and c not in ("method", "class")}}
+        st.dataframe(table, hide_index=True, key="cmpt_table", column_config=config)
         export_buttons(table, name, "cmpt_export")
+
+
+JOB_HEADERS = {
+    "test_run": st.column_config.LinkColumn("test run", display_text=r"run=(\d+)"),
+    "best": st.column_config.NumberColumn("best value", format="%.4g"),
+    "best_epoch": st.column_config.NumberColumn("best epoch"),
+    "time_to_best_s": st.column_config.NumberColumn("time to best (s)", format="%.1f"),
+    "epoch_time_s": st.column_config.NumberColumn("time per epoch (s)", format="%.1f"),
+    "peak_mem_mb": st.column_config.NumberColumn("peak memory (MB)", format="%.0f"),
+}
 
 
 def sweep_view() -> None:
@@ -190,7 +224,9 @@ def sweep_view() -> None:
         return
     st.plotly_chart(sweep_bars(table), key="cmp_sweep_chart")
     st.dataframe(table, hide_index=True, key="cmp_sweep_table",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("train", "validation", "test")})
+                 column_config={**JOB_HEADERS, **{c: st.column_config.NumberColumn(
+                     c, format="%.3f", help="accuracy for classifiers, else the task's headline metric")
+                     for c in ("train", "validation", "test")}})
     export_buttons(table, f"sweep-{sweep}", "cmp_sweep_export")
     points = guarded(services.curves, table["job"].tolist())
     if points is not None and not points.empty:
@@ -224,6 +260,5 @@ def jobs_view() -> None:
         "peak_mem_mb": by_id[i].result.get("peak_mem_mb"),
         "test_run": f"/results?run={by_id[i].result['run_id']}" if by_id[i].result.get("run_id") else None}
         for i in picked])
-    st.dataframe(rows, hide_index=True, key="cmp_jobs_table",
-                 column_config={"test_run": st.column_config.LinkColumn("test run", display_text=r"run=(\d+)")})
+    st.dataframe(rows, hide_index=True, key="cmp_jobs_table", column_config=JOB_HEADERS)
     export_buttons(rows, "training-jobs", "cmp_jobs_export")

@@ -8,6 +8,7 @@ from core.services import compare, viewer
 from core.tasks import restoration
 from ui.compare_views import board_picker
 from ui.state import get_engine, guarded
+from ui.text import plain
 from ui.url_state import export_buttons, pick, pick_many
 
 
@@ -51,7 +52,7 @@ def images_view() -> None:
     if view is None:
         return
     for run_id, err in view.errors.items():
-        st.warning(f"Run #{run_id}: {err}")
+        st.warning(f"Run #{run_id}: {plain(err)}")
     panels = [("input", view.input)] + ([("clean", view.target)] if view.target is not None else [])
     panels += [(o.label, o.image) for o in view.outputs]
     zoom_col, cx_col, cy_col = st.columns(3)
@@ -61,11 +62,11 @@ def images_view() -> None:
     reference = panels[-1][1]
     cols = st.columns(len(panels))
     for col, (name, img) in zip(cols, panels):
-        caption = name
+        caption = plain(name)
         for o in view.outputs:
             if o.label == name and o.value is not None:
                 stored = f" (stored {o.stored:.4g})" if o.stored is not None else ""
-                caption += f": {'PSNR' if view.task == 'restoration' else 'value'} {o.value:.4g}{stored}" + (f" · {o.note}" if o.note else "")
+                caption += f": {'PSNR' if view.task == 'restoration' else 'value'} {o.value:.4g}{stored}" + (f" · {plain(o.note)}" if o.note else "")
         col.image(restoration.zoom(restoration.same_size(img, reference), cx, cy, factor), caption=caption, width="stretch")
 
     st.subheader("Before / after")
@@ -79,9 +80,9 @@ def images_view() -> None:
     before = restoration.same_size(by_name[left], after)
     if before.shape == after.shape:
         st.image(restoration.zoom(restoration.before_after(before, after, split / 100), cx, cy, factor),
-                 caption=f"{left} | {right}", width="stretch")
+                 caption=f"{plain(left)} | {plain(right)}", width="stretch")
         base = view.target if view.target is not None else before
         base = restoration.same_size(base, after)
         what = "clean" if view.target is not None else left
         st.plotly_chart(restoration.error_figure(restoration.zoom(restoration.error_map(after, base), cx, cy, factor),
-                                                 f"|{right} − {what}| (0-255)"), key="cmpi_error")
+                                                 f"|{right} − {what}| (0-255)"), key="cmpi_error", theme=None)

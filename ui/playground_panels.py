@@ -1,20 +1,46 @@
 """One panel per Playground task: inputs, a run button, and the outputs kept across reruns."""
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 import streamlit as st
 
 from core import services
 from core.data.builtin import BUILTIN_IMAGES, builtin_image
 from core.tasks import classification, detection, restoration, segmentation
 from ui.state import guarded
-from ui.widgets import decode_uploads, image_inputs, model_picker, result_header
+from ui.text import plain
+from ui.widgets import decode_uploads, image_inputs, image_upload_mb, model_picker, result_header
 
 
-def _run(key: str, fn, *args, **kwargs) -> None:
+def _run(key: str, fn, *args, **kwargs) -> bool:
+    """Run and keep the result; on an error the previous result is dropped, so it never sits under the
+    message as if it were the answer to this run."""
     with st.spinner("Running…"):
         result = guarded(fn, *args, **kwargs)
-    if result is not None:
-        st.session_state[key] = result
+    if result is None:
+        st.session_state.pop(key, None)
+        return False
+    st.session_state[key] = result
+    return True
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing Grad-CAM…")
+def _grad_cam(device: str, model: str, weights_sha: str | None, image_sha: str, class_index: int,
+              allow_random: bool, _engine, _pixels: np.ndarray) -> np.ndarray:
+    """Grad-CAM cached by what it depends on (model, its weights, the image, the class), so changing top-k or
+    the batch size re-renders for free. The engine and pixels are identified by `device` and `image_sha`."""
+    return services.explain(_engine, model, _pixels, class_index, allow_random=allow_random,
+                            expected_weights=weights_sha)
+
+
+def _pixels_sha(pixels: np.ndarray) -> str:
+    return hashlib.sha256(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
 
 
 def _image_run(key: str, label: str, fn, engine, model: str, images: list, **kwargs) -> None:
@@ -25,8 +51,8 @@ def _image_run(key: str, label: str, fn, engine, model: str, images: list, **kwa
     if not images:
         st.info("Upload an image or pick a sample photo first.")
         return
-    _run(f"{key}_result", fn, engine, model, images, **kwargs)
-    st.session_state[f"{key}_pixels"] = [img.pixels for img in images]
+    if _run(f"{key}_result", fn, engine, model, images, **kwargs):
+        st.session_state[f"{key}_pixels"] = [img.pixels for img in images]
 
 
 def classification_panel(engine) -> None:
@@ -42,17 +68,19 @@ def classification_panel(engine) -> None:
         return
     result_header(result)
     cfg = result.data_config
-    st.caption(f"Stored as run #{result.run_id} (see Results). Preprocessing: {cfg.get('input_size')} "
-               f"crop_pct={cfg.get('crop_pct')} {cfg.get('interpolation')}.")
+    size = cfg.get("input_size") or ()
+    st.caption(f"Stored as run #{result.run_id} (see Results). Preprocessing: resized to "
+               f"{'×'.join(str(v) for v in size[-2:])} px, centre crop {cfg.get('crop_pct', 1):.0%} "
+               f"({plain(cfg.get('interpolation', ''))} interpolation).")
     show_cam = st.toggle("Show Grad-CAM", key="cls_cam")
     for i, (pred, img) in enumerate(zip(result.predictions, st.session_state["cls_pixels"])):
         left, right = st.columns([1, 2])
-        left.image(img, caption=pred.name, width="stretch")
+        left.image(img, caption=plain(pred.name), width="stretch")
         if show_cam:
-            cam = guarded(services.explain, engine, result.model, img, pred.top[0].index,
-                          allow_random=not result.weights.trained)
+            cam = guarded(_grad_cam, str(engine.device), result.model, result.weights.sha256, _pixels_sha(img),
+                          pred.top[0].index, not result.weights.trained, engine, img)
             if cam is not None:
-                left.image(cam, caption=f"Grad-CAM for '{pred.top[0].label}'", width="stretch")
+                left.image(cam, caption=f"Grad-CAM for '{plain(pred.top[0].label)}'", width="stretch")
         right.plotly_chart(classification.topk_figure(pred.top, f"Top-{len(pred.top)}: {pred.top[0].label}"),
                            key=f"topk_{i}")
 
@@ -70,7 +98,7 @@ def detection_panel(engine) -> None:
     st.caption(f"Stored as run #{result.run_id} at threshold {result.score_threshold}.")
     for name, img, dets in zip(result.names, st.session_state["det_pixels"], result.above(threshold)):
         left, right = st.columns([2, 1])
-        left.image(detection.draw(img, dets), caption=f"{name}: {len(dets)} detections", width="stretch")
+        left.image(detection.draw(img, dets), caption=f"{plain(name)}: {plural(len(dets), 'detection')}", width="stretch")
         right.dataframe([{"class": d.name, "score": round(d.score, 3), "box": [round(v) for v in d.box]} for d in dets],
                         hide_index=True)
 
@@ -89,7 +117,7 @@ def segmentation_panel(engine) -> None:
     st.caption(f"Stored as run #{result.run_id}.")
     for item in result.images:
         left, right = st.columns([2, 1])
-        left.image(item.overlay, caption=item.name, width="stretch")
+        left.image(item.overlay, caption=plain(item.name), width="stretch")
         if result.operation == "semantic":
             right.dataframe(segmentation.legend_rows(item.areas), hide_index=True,
                             column_config={"color": st.column_config.TextColumn("colour (hex)")})
@@ -106,7 +134,7 @@ def restoration_panel(engine, operation: str) -> None:
     else:
         from core.data.decode import UPLOAD_EXTENSIONS
 
-        file = st.file_uploader("Clean image", type=UPLOAD_EXTENSIONS, key="res_file")
+        file = st.file_uploader("Clean image", type=UPLOAD_EXTENSIONS, key="res_file", max_upload_size=image_upload_mb())
         decoded = decode_uploads([file] if file else [])
         clean, kind = (decoded[0] if decoded else None), "upload"
     c1, c2, c3 = st.columns(3)
@@ -149,7 +177,7 @@ def restoration_panel(engine, operation: str) -> None:
              for m in result.methods]
     hidden = {"is_input"} | (set() if any(m.note for m in result.methods) else {"note"})  # note: FFDNet's noise level
     st.subheader("Quality against the clean image")
-    st.caption(f"PSNR/SSIM convention: {result.convention} (SSIM: Gaussian window 11, σ 1.5).")
+    st.caption(f"PSNR/SSIM convention: {plain(result.convention)} (SSIM: Gaussian window 11, σ 1.5).")
     st.dataframe([{k: v for k, v in r.items() if k not in hidden} for r in rows], hide_index=True,
                  column_config={"psnr": st.column_config.NumberColumn("PSNR (dB)", format="%.2f"),
                                 "ssim": st.column_config.NumberColumn("SSIM", format="%.4f"),
@@ -165,14 +193,14 @@ def restoration_panel(engine, operation: str) -> None:
     before = restoration.same_size(result.degraded, method.output)  # super-resolution: the input enlarged (nearest)
     split = st.slider("Split (left: input, right: output)", 0, 100, 50, key="res_split")
     st.image(restoration.before_after(before, method.output, split / 100), width="stretch",
-             caption=f"input | {method.title}: PSNR {method.psnr:.2f} dB, SSIM {method.ssim:.4f}"
-                     + (f", {method.note}" if method.note else ""))
+             caption=f"input | {plain(method.title)}: PSNR {method.psnr:.2f} dB, SSIM {method.ssim:.4f}"
+                     + (f", {plain(method.note)}" if method.note else ""))
     cols = st.columns(3)
     cols[0].image(result.target, caption="clean", width="stretch")
     cols[1].image(result.degraded, caption="input", width="stretch")
-    cols[2].image(method.output, caption=method.title, width="stretch")
+    cols[2].image(method.output, caption=plain(method.title), width="stretch")
     st.plotly_chart(restoration.error_figure(restoration.error_map(method.output, result.target),
-                                             f"|{method.title} − clean|"), key="res_error")
+                                             f"|{method.title} − clean|"), key="res_error", theme=None)
 
 
 def generation_panel(engine) -> None:

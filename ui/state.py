@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 from typing import Callable, TypeVar
 
 import streamlit as st
@@ -10,9 +11,12 @@ import streamlit as st
 from core import services
 from core.engine import Engine
 from core.errors import LabError
+from ui.text import plain
 
 T = TypeVar("T")
 log = logging.getLogger("imglab.ui")
+_RUNS, _NOTICES = "_page_runs", "_page_notices"
+APP_ICON = Path(__file__).with_name("icon.png")
 
 
 @st.cache_resource(show_spinner=False)
@@ -34,7 +38,7 @@ def guarded(fn: Callable[..., T], *args, **kwargs) -> T | None:
     try:
         return fn(*args, **kwargs)
     except LabError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
     except Exception:
         ref = uuid.uuid4().hex[:8]
         log.exception("unexpected error (ref %s)", ref)
@@ -47,5 +51,32 @@ def device_picker() -> Engine | None:
                                   help="auto picks CUDA, then Apple MPS, then the CPU.")
     engine = guarded(get_engine, choice)
     if engine is not None:
-        st.sidebar.caption(f"Running on **{engine.device}**")
+        st.sidebar.caption(f"Running on **{plain(engine.device)}**")
     return engine
+
+
+def page_setup() -> None:
+    """Call first in every page. When a fresh server's first request is a page URL (a shared link, a tab
+    reconnecting after a restart), Streamlit runs that page without app.py, in its legacy pages/-folder mode:
+    raw file names as navigation, no wide layout. That mode ends once app.py's st.navigation has run once, so
+    end it here and rerun: the rerun goes through app.py and lands on the same page (same URL path)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        if _RUNS not in st.session_state:  # only a session's first run can be the opened URL; never lose a click
+            st.rerun()
+    st.session_state[_RUNS] = st.session_state.get(_RUNS, 0) + 1
+    st.session_state[_NOTICES] = st.container()  # full width, above the page: notices from inside columns go here
+
+
+def opened_from_link() -> bool:
+    """True during the first run of a browser session: the query params are the link that was opened, not
+    values the app wrote itself while the user clicked around."""
+    return st.session_state.get(_RUNS, 1) <= 1
+
+
+def notice(text: str) -> None:
+    """A warning at the top of the page, at full width, wherever the code that raises it draws."""
+    area = st.session_state.get(_NOTICES)
+    (area if area is not None else st).warning(text, icon=":material/link_off:")

@@ -8,9 +8,16 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 import streamlit as st
 
+from ui.state import notice, opened_from_link
+from ui.text import plain
+
 
 def _warn_unknown(label: str, raw: str) -> None:
-    st.warning(f"The {label.lower()} in this link ({raw[:60]!r}) is not in the store; showing the default instead.")
+    """Only a link someone opened is reported: a value the app itself left in the URL (say the task of the
+    previous Compare view, which the new view does not offer) is replaced silently."""
+    if opened_from_link():
+        notice(f"{plain(label)} in this link: “{plain(raw, 200)}”. Not among the choices here (not in the store, or "
+               "not shown by this view), so the default is shown instead.")
 
 
 def pick(label: str, options: Sequence[Any], param: str, key: str, format_func: Callable[[Any], str] = str,
@@ -19,7 +26,7 @@ def pick(label: str, options: Sequence[Any], param: str, key: str, format_func: 
     options = list(options)
     raw = st.query_params.get(param)
     match = [i for i, o in enumerate(options) if str(o) == raw]
-    if raw is not None and not match and key not in st.session_state:
+    if raw is not None and not match:
         _warn_unknown(label, raw)
     where = st.sidebar if sidebar else st
     value = where.selectbox(label, options, index=match[0] if match else min(default, max(len(options) - 1, 0)),
@@ -37,7 +44,7 @@ def pick_many(label: str, options: Sequence[Any], param: str, key: str, default:
     raw = st.query_params.get(param)
     wanted = [p for p in (raw or "").split(",") if p] if raw is not None else None
     chosen = [by_text[p] for p in wanted if p in by_text][:limit] if wanted is not None else list(default)
-    if wanted and len(chosen) < len(wanted) and key not in st.session_state:
+    if wanted and len(chosen) < len(wanted):
         _warn_unknown(label, ",".join(p for p in wanted if p not in by_text))
     value = st.multiselect(label, options, default=chosen, key=key, format_func=format_func, max_selections=limit)
     st.query_params[param] = ",".join(str(v) for v in value)

@@ -6,7 +6,14 @@ import streamlit as st
 from core import services
 from core.data.builtin import BUILTIN_IMAGES, builtin_image
 from core.data.decode import UPLOAD_EXTENSIONS, decode_image
+from core.config import get_settings
 from core.errors import LabError
+from ui.text import plain
+
+
+def image_upload_mb() -> int:
+    """The per-image upload limit the decoder enforces, so the uploader states the real one (not the server's)."""
+    return max(1, get_settings().max_upload_bytes // 2**20)
 
 
 def decode_uploads(files) -> list:
@@ -16,12 +23,13 @@ def decode_uploads(files) -> list:
         try:
             images.append(decode_image(f.getvalue(), f.name))
         except LabError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
     return images
 
 
 def image_inputs(key: str, label: str = "Images", default_samples: tuple[str, ...] = ()) -> list:
-    files = st.file_uploader(label, type=UPLOAD_EXTENSIONS, accept_multiple_files=True, key=f"{key}_files")
+    files = st.file_uploader(label, type=UPLOAD_EXTENSIONS, accept_multiple_files=True, key=f"{key}_files",
+                             max_upload_size=image_upload_mb())
     samples = st.multiselect("…or sample photos (scikit-image)", BUILTIN_IMAGES, default=list(default_samples),
                              key=f"{key}_samples")
     return decode_uploads(files) + [builtin_image(n) for n in samples]
@@ -30,9 +38,9 @@ def image_inputs(key: str, label: str = "Images", default_samples: tuple[str, ..
 def weights_notice(info, key: str) -> bool:
     """Where the weights come from; when missing, offer random init explicitly. Returns allow_random."""
     if info.weights_status == "missing":
-        st.warning(f"Pretrained weights are not available: {info.weights_detail}")
+        st.warning(f"Pretrained weights are not available: {plain(info.weights_detail)}")
         return st.checkbox("Run with random weights (**untrained** — outputs are meaningless)", key=f"{key}_random")
-    st.caption(f"Weights: {info.weights_detail}")
+    st.caption(f"Weights: {plain(info.weights_detail)}")
     return False
 
 
@@ -40,7 +48,7 @@ def model_picker(task: str, key: str, operation: str | None = None):
     """Select box over the registered models of a task; returns (ModelInfo, allow_random)."""
     infos = services.list_model_infos(task, operation)
     info = st.selectbox("Model", infos, format_func=lambda i: i.label, key=f"{key}_model")
-    st.caption(info.description)
+    st.caption(plain(info.description))
     return info, weights_notice(info, key)
 
 
@@ -51,10 +59,10 @@ def untrained_banner(weights) -> None:
 
 def result_header(result) -> None:
     """Model name, the untrained warning when it applies, and the run's timing."""
-    st.subheader(result.model)
+    st.subheader(plain(result.model))
     untrained_banner(result.weights)
     if result.weights.trained:
-        st.caption(f"Weights: {result.weights.label}.")
+        st.caption(f"Weights: {plain(result.weights.label)}.")
     timing_row(result.stats)
 
 

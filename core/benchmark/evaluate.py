@@ -21,7 +21,9 @@ from core.tasks import classification, detection, segmentation
 from core.tasks.restoration import known_noise_sigma, model_inputs, noise_level_record, to_uint8
 from db.repository import ImageMetric, MetricValue
 
-Progress = Callable[[int, int], None]  # (items done, items total); may raise to stop
+# progress(items done, items total, stage): stage is "predicting" (images through the model), "generating"
+# (samples) or "scoring" (metrics per image); it may raise to stop the run (a cancelled job)
+Progress = Callable[..., None]
 
 
 @dataclass
@@ -44,17 +46,35 @@ def merge_stats(parts: list[RunStats]) -> RunStats:
     )
 
 
+def slices(inputs: list, chunk: int) -> list[tuple[int, int]]:
+    """(start, end) of runs of at most `chunk` same-shape neighbours. The engine batches only same-shape
+    neighbours, so a cut where the shape changes costs nothing and photos of different sizes report one by one."""
+    out, start = [], 0
+    while start < len(inputs):
+        shape, end = getattr(inputs[start], "shape", None), start + 1
+        while end < len(inputs) and end - start < chunk and getattr(inputs[end], "shape", None) == shape:
+            end += 1
+        out.append((start, end))
+        start = end
+    return out
+
+
 def run_chunked(engine: Engine, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int,
-                progress: Progress | None, chunk: int = 16) -> tuple[list[Any], RunStats]:
+                progress: Progress | None, chunk: int = 16, stage: str = "predicting") -> tuple[list[Any], RunStats]:
     """engine.run over slices of `inputs`, reporting progress between slices; one warm-up forward first."""
     outputs, parts = [], []
-    for start in range(0, len(inputs), chunk):
-        out, stats = engine.run(loaded, inputs[start:start + chunk], batch_size=batch_size, warmup=1 if start == 0 else 0)
+    for start, end in slices(inputs, chunk):
+        out, stats = engine.run(loaded, inputs[start:end], batch_size=batch_size, warmup=1 if start == 0 else 0)
         outputs.extend(out)
         parts.append(stats)
         if progress:
-            progress(min(start + chunk, len(inputs)), len(inputs))
+            progress(end, len(inputs), stage)
     return outputs, merge_stats(parts)
+
+
+def scored(progress: Progress | None, done: int, total: int) -> None:
+    if progress:
+        progress(done, total, "scoring")
 
 
 def category_map(dataset_names: tuple[str, ...], model_names: tuple[str, ...] | None, what: str) -> np.ndarray:
@@ -173,7 +193,8 @@ def evaluate_detection(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_s
     outs, stats = run_chunked(engine, loaded, inputs, batch_size, progress)
     cmap = category_map(ds.categories, loaded.spec.categories, "classes")
     box_preds, mask_preds, per_image = [], [], []
-    for s, o in zip(ds.samples, outs):
+    for n, (s, o) in enumerate(zip(ds.samples, outs)):
+        scored(progress, n, len(outs))
         mapped, keep = _to_dataset_labels(o["labels"].numpy(), cmap)
         scores = o["scores"].numpy()[keep]
         box_preds.append(det_metrics.ImagePred(mapped[keep], scores, o["boxes"].numpy()[keep]))
@@ -207,7 +228,8 @@ def evaluate_semantic(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_si
     k = len(ds.categories) + 1  # plus "other" for model classes the dataset does not have
     total = np.zeros((k, k), np.int64)
     per_image = []
-    for s, o in zip(ds.samples, outs):
+    for n, (s, o) in enumerate(zip(ds.samples, outs)):
+        scored(progress, n, len(outs))
         pred = lut[segmentation.label_map(o, s.target.shape)]
         cm = seg_metrics.pixel_confusion(pred, s.target, k)
         total += cm
@@ -248,7 +270,8 @@ def evaluate_restoration(engine: Engine, loaded: LoadedModel, ds: Dataset, batch
         lpips_net = perceptual.lpips_model(engine.device)
     except WeightsUnavailable as exc:
         lpips_note = str(exc)
-    for s, o in zip(ds.samples, outs):
+    for n, (s, o) in enumerate(zip(ds.samples, outs)):
+        scored(progress, n, len(outs))
         restored = to_uint8(o)
         if restored.shape != s.target.shape:
             raise InvalidInput(f"{spec.name} returned {restored.shape} for {s.key}, expected {s.target.shape}.")
@@ -301,7 +324,8 @@ def evaluate_generation(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_
         z = [v for i in range(samples) for v in latents(1, spec.latent_dim, seed + i, i % spec.num_classes)]
     else:
         z = latents(samples, spec.latent_dim, seed)
-    outs, stats = run_chunked(engine, loaded, z, batch_size, progress, chunk=64)
+    outs, stats = run_chunked(engine, loaded, z, batch_size, progress, chunk=64, stage="generating")
+    scored(progress, 0, 0)  # features of the samples and of the reference set: no count to show
     generated = [(o.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy() for o in outs]
     ext = choose_extractor(engine, feature_space)
     ref_feats, ref = reference_set(ext, ds.content_hash, [s.image for s in ds.samples])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
@@ -51,6 +52,11 @@ class Dataset:
     meta: dict = field(default_factory=dict)
     report: tuple[str, ...] = ()  # what was skipped while reading it (uploads)
 
+    def __post_init__(self) -> None:
+        """Builtin and synthetic sets are titled from their spec and size, so a subset names its own size."""
+        if self.kind != "upload" and self.spec.get("name") in _BUILDERS:
+            object.__setattr__(self, "title", describe(self.spec, len(self.samples)))
+
     @property
     def name(self) -> str:
         """The store's dataset name: the spec, canonical."""
@@ -88,6 +94,63 @@ def _register(name, title, task, description, operation=None, **params):
 
 def list_datasets(task: str | None = None) -> list[DatasetInfo]:
     return [info for info, _ in _BUILDERS.values() if task is None or info.task == task]
+
+
+def spec_from_name(name: str) -> dict | None:
+    """The spec behind a store name such as 'photos-denoise(limit=10,sigma=25.0)' (values as text), or None."""
+    m = re.fullmatch(r"([\w-]+)(?:\((.*)\))?", str(name or ""))
+    if m is None or m.group(1) not in _BUILDERS:
+        return None
+    pairs = [p.split("=", 1) for p in (m.group(2) or "").split(",") if p]
+    if any(len(p) != 2 for p in pairs):
+        return None
+    return {"name": m.group(1), **dict(pairs)}
+
+
+def _num(value: Any) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+_PHOTOS = {"skimage": ("skimage photos", 10), "sklearn": ("sklearn photos", 2)}
+_SHAPES = {"shapes-classify": "synthetic shapes, one per image", "shapes-detect": "synthetic shapes with boxes",
+           "shapes-semantic": "synthetic shapes with class masks", "shapes-instance": "synthetic shapes with instance masks",
+           "shapes-real": "synthetic shapes (reference for generators)"}
+
+
+def describe(spec: dict, count: int | None = None) -> str:
+    """A builtin or synthetic dataset in words, e.g. 'skimage photos, noise σ 25, 10 images, long side 256 px'.
+    `count` is the number of images when known; otherwise it follows from the spec."""
+    name = spec.get("name")
+    if name not in _BUILDERS:
+        return str(name)
+    defaults = _BUILDERS[name][0].params
+    value = {**defaults, **{k: v for k, v in spec.items() if k != "name"}}
+    limits = [int(float(value[k])) for k in ("limit", "first", "count") if k in value]
+    if name.startswith("photos-"):
+        what, pool = _PHOTOS.get(str(value["photos"]), (f"{value['photos']} photos", 10))
+        limits.append(pool)
+        words = {"photos-denoise": f"noise σ {_num(value.get('sigma'))}",
+                 "photos-deblur": f"blur σ {_num(value.get('blur_sigma'))}"
+                                  + (f" + noise σ {_num(value['noise_sigma'])}" if float(value.get("noise_sigma", 0)) else ""),
+                 "photos-sr": f"bicubic downscale ×{value.get('scale')}"}[name]
+        parts = [what, words]
+    elif name == "digits":
+        parts = ["sklearn digits, test split"]
+    elif name == "digits-real":
+        parts = ["sklearn digits (reference for generators)"]
+    else:
+        parts = [_SHAPES.get(name, name)]
+    n = count if count is not None else (min(limits) if limits else None)
+    if n is not None:
+        parts.append(f"{n} image" + ("s" if n != 1 else ""))
+    if "max_side" in value:
+        parts.append(f"long side {value['max_side']} px")
+    if "seed" in value and str(value["seed"]) != "0":
+        parts.append(f"seed {value['seed']}")
+    return ", ".join(parts)
 
 
 def _int(spec: dict, key: str, default: int, lo: int, hi: int) -> int:
@@ -163,7 +226,7 @@ def _build_digits(spec):
     images, target = digits_split("test")
     n = _int(spec, "limit", 360, 1, len(images))
     samples = [Sample(f"digit-{1437 + i}", digits_image(images[i]), int(target[i])) for i in range(n)]
-    return Dataset(spec, "sklearn digits (test)", "classification", "builtin", samples, DIGITS_CATEGORIES)
+    return Dataset(spec, describe(spec), "classification", "builtin", samples, DIGITS_CATEGORIES)
 
 
 @_register("digits-real", "sklearn digits as generation reference", "generation",
@@ -171,7 +234,7 @@ def _build_digits(spec):
 def _build_digits_real(spec):
     images, _ = digits_split("test")
     n = _int(spec, "count", 360, 2, len(images))
-    return Dataset(spec, "sklearn digits (reference)", "generation", "builtin",
+    return Dataset(spec, describe(spec), "generation", "builtin",
                    [Sample(f"digit-{1437 + i}", digits_image(images[i])) for i in range(n)])
 
 
@@ -186,21 +249,21 @@ def _shape_scenes(spec, size=64, **kw):
            "64x64 images holding one circle, square or triangle; the label is its shape.", count=120, seed=0)
 def _build_shapes_classify(spec):
     samples = [Sample(k, s.image, int(s.labels[0]) - 1) for k, s in _shape_scenes(spec, max_shapes=1)]
-    return Dataset(spec, "Synthetic shapes (classification)", "classification", "synthetic", samples, SHAPE_NAMES)
+    return Dataset(spec, describe(spec), "classification", "synthetic", samples, SHAPE_NAMES)
 
 
 @_register("shapes-detect", "Synthetic shapes with boxes", "detection",
            "64x64 images with 1-3 shapes; boxes exact from the drawn masks.", count=64, seed=0)
 def _build_shapes_detect(spec):
     samples = [Sample(k, s.image, ImageTruth(s.labels, s.boxes)) for k, s in _shape_scenes(spec)]
-    return Dataset(spec, "Synthetic shapes (detection)", "detection", "synthetic", samples, SHAPES_CATEGORIES)
+    return Dataset(spec, describe(spec), "detection", "synthetic", samples, SHAPES_CATEGORIES)
 
 
 @_register("shapes-semantic", "Synthetic shapes with class masks", "segmentation",
            "64x64 images with 1-3 shapes; per-pixel class ids (0 background).", operation="semantic", count=64, seed=0)
 def _build_shapes_semantic(spec):
     samples = [Sample(k, s.image, s.semantic) for k, s in _shape_scenes(spec)]
-    return Dataset(spec, "Synthetic shapes (semantic)", "segmentation", "synthetic", samples, SHAPES_CATEGORIES,
+    return Dataset(spec, describe(spec), "segmentation", "synthetic", samples, SHAPES_CATEGORIES,
                    operation="semantic")
 
 
@@ -208,7 +271,7 @@ def _build_shapes_semantic(spec):
            "64x64 images with 1-3 shapes; one exact mask per shape.", operation="instance", count=64, seed=0)
 def _build_shapes_instance(spec):
     samples = [Sample(k, s.image, ImageTruth(s.labels, s.boxes), ImageTruth(s.labels, s.masks)) for k, s in _shape_scenes(spec)]
-    return Dataset(spec, "Synthetic shapes (instance)", "segmentation", "synthetic", samples, SHAPES_CATEGORIES,
+    return Dataset(spec, describe(spec), "segmentation", "synthetic", samples, SHAPES_CATEGORIES,
                    operation="instance")
 
 
@@ -216,7 +279,7 @@ def _build_shapes_instance(spec):
            "32x32 shapes scenes, the reference set for generators trained on shapes.", count=256, seed=0)
 def _build_shapes_real(spec):
     samples = [Sample(k, s.image) for k, s in _shape_scenes(spec, size=32)]
-    return Dataset(spec, "Synthetic shapes (reference)", "generation", "synthetic", samples)
+    return Dataset(spec, describe(spec), "generation", "synthetic", samples)
 
 
 # -- builtin photos with a known degradation ---------------------------------------------------------------
@@ -271,7 +334,7 @@ def _build_photos_denoise(spec):
     sigma = _float(spec, "sigma", 25.0, 0.0, 100.0)
     seed = _int(spec, "seed", 0, 0, 2**31 - 1)
     samples = [Sample(n, add_gaussian_noise(img, sigma, seed + i), img) for i, (n, img) in enumerate(_photos(spec))]
-    return Dataset(spec, f"{spec['photos']} photos, noise sigma {sigma:g}", "restoration", "builtin", samples,
+    return Dataset(spec, describe(spec), "restoration", "builtin", samples,
                    operation="denoise", meta={"degradation": {"type": "gaussian_noise", "sigma": sigma, "seed": seed}})
 
 
@@ -283,7 +346,7 @@ def _build_photos_deblur(spec):
     noise = _float(spec, "noise_sigma", 0.0, 0.0, 50.0)
     seed = _int(spec, "seed", 0, 0, 2**31 - 1)
     samples = [Sample(n, gaussian_blur(img, blur, noise, seed + i), img) for i, (n, img) in enumerate(_photos(spec))]
-    return Dataset(spec, f"{spec['photos']} photos, blur sigma {blur:g}", "restoration", "builtin", samples, operation="deblur",
+    return Dataset(spec, describe(spec), "restoration", "builtin", samples, operation="deblur",
                    meta={"degradation": {"type": "gaussian_blur", "blur_sigma": blur, "noise_sigma": noise, "seed": seed}})
 
 
@@ -296,6 +359,6 @@ def _build_photos_sr(spec):
     for n, img in _photos(spec):
         hr = crop_to_multiple(img, scale)
         samples.append(Sample(n, downscale_bicubic(hr, scale), hr))
-    return Dataset(spec, f"{spec['photos']} photos, bicubic x{scale}", "restoration", "builtin", samples,
+    return Dataset(spec, describe(spec), "restoration", "builtin", samples,
                    operation="super-resolution", scale=scale,
                    meta={"degradation": {"type": "bicubic_downscale", "scale": scale, "library": "PIL"}})

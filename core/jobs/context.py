@@ -75,3 +75,21 @@ class LocalContext:
 
     def save_partial(self, state: dict) -> None:
         pass
+
+
+class Stage:
+    """One part of a job's bar: the part's own progress (0 to 1) is drawn between `start` and `end` of the whole,
+    its messages get `prefix`; logs, curves and partial weights go to the job as they are."""
+
+    def __init__(self, ctx, start: float, end: float, prefix: str = ""):
+        self._ctx, self.start, self.end, self.prefix = ctx, start, end, prefix
+
+    def progress(self, fraction: float, message: str | None = None, force: bool = False) -> None:
+        part = max(0.0, min(1.0, float(fraction)))
+        self._ctx.progress(self.start + (self.end - self.start) * part,
+                           None if message is None else self.prefix + message, force)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._ctx, name)

@@ -33,6 +33,7 @@ def main(job_id: int) -> int:
     threading.Thread(target=beat, daemon=True).start()
     ctx.log(f"job {job_id} ({job.kind}) started in process {os.getpid()} on {job.device}")
     try:
+        ctx.progress(0.0, "loading PyTorch and the job's code", force=True)
         result = HANDLERS[job.kind](job.params, ctx)
         job_rows.finish(url, job_id, "done", "finished", result)
         ctx.log("finished")

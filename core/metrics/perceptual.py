@@ -33,8 +33,8 @@ def lpips_model(device: torch.device) -> torch.nn.Module:
         if key not in _MODELS:
             if not backbone_file().is_file() and torch_hub_download(ALEXNET_URL) is None:
                 raise WeightsUnavailable(
-                    "LPIPS (AlexNet)", f"the file {backbone_file().name} is not in {backbone_file().parent}",
-                    f"Download {ALEXNET_URL} into that folder (or set TORCH_HOME).")
+                    "LPIPS (AlexNet)", f"the file {backbone_file().name} is not in the server's torch hub cache",
+                    f"On the server, download {ALEXNET_URL} into the torch hub cache (hub/checkpoints under TORCH_HOME).")
             import lpips
 
             with warnings.catch_warnings():  # lpips 0.1.4 asks torchvision with the old `pretrained=` argument

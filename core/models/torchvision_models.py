@@ -47,7 +47,7 @@ def _source(name: str, weights) -> WeightFileSource:
     return WeightFileSource(
         name, name, cached=lambda: (p if (p := torch_hub_checkpoint(url)).is_file() else None),
         download=lambda: torch_hub_download(url),
-        cache_label=f"torch hub cache ({torch_hub_checkpoint(url)})", published=url,
+        cache_label=f"torch hub cache ({torch_hub_checkpoint(url).name})", published=url,
     )
 
 

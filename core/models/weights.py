@@ -174,7 +174,16 @@ class WeightFileSource:
     published: str = ""  # e.g. "hf.co/timm/resnet18.a1_in1k" or a URL
 
     def local_hint(self) -> str:
-        return str(get_settings().weights_dir / f"{self.name}.safetensors")
+        """Where an administrator puts the file, named without the server's paths (messages reach browsers)."""
+        return f"{self.name}.safetensors in the server's weights folder (IMGLAB_WEIGHTS_DIR)"
+
+    def how_to(self) -> str:
+        """The fixes in the order a user can apply them: from the browser first, then on the server."""
+        server = f"put {self.local_hint()}"
+        if self.published:
+            server += f", or run it once on a machine with network access to fill the {self.cache_label or 'cache'}"
+        return (f"From the browser: upload a checkpoint of {self.arch} on the Models page (Add a checkpoint); it is "
+                f"added as a new model. On the server: {server}. Or run it with random weights, labelled untrained.")
 
     def availability(self):
         from core.models.registry import Availability
@@ -183,19 +192,18 @@ class WeightFileSource:
 
         local = local_weight_file(self.name)
         if local is not None:
-            return Availability("available", f"local file {local}")
+            return Availability("available", f"file {local.name} in the server's weights folder")
         ref = find_reference(self.name)
         if ref is not None:
             problem = ref.problem()
             return Availability("missing", problem) if problem else Availability("available", ref.summary())
         hit = self.cached() if self.cached else None
         if hit is not None:
-            return Availability("available", self.cache_label or str(hit))
+            return Availability("available", self.cache_label or hit.name)
         if self.published:
-            return Availability("missing", f"no local file {self.local_hint()} and not in the {self.cache_label or 'cache'}; "
-                                           f"a download from {self.published} is tried when you run it, if reachable.")
-        return Availability("missing", f"no published weights for this architecture; provide {self.local_hint()} "
-                                       "(e.g. a checkpoint trained in this app).")
+            return Availability("missing", f"not on this server (a download from {self.published} is tried when "
+                                           f"you run it, if the server can reach it). {self.how_to()}")
+        return Availability("missing", f"no published weights for this architecture. {self.how_to()}")
 
     def locate(self):
         """(path, reference) of the weights to load: the user's local file, else this project's reference
@@ -213,13 +221,8 @@ class WeightFileSource:
         if path is None and self.download:
             path = self.download()
         if path is None:
-            where = f" and {self.published} is neither cached nor reachable" if self.published else ""
-            raise WeightsUnavailable(
-                self.name, f"no file {self.local_hint()}{where}",
-                f"Provide {self.local_hint()} (or .pth holding a plain state dict of {self.arch})"
-                + (f", or fill the {self.cache_label} by running once with network access" if self.published else "")
-                + ". You can also run it with random weights, labelled untrained.",
-            )
+            where = f"; {self.published} is neither cached nor reachable" if self.published else ""
+            raise WeightsUnavailable(self.name, f"not on this server{where}", self.how_to())
         return path, None
 
 

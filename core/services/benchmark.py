@@ -15,8 +15,13 @@ from core.services.store import load_for_run, save_run
 from db.repository import DatasetRef
 
 MAX_MODELS = 12
+PREDICT_SHARE = 0.8  # of one model's part of the bar: images through the model; the rest is scoring them
 PARAM_DEFAULTS = {"batch_size": 8, "score_threshold": 0.5, "y_channel": None, "crop_border": None,
                   "samples": 256, "seed": 0, "feature_space": "auto", "limit": None}
+
+
+class WeightsMissing(InvalidInput):
+    """A benchmark asked for models whose pretrained weights are not on the server."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,36 @@ def plan(models: list[str], dataset: dict, params: dict[str, Any] | None = None)
     return p, ds, title
 
 
+def require_weights(models: list[str], allow_random: bool) -> None:
+    """Refuse, before anything is queued, models whose pretrained weights are missing, unless random weights were
+    allowed: such a job would only fail once it reached them."""
+    if allow_random:
+        return
+    missing = [name for name in models if get_spec(name).check_weights().status == "missing"]
+    if not missing:
+        return
+    names = missing[0] if len(missing) == 1 else ", ".join(missing[:-1]) + " and " + missing[-1]
+    them = "it" if len(missing) == 1 else "them"
+    raise WeightsMissing(
+        f"No pretrained weights for {names} on this server, so the benchmark would fail. Upload a checkpoint for "
+        f"{them} on the Models page, or tick \"Benchmark those with random weights\" to score {them} untrained.")
+
+
+def progress_message(i: int, n: int, model: str, done: int, total: int, stage: str) -> str:
+    """'model 2/3: DnCNN — image 4/10': the model that is running now, and how far it is."""
+    if stage == "scoring":
+        what = f"scoring image {done + 1}/{total}" if 0 <= done < total else "scoring"
+    elif stage == "generating":
+        what = f"generating sample {done}/{total}"
+    else:
+        what = f"image {done}/{total}"
+    return f"{model_part(i, n, model)} — {what}"
+
+
+def model_part(i: int, n: int, model: str) -> str:
+    return f"model {i + 1}/{n}: {model}" if n > 1 else model
+
+
 def evaluate_model(engine: Engine, name: str, ds: Dataset, p: dict, allow_random: bool,
                    progress: ev.Progress | None = None, job_id: int | None = None) -> int:
     spec = get_spec(name)
@@ -118,28 +153,39 @@ def evaluate_model(engine: Engine, name: str, ds: Dataset, p: dict, allow_random
 
 def run_benchmark(engine: Engine, models: list[str], dataset: dict, params: dict[str, Any] | None = None, *,
                   allow_random: bool = False, job_id: int | None = None,
-                  progress: Callable[[float, str], None] | None = None,
+                  progress: Callable[..., None] | None = None,
                   log: Callable[[str], None] | None = None) -> list[ModelOutcome]:
-    """Every model in turn; a model that cannot run is reported and the others still run."""
+    """Every model in turn; a model that cannot run is reported and the others still run.
+    progress(fraction, message, force) is told each phase (forced, so a throttled bar never keeps naming the
+    model that finished) and each image."""
     from core.services.results import run_detail
 
     log = log or (lambda line: None)
+    report = progress or (lambda fraction, message, force=False: None)
+    report(0.0, "preparing the dataset", True)
     p, ds, _ = plan(models, dataset, params)
     for line in ds.report[:50]:
         log(f"dataset: {line}")
-    outcomes = []
+    outcomes, n = [], len(models)
     for i, name in enumerate(models):
-        def step(done: int, total: int, i=i, name=name):
-            if progress:
-                progress((i + done / max(total, 1)) / len(models), f"{name}: {done}/{total} images")
-        if progress:
-            progress(i / len(models), f"{name}: loading")
+        spec = get_spec(name)
+        shown = spec.title if spec.title and spec.base is None else name  # a checkpoint by the name it was given
+        stages: set[str] = set()
+
+        def step(done: int, total: int, stage: str = "predicting", i=i, shown=shown, stages=stages):
+            within = done / total if total > 0 else 0.0
+            part = PREDICT_SHARE + (1 - PREDICT_SHARE) * within if stage == "scoring" else PREDICT_SHARE * within
+            first = stage not in stages  # a new phase is written at once
+            stages.add(stage)
+            report((i + part) / n, progress_message(i, n, shown, done, total, stage), first)
+        report(i / n, f"{model_part(i, n, shown)} — loading the model", True)
         try:
             run_id = evaluate_model(engine, name, ds, p, allow_random, step, job_id)
         except LabError as exc:
             log(f"{name}: {exc}")
             outcomes.append(ModelOutcome(name, None, str(exc), {}))
             continue
+        report((i + 1) / n, f"{model_part(i, n, shown)} — results stored")
         detail = run_detail(run_id)
         values = dict(zip(detail["metrics"]["metric"], detail["metrics"]["value"]))
         log(f"{name}: run {run_id} " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()
@@ -156,6 +202,7 @@ def submit_benchmark(models: list[str], dataset: dict, params: dict[str, Any] | 
     from core.jobs import runner
 
     p, ds, title = plan(models, dataset, params)
+    require_weights(models, allow_random)
     slot = str(pick_device(device))
     job: dict[str, Any] = {"models": list(models), "dataset": canonical_spec(dataset), "params": params or {},
                            "allow_random": allow_random, "device": slot}
@@ -169,7 +216,7 @@ def run_benchmark_job(job_params: dict[str, Any], ctx) -> dict[str, Any]:
     engine = Engine(job_params.get("device", "cpu"))
     outcomes = run_benchmark(engine, job_params["models"], job_params["dataset"], job_params.get("params"),
                              allow_random=bool(job_params.get("allow_random")), job_id=ctx.job_id,
-                             progress=lambda f, m: ctx.progress(f, m), log=ctx.log)
+                             progress=ctx.progress, log=ctx.log)
     ok = [o for o in outcomes if o.run_id is not None]
     if not ok:
         raise InvalidInput("No model could be benchmarked: " + "; ".join(f"{o.model}: {o.error}" for o in outcomes))

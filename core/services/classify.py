@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from core.data.decode import DecodedImage
 from core.engine import Engine, RunStats
+from core.errors import InvalidInput
 from core.models.registry import WeightsInfo
 from core.services.store import check_batch, images_dataset, load_for_run, save_run
 from core.tasks import classification
@@ -52,11 +53,16 @@ def classify(engine: Engine, model: str, images: list[DecodedImage], *, allow_ra
     return ClassificationResult(model, loaded.weights, predictions, stats, cfg, run_id)
 
 
-def explain(engine: Engine, model: str, pixels, class_index: int, *, allow_random: bool = False):
-    """Grad-CAM of `class_index` over the image as the model saw it (after resize and crop), as uint8."""
+def explain(engine: Engine, model: str, pixels, class_index: int, *, allow_random: bool = False,
+            expected_weights: str | None = None):
+    """Grad-CAM of `class_index` over the image as the model saw it (after resize and crop), as uint8.
+    `expected_weights`: the SHA-256 of the weights the prediction was made with; a model whose weights changed
+    since is refused rather than explained with other weights (None skips the check)."""
     from core.tasks import gradcam
 
     loaded = load_for_run(engine, model, allow_random, "classification")
+    if expected_weights is not None and loaded.weights.sha256 != expected_weights:
+        raise InvalidInput(f"The weights of {model} changed since this prediction: classify again to explain it.")
     tensors, cfg = classification.preprocess([pixels], loaded.module, loaded.spec.input_size)
     heat = gradcam.grad_cam(loaded.module, tensors[0][None], class_index)
     view = gradcam.unnormalize(tensors[0], cfg["mean"], cfg["std"])

@@ -1,6 +1,6 @@
 """What the Compare and Leaderboard pages show, as plain tables: leaderboards per task and dataset with their
 metric conventions, metric bars, per-image spread, quality-vs-cost with the Pareto front, per-class reports of
-a run, and the seeds' tables, all read from the results store (aggregated in SQL by db.analytics)."""
+a run, and the reference tables, all read from the results store (aggregated in SQL by db.analytics)."""
 from __future__ import annotations
 
 import math
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInput
+from core.services.datasets import dataset_title
 from core.services.store import HIGHER_IS_BETTER, ensure_store
 from db import analytics
 
@@ -19,19 +20,40 @@ COSTS = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "peak_mem_m
 TIMING = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "throughput_img_s", "peak_mem_mb")
 
 
+METRIC_TITLES = {
+    "psnr": "PSNR (dB)", "psnr_y": "PSNR on Y (dB)", "ssim": "SSIM", "ssim_y": "SSIM on Y", "lpips": "LPIPS",
+    "top1": "top-1 accuracy", "top5": "top-5 accuracy", "top1_prob": "top-1 probability",
+    "precision": "precision", "recall": "recall", "f1": "F1", "f1_micro": "F1 (micro)", "f1_macro": "F1 (macro)",
+    "f1_max": "F1 at best threshold", "precision_macro": "precision (macro)", "recall_macro": "recall (macro)",
+    "map": "mAP@[.5:.95]", "map50": "mAP@0.5", "map75": "mAP@0.75", "mask_map": "mask mAP@[.5:.95]",
+    "mask_map50": "mask mAP@0.5", "mask_map75": "mask mAP@0.75", "miou": "mIoU", "dice": "Dice",
+    "pixel_accuracy": "pixel accuracy", "fid": "FID", "kid": "KID", "fd_efficientnet_lite0": "FD (EfficientNet-Lite0)",
+    "latency_ms_per_image": "latency (ms/image)", "latency_p50_ms": "latency p50 (ms/batch)",
+    "latency_p95_ms": "latency p95 (ms/batch)", "throughput_img_s": "throughput (images/s)",
+    "peak_mem_mb": "peak memory (MB)", "num_params": "parameters",
+}
+
+
+def metric_title(metric: str) -> str:
+    """A column header a student reads: 'PSNR (dB)', 'latency (ms/image)', 'peak memory (MB)'."""
+    return METRIC_TITLES.get(metric, metric.replace("_", " "))
+
+
 @dataclass(frozen=True)
 class Column:
-    """A leaderboard column: one metric under one convention (two conventions never share a column)."""
+    """A leaderboard column: one metric under one convention (two conventions never share a column).
+    `label` keys the table's data; `header` is what the user reads."""
 
     label: str
     metric: str
     convention: str
     higher_is_better: bool | None
+    variant: str = ""  # the convention in words, when the metric has several on this dataset
 
     @property
     def header(self) -> str:
         arrow = {True: " ↑", False: " ↓", None: ""}[self.higher_is_better]
-        return f"{self.label}{arrow}"
+        return f"{metric_title(self.metric)}{arrow}" + (f" [{self.variant}]" if self.variant else "")
 
 
 @dataclass(frozen=True)
@@ -49,17 +71,58 @@ class Leaderboard:
         raise InvalidInput(f"The leaderboard has no metric {label!r}.")
 
 
-def short_convention(convention: str) -> str:
-    """'y,range=255,crop=4, mean of per-image' -> 'Y channel, range 255, crop 4, mean of per-image'."""
-    text = re.sub(r"^y,", "Y channel,", convention.strip())
-    text = re.sub(r"^rgb,", "RGB,", text)
-    text = re.sub(r"\b(range|crop|batch|warmup)=", r"\1 ", text)
-    return re.sub(r",(?=\S)", ", ", text)
+_TIMING_RE = re.compile(r"device=(?P<device>[^,]*),batch=(?P<batch>\d+),p50/p95 per batch,warmup=(?P<warmup>\d+),"
+                        r"mem=(?P<mem>\w+)")
+_MEMORY = {"process_rss": "peak process RSS (resident memory of the app's process)",
+           "cuda_max_allocated": "peak CUDA memory allocated by PyTorch"}
+_WORDS = [
+    (re.compile(r"^y,range=([\d.]+),crop=(\d+)"), lambda m: f"Y channel (BasicSR), values 0-{m[1]}, " + _crop(m[2])),
+    (re.compile(r"^rgb,range=([\d.]+),crop=(\d+)"), lambda m: f"RGB, values 0-{m[1]}, " + _crop(m[2])),
+    (re.compile(r"gaussian 11/1\.5"), lambda m: "Gaussian window 11, σ 1.5"),
+    (re.compile(r"mean of per-image\b"), lambda m: "mean of per-image values"),
+    (re.compile(r"resize=(\S+?),crop_pct=([\d.]+),interp=(\w+)"),
+     lambda m: f"resize {m[1]}, centre crop {float(m[2]):.1%}, {m[3]} interpolation"),
+    (re.compile(r"ignore=(\d+)"), lambda m: f"label {m[1]} ignored"),
+    (re.compile(r"n_gen=(\d+), n_ref=(\d+)"), lambda m: f"{m[1]} generated vs {m[2]} reference images"),
+    (re.compile(r"zero_division=0"), lambda m: "0 where undefined"),
+    (re.compile(r">="), lambda m: " ≥ "),
+]
+
+
+def _crop(px: str) -> str:
+    return "no border crop" if px == "0" else f"{px} px border cropped"
+
+
+def short_convention(convention: str | None) -> str:
+    """A stored convention in words: 'y,range=255,crop=4, mean of per-image' -> 'Y channel (BasicSR), values 0-255,
+    4 px border cropped, mean of per-image values'; the timing convention -> 'timing: 1 warm-up pass, then
+    measured ...; memory: peak process RSS ...'."""
+    text = (convention or "").strip()
+    timing = _TIMING_RE.fullmatch(text)
+    if timing:
+        warm = int(timing["warmup"])
+        first = f"{warm} warm-up pass{'es' if warm != 1 else ''}, then measured" if warm else "no warm-up pass, all measured"
+        return (f"timing: {first} on {timing['device']} in batches of {timing['batch']} (p50/p95 per batch); "
+                f"memory: {_MEMORY.get(timing['mem'], timing['mem'])}")
+    for pattern, words in _WORDS:
+        text = pattern.sub(words, text)
+    return re.sub(r" {2,}", " ", re.sub(r",(?=\S)", ", ", text))
+
+
+def ordered(columns: list[Column]) -> list[Column]:
+    """Headline metric first, then the other quality metrics, then timing and memory."""
+    primary = primary_metric(columns)
+    quality = [c for c in columns if c.metric not in TIMING and c is not primary]
+    timing = sorted((c for c in columns if c.metric in TIMING), key=lambda c: TIMING.index(c.metric))
+    return ([primary] if primary is not None else []) + quality + timing
 
 
 def datasets(task: str | None = None) -> pd.DataFrame:
-    """Datasets with benchmark runs (task, dataset, title, runs, models, last_run), newest first per task."""
-    return analytics.benchmark_datasets(ensure_store(), task or None)
+    """Datasets with benchmark runs (task, dataset, title, runs, models, last_run), newest first per task; the
+    title says what the dataset is in words (uploads keep the title they were given)."""
+    out = analytics.benchmark_datasets(ensure_store(), task or None)
+    out["title"] = [dataset_title(n, t) for n, t in zip(out["dataset"], out["title"])]
+    return out
 
 
 def _check_dataset(task: str, dataset: str) -> pd.Series:
@@ -70,18 +133,25 @@ def _check_dataset(task: str, dataset: str) -> pd.Series:
     return hit.iloc[0]
 
 
+def columns_of(cols: pd.DataFrame) -> list[Column]:
+    """One Column per (metric, convention) of a frame with metric, convention, higher_is_better."""
+    columns: list[Column] = []
+    for metric, grp in cols.groupby("metric", sort=True):
+        several = grp["convention"].nunique(dropna=False) > 1
+        for conv, row in grp.drop_duplicates("convention").set_index("convention").iterrows():
+            variant = short_convention(conv) if several else ""
+            label = f"{metric} [{variant}]" if several else metric
+            hib = row["higher_is_better"]
+            hib = HIGHER_IS_BETTER.get(metric) if hib is None or pd.isna(hib) else bool(hib)
+            columns.append(Column(label, metric, conv, hib, variant))
+    return columns
+
+
 def leaderboard(task: str, dataset: str, include_untrained: bool = True) -> Leaderboard:
     """The newest benchmark run of every model on a dataset, one column per (metric, convention)."""
     url = ensure_store()
     info = _check_dataset(task, dataset)
-    cols = analytics.metric_columns(url, task, dataset)
-    columns: list[Column] = []
-    for metric, grp in cols.groupby("metric", sort=True):
-        several = len(grp) > 1
-        for _, row in grp.iterrows():
-            label = f"{metric} [{short_convention(row['convention'])}]" if several else metric
-            hib = row["higher_is_better"] if row["higher_is_better"] is not None else HIGHER_IS_BETTER.get(metric)
-            columns.append(Column(label, metric, row["convention"], hib))
+    columns = columns_of(analytics.metric_columns(url, task, dataset))
     table = analytics.leaderboard(url, task, dataset, [(c.label, c.metric, c.convention) for c in columns],
                                   include_untrained)
     table["untrained"] = table["weights"].eq("random")
@@ -175,7 +245,7 @@ def run_report(run_id: int) -> dict[str, Any]:
             "max_f1": out.get("max_f1")}
 
 
-# -- the seeds' tables -------------------------------------------------------------------------------------
+# -- the reference tables (laid out like those of the source texts) -------------------------------------------------------------------------------------
 def _pct(v: Any) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(100.0 * float(v), 1)
 

@@ -4,7 +4,42 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.data import uploads
-from core.data.datasets import PHOTO_SETS, DatasetInfo, list_datasets
+from core.data.datasets import PHOTO_SETS, DatasetInfo, describe, list_datasets, spec_from_name
+
+_SOURCES = {"upload": "uploaded", "builtin": "sample photo", "sample": "sample photo"}
+_DEGRADATIONS = {"gaussian_noise": "noise σ {sigma}", "gaussian_blur": "blur σ {blur_sigma}",
+                 "bicubic_downscale": "bicubic downscale ×{scale}"}
+
+
+def _number(text: str) -> str:
+    try:
+        return f"{float(text):g}"
+    except ValueError:
+        return text
+
+
+def dataset_title(name: str | None, stored: str | None = None) -> str:
+    """What a stored dataset name means, in words: builtin sets from their spec, Playground inputs as
+    'camera (sample photo), noise σ 30', uploads by the title stored with them. Outside text: show it plain."""
+    if not name:
+        return stored or "no dataset"
+    spec = spec_from_name(name)
+    if spec is not None:
+        return describe(spec)
+    if ":" in name and not name.startswith("upload("):  # a Playground input: '<kind>:<file>[+n][|degradation]'
+        kind, rest = name.split(":", 1)
+        source, _, degradation = rest.partition("|")
+        first, plus, more = source.rpartition("+")
+        text = f"{first} and {more} more" if plus and more.isdigit() else source
+        text += f" ({_SOURCES.get(kind, kind)})"
+        params = {k: _number(v) for k, v in (p.split("=", 1) for p in degradation.split(",") if "=" in p)}
+        words = _DEGRADATIONS.get(params.get("type", ""))
+        if words and all(f"{{{k}}}" not in words or k in params for k in ("sigma", "blur_sigma", "scale")):
+            text += ", " + words.format(**params)
+            if params.get("type") == "gaussian_blur" and params.get("noise_sigma", "0") != "0":
+                text += f" + noise σ {params['noise_sigma']}"
+        return text
+    return stored or name
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,44 @@
 """Background jobs as the pages see them: list, follow, cancel, read logs; recovery at start-up."""
 from __future__ import annotations
 
+import dataclasses
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from core.config import REPO_ROOT, get_settings
 from core.jobs import runner
 from db.jobs import JobInfo
+
+# an absolute path of two or more parts, not inside a URL ("https://host/a/b") nor a relative link ("/results?run=1")
+_ABSOLUTE = re.compile(r"(?<![\w:/.~>-])/(?:[\w.~+-]+/)+([\w.~+-]+)")
+
+
+def public_text(text: str) -> str:
+    """Job messages and logs as every user may see them: the server's folders replaced by their role
+    (data folder, app folder, Python), any other absolute path cut to its file name."""
+    if not text:
+        return text
+    roots = [(get_settings().data_dir, "<data folder>"), (REPO_ROOT, "<app>"), (Path(sys.prefix), "<python>"),
+             (Path(sys.base_prefix), "<python>"), (Path(tempfile.gettempdir()), "<temp>"), (Path.home(), "<home>")]
+    for root, name in sorted(roots, key=lambda r: -len(str(r[0]))):
+        if len(str(root)) > 1:
+            text = text.replace(str(root), name)
+    return _ABSOLUTE.sub(lambda m: ".../" + m.group(1), text)
+
+
+def _public(job: JobInfo) -> JobInfo:
+    return dataclasses.replace(job, message=public_text(job.message))
 
 
 def list_jobs(kind: str | None = None, limit: int = 30) -> list[JobInfo]:
     runner.reap()  # a poll is also when dead workers are noticed
-    return runner.list_jobs(limit, (kind,) if kind else None)
+    return [_public(j) for j in runner.list_jobs(limit, (kind,) if kind else None)]
 
 
 def job_status(job_id: int) -> JobInfo:
-    return runner.status(job_id)
+    return _public(runner.status(job_id))
 
 
 def cancel_job(job_id: int) -> bool:
@@ -19,7 +46,7 @@ def cancel_job(job_id: int) -> bool:
 
 
 def job_logs(job_id: int) -> str:
-    return runner.logs(job_id)
+    return public_text(runner.logs(job_id))
 
 
 def recover_jobs() -> dict[str, list[int]]:

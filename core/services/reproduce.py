@@ -62,6 +62,25 @@ def reproduce(run_id: int, device: str | None = None) -> int:
                             reproduces=detail["run_id"])
 
 
+def reproduced_from(run_id: int, recent_jobs: int = 200) -> int | None:
+    """The run that `run_id` reproduces, when a reproduction job among the recent benchmark jobs made it."""
+    for job in job_rows.list_jobs(ensure_store(), recent_jobs, ("benchmark",)):
+        origin = job.params.get("reproduces")
+        if origin is not None and job.status == "done" and int(run_id) in (job.result.get("run_ids") or []):
+            return int(origin)
+    return None
+
+
+def reproduction_for(run_id: int) -> Reproduction:
+    """The verdict to show beside a run, from the store: its own newest reproduction or, when the run is itself a
+    reproduction (after one, the leaderboard lists the new run), that of the run it reproduced."""
+    own = reproduction(run_id)
+    if own.job is not None:
+        return own
+    origin = reproduced_from(own.run_id)
+    return reproduction(origin) if origin is not None else own
+
+
 def reproduction(run_id: int) -> Reproduction:
     """The newest reproduction job of a run and, once it is done, the metric-by-metric comparison."""
     detail = run_detail(run_id)

@@ -1,19 +1,54 @@
-"""Read side of the store for the Results page."""
+"""Read side of the store for the Results page: the runs table (readable dataset names, quality metrics before
+timing) and the model comparison, kept to one task, one dataset and one convention per column."""
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from core.errors import InvalidInput
+from core.services import compare
+from core.services.datasets import dataset_title
 from core.services.store import ensure_store
 from db import repository
+
+KINDS = ("benchmark", "playground")
+
+
+def _metric_order(names: list[str]) -> list[str]:
+    """Headline metrics first (in the order tasks rank by), other quality metrics, then timing and memory."""
+    primary = [m for m in compare.PRIMARY if m in names]
+    timing = [m for m in compare.TIMING if m in names]
+    return primary + sorted(set(names) - set(primary) - set(timing)) + timing
 
 
 def runs_table(task: str | None = None, models: list[str] | None = None, include_untrained: bool = True,
                limit: int = 500, run_ids: list[int] | None = None) -> pd.DataFrame:
-    return repository.list_runs(ensure_store(), task=task or None, models=models or None,
+    """Newest runs first, their metrics as columns, quality metrics before timing."""
+    runs = repository.list_runs(ensure_store(), task=task or None, models=models or None,
                                 include_untrained=include_untrained, limit=limit, run_ids=run_ids)
+    fixed = [c for c in repository.RUN_COLUMNS if c in runs.columns]
+    return runs[fixed + _metric_order([c for c in runs.columns if c not in fixed])]
+
+
+def runs_view(task: str | None = None, models: list[str] | None = None, include_untrained: bool = True,
+              limit: int = 500) -> pd.DataFrame:
+    """The Results table: who, what and on which data first, then quality metrics, timing, and the setup."""
+    runs = runs_table(task, models, include_untrained, limit)
+    if runs.empty:
+        return runs
+    metrics = [c for c in runs.columns if c not in repository.RUN_COLUMNS]
+    runs = runs.assign(dataset=[dataset_title(n) for n in runs["dataset"]],
+                       weights=runs["weights"].map(lambda w: "untrained (random)" if w == "random" else w))
+    lead = ["run_id", "created_at", "task", "kind", "model", "weights", "dataset"]
+    return runs[lead + metrics + [c for c in repository.RUN_COLUMNS if c not in lead]]
+
+
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    """The metric columns of a runs table, in the order shown."""
+    return [c for c in runs.columns if c not in repository.RUN_COLUMNS]
 
 
 def metric_names(task: str | None = None) -> list[str]:
@@ -30,6 +65,87 @@ def metric_by_model(metric: str, task: str | None = None, models: list[str] | No
                                       include_untrained=include_untrained)
 
 
+@dataclass(frozen=True)
+class ModelComparison:
+    """Models side by side on one dataset: one row per model (its newest run of `kind` there), one column per
+    metric and convention."""
+
+    kind: str
+    task: str
+    dataset: str
+    title: str
+    table: pd.DataFrame  # run_id, model, weights, runs + one column per Column.label
+    columns: list[compare.Column]
+
+    def column(self, label: str) -> compare.Column:
+        for c in self.columns:
+            if c.label == label:
+                return c
+        raise InvalidInput(f"No metric {str(label)[:60]!r} was stored for these runs.")
+
+
+def _playground_runs(task: str | None) -> pd.DataFrame:
+    return repository.list_runs(ensure_store(), task=task or None, kinds=["playground"], limit=2000)
+
+
+def comparison_datasets(kind: str, task: str | None = None) -> pd.DataFrame:
+    """task, dataset, title, runs: where models can be compared. Benchmarks compare on their datasets;
+    Playground runs only with other Playground runs on the same input (same image, same degradation)."""
+    if kind not in KINDS:
+        raise InvalidInput(f"Runs are either benchmark or playground runs, not {str(kind)[:40]!r}.")
+    if kind == "benchmark":
+        return compare.datasets(task)[["task", "dataset", "title", "runs"]]
+    runs = _playground_runs(task)
+    if runs.empty:
+        return pd.DataFrame(columns=["task", "dataset", "title", "runs"])
+    out = (runs.groupby(["task", "dataset"], sort=False).agg(runs=("run_id", "size"), newest=("run_id", "max"))
+           .reset_index().sort_values(["task", "newest"], ascending=[True, False]))
+    out["title"] = [dataset_title(n) for n in out["dataset"]]
+    return out[["task", "dataset", "title", "runs"]].reset_index(drop=True)
+
+
+def compare_models(kind: str, task: str, dataset: str, models: list[str] | None = None,
+                   include_untrained: bool = True) -> ModelComparison:
+    """The newest run of each model on the dataset, never mixing tasks, datasets, kinds or conventions."""
+    known = comparison_datasets(kind, task)
+    hit = known[known["dataset"] == dataset]
+    if hit.empty:
+        raise InvalidInput(f"No {kind} run of {task} on {dataset_title(str(dataset)[:80])!r} is stored.")
+    if kind == "benchmark":
+        board = compare.leaderboard(task, dataset, include_untrained)
+        table, columns = board.table, board.columns
+    else:
+        runs = _playground_runs(task)
+        runs = runs[(runs["dataset"] == dataset) & (include_untrained | (runs["weights"] != "random"))]
+        counts = runs.groupby(["model", "weights"]).size().rename("runs")
+        newest = runs.sort_values("run_id", ascending=False).drop_duplicates(["model", "weights"])
+        if newest.empty:
+            return ModelComparison(kind, task, dataset, str(hit["title"].iloc[0]), pd.DataFrame(), [])
+        details = {int(r): run_detail(int(r))["metrics"] for r in newest["run_id"]}
+        long = pd.concat([m.assign(run_id=r) for r, m in details.items()], ignore_index=True)
+        long["higher_is_better"] = None
+        columns = compare.columns_of(long)
+        rows = []
+        for _, run in newest.iterrows():
+            m = details[int(run["run_id"])]
+            values = {(a, b): v for a, b, v in zip(m["metric"], m["convention"], m["value"])}
+            rows.append({"run_id": int(run["run_id"]), "model": run["model"], "weights": run["weights"],
+                         "runs": int(counts[(run["model"], run["weights"])]),
+                         **{c.label: values.get((c.metric, c.convention)) for c in columns}})
+        table = pd.DataFrame(rows)
+    if models:
+        table = table[table["model"].isin(models)]
+    return ModelComparison(kind, task, dataset, str(hit["title"].iloc[0]), table.reset_index(drop=True), columns)
+
+
+def chart_title(comparison: ModelComparison, column: compare.Column) -> str:
+    """Plotly title (HTML): the metric, what it was measured on, and its convention once, on a second line.
+    The dataset title may be a user's upload title, so it is HTML-escaped."""
+    where = html.escape(comparison.title) + ("" if comparison.kind == "benchmark" else " (Playground run, not a benchmark)")
+    conv = compare.short_convention(column.convention)
+    return f"{html.escape(column.header)} on {where}" + (f"<br><sup>{html.escape(conv)}</sup>" if conv else "")
+
+
 def run_detail(run_id: Any) -> dict[str, Any]:
     try:
         rid = int(run_id)
@@ -39,3 +155,23 @@ def run_detail(run_id: Any) -> dict[str, Any]:
     if detail is None:
         raise InvalidInput(f"There is no run #{rid}.")
     return detail
+
+
+def detail_metrics(detail: dict[str, Any]) -> pd.DataFrame:
+    """A run's metrics as a student reads them: headline first, quality, then timing; units and conventions in words."""
+    m = detail["metrics"]
+    order = {name: i for i, name in enumerate(_metric_order(m["metric"].tolist()))}
+    m = m.assign(n=m["metric"].map(order)).sort_values("n", kind="stable")
+    return pd.DataFrame({"metric": [compare.metric_title(x) for x in m["metric"]], "value": m["value"].to_numpy(),
+                         "convention": [compare.short_convention(c) for c in m["convention"]]})
+
+
+def provenance(detail: dict[str, Any]) -> dict[str, Any]:
+    """Where a run's numbers come from; a weights file is named by its file name, never by its server path."""
+    keys = ("weights_hash", "weights_origin", "num_params", "dataset_hash", "device", "dtype", "batch_size", "seed",
+            "code_version", "versions", "params", "outputs")
+    out = {k: detail[k] for k in keys}
+    origin = str(out["weights_origin"] or "")
+    if origin.startswith(("/", "~")) or origin[1:3] in (":\\", ":/"):  # an absolute path on the server
+        out["weights_origin"] = "file " + origin.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return out

@@ -2,13 +2,16 @@
 sweep, and read the curves and results back."""
 from __future__ import annotations
 
+import math
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from core.errors import InvalidInput
 from core.jobs import runner
+from core.jobs.wording import count
 from core.models.registry import list_models
 from core.services.store import ensure_store
 from core.training.config import OPTIMIZERS, TRAIN_DATASETS, TrainConfig
@@ -37,7 +40,7 @@ def submit_training(config: dict[str, Any], device: str = "cpu") -> int:
 
     cfg = TrainConfig.from_dict(config)
     slot = str(pick_device(device))
-    title = f"train {cfg.base} on {cfg.dataset} ({cfg.optimizer}, lr {cfg.lr:g}, {cfg.epochs} epochs)"
+    title = f"train {cfg.base} on {cfg.dataset} ({cfg.optimizer}, lr {cfg.lr:g}, {count(cfg.epochs, 'epoch')})"
     return runner.submit("train", {"config": cfg.as_dict(), "device": slot}, title=title, device=slot)
 
 
@@ -78,3 +81,76 @@ def sweep_table(sweep: str) -> pd.DataFrame:
                      "time_to_best_s": r.get("time_to_best_s"), "epoch_time_s": r.get("epoch_time_s"),
                      "model": r.get("model")})
     return pd.DataFrame(rows).sort_values("job") if rows else pd.DataFrame(rows)
+
+
+# -- what a finished training job produced -----------------------------------------------------------------
+METRIC_NAMES = {
+    "top1": "top-1 accuracy", "top5": "top-5 accuracy", "precision_macro": "precision (macro average)",
+    "recall_macro": "recall (macro average)", "f1_macro": "F1 (macro average)", "f1_micro": "F1 (micro average)",
+    "psnr": "PSNR", "ssim": "SSIM", "psnr_y": "PSNR (Y channel)", "ssim_y": "SSIM (Y channel)", "lpips": "LPIPS",
+    "miou": "mean IoU", "dice": "Dice", "pixel_accuracy": "pixel accuracy", "map": "mAP@[.5:.95]",
+    "map50": "mAP@0.5", "map75": "mAP@0.75", "mask_map": "mask mAP@[.5:.95]", "mask_map50": "mask mAP@0.5",
+    "mask_map75": "mask mAP@0.75", "precision": "precision", "recall": "recall", "f1": "F1", "f1_max": "best F1",
+    "fid": "FID", "kid": "KID", "fd_efficientnet_lite0": "Fréchet distance (EfficientNet-Lite0 features)",
+    "fd": "Fréchet distance", "val_accuracy": "validation accuracy", "train_accuracy": "training accuracy",
+    "val_psnr": "validation PSNR", "val_miou": "validation mean IoU", "val_map": "validation mAP@[.5:.95]",
+    "val_map50": "validation mAP@0.5",
+}
+NOT_SCORES = ("peak_mem_mb", "latency", "throughput")
+PERCENT = ("top1", "top5", "precision", "recall", "f1", "miou", "dice", "pixel_accuracy", "map", "mask_map",
+           "accuracy", "val_miou", "val_map")
+
+
+def metric_name(key: str) -> str:
+    return METRIC_NAMES.get(key, key.replace("_", " "))
+
+
+def metric_value(key: str, value: Any) -> str:
+    """A score as a student reads it: accuracies in percent, PSNR in dB, the rest with 4 significant digits."""
+    if value is None:
+        return "not computed"
+    value = float(value)
+    if math.isinf(value):
+        return "infinite"
+    if "psnr" in key:
+        return f"{value:.2f} dB"
+    if (key.startswith(PERCENT) or key.endswith("accuracy")) and 0.0 <= value <= 1.0:
+        return f"{100 * value:.1f} %"
+    return f"{value:.4g}"
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """The model a training job registered and how it scored."""
+
+    job_id: int
+    model: str | None
+    best: str  # e.g. "validation accuracy 87.5 % (best, at epoch 3 of 5)"
+    scores: list[tuple[str, str]]  # held-out test scores: (readable metric name, value)
+    test_run: int | None
+    test_error: str | None
+
+
+def training_outcome(job_id: int, result: dict[str, Any]) -> TrainingOutcome:
+    """Read a training job's stored result (core.training.run: model, metric, best_value, run_id, test_*)."""
+    scores = [(metric_name(k[5:]), metric_value(k[5:], v)) for k, v in result.items()
+              if k.startswith("test_") and not k[5:].startswith(NOT_SCORES)]
+    best = ""
+    if result.get("metric") is not None and result.get("best_value") is not None:
+        best = f"{metric_name(result['metric'])} {metric_value(result['metric'], result['best_value'])}"
+        if result.get("best_epoch"):
+            best += f" (best, at epoch {result['best_epoch']} of {result.get('epochs_run', result['best_epoch'])})"
+    run = result.get("run_id")
+    return TrainingOutcome(job_id, result.get("model"), best, scores, int(run) if run is not None else None,
+                           result.get("error"))
+
+
+def no_curve_note(job_id: int, status: str) -> str:
+    """Why a job picked for the curves has no point to draw."""
+    if status == "failed":
+        return f"Job #{job_id} stored no epoch: it failed before the first epoch ended."
+    if status == "cancelled":
+        return f"Job #{job_id} stored no epoch: it was cancelled before the first epoch ended."
+    if status in ("queued", "starting", "running"):
+        return f"Job #{job_id} has not finished its first epoch yet: its curves appear when it has."
+    return f"Job #{job_id} stored no epoch."

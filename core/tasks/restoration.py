@@ -113,9 +113,20 @@ def error_map(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.abs(pred.astype(np.int16) - target.astype(np.int16)).mean(axis=2)
 
 
+# White is "no error" (the calm end), dark red the largest errors: a sequential scale read one way only.
+ERROR_COLORSCALE = [[0.0, "#ffffff"], [0.2, "#fee0d2"], [0.4, "#fcbba1"], [0.6, "#fb6a4a"], [0.8, "#cb181d"],
+                    [1.0, "#67000d"]]
+
+
 def error_figure(err: np.ndarray, title: str) -> go.Figure:
-    fig = go.Figure(go.Heatmap(z=err, colorscale="Inferno", zmin=0, zmax=max(1.0, float(np.percentile(err, 99))),
-                               colorbar=dict(title="|err|")))
+    """Heatmap of |error| on the 0-255 scale; the top of the scale is the 99th percentile (at least 1)."""
+    top = max(1.0, float(np.percentile(err, 99)))
+    ticks = [0.0, top / 2, top]
+    fig = go.Figure(go.Heatmap(
+        z=err, colorscale=ERROR_COLORSCALE, zmin=0, zmax=top,
+        colorbar=dict(title=dict(text="|error|<br>(0-255)"), tickvals=ticks,
+                      ticktext=["0 (exact)", f"{ticks[1]:.3g}", f"≥ {top:.3g}"]),
+        hovertemplate="x %{x}, y %{y}<br>|error| %{z:.1f} of 255<extra></extra>"))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
     fig.update_xaxes(visible=False)
     fig.update_layout(title=title, height=360, margin=dict(l=0, r=0, t=40, b=0))

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from core.engine import _is_oom
+from core.jobs.wording import count
 from core.training.config import TrainConfig
 from core.training.optim import make_optimizer, make_schedule
 
@@ -42,6 +43,15 @@ class FitResult:
 
 class Budget(Exception):
     """max_steps reached inside an epoch."""
+
+
+def done_fraction(cfg: TrainConfig, epochs_done: float, steps: int, budget: float) -> float:
+    """How much of the training is done: by steps under a max_steps budget, else by epochs."""
+    return steps / budget if cfg.max_steps else epochs_done / cfg.epochs
+
+
+def step_text(steps: int, total: float) -> str:
+    return f"step {steps}/{total:g}" if steps <= total else f"step {steps}"
 
 
 def inject_fault(batch_len: int) -> None:
@@ -98,6 +108,7 @@ def fit(cfg: TrainConfig, ctx, model: nn.Module, n_train: int,
     batch = min(cfg.batch_size, n_train)
     planned = cfg.epochs * math.ceil(n_train / batch)  # the schedule's length (more steps if the batch halves)
     budget = cfg.max_steps or math.inf
+    total_steps = min(planned, budget)
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
     schedule = make_schedule(cfg.schedule, optimizer, min(planned, budget))
     memory = PeakMemory(device)
@@ -130,13 +141,15 @@ def fit(cfg: TrainConfig, ctx, model: nn.Module, n_train: int,
                 steps += 1
                 i += len(idx)
                 memory.sample()
-                done = steps / budget if cfg.max_steps else (epoch + i / n_train) / cfg.epochs
-                ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, step {steps}, loss {np.mean(losses):.4f}, "
-                                             f"peak memory {memory.peak:.0f} MB on {device}")
+                done = done_fraction(cfg, epoch + i / n_train, steps, budget)
+                ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, {step_text(steps, total_steps)}, "
+                                             f"loss {np.mean(losses):.4f}, peak memory {memory.peak:.0f} MB on {device}")
                 if steps >= budget:
                     raise Budget
         except Budget:
             pass
+        ctx.progress(min(1.0, done_fraction(cfg, epoch + 1, steps, budget)),
+                     f"epoch {epoch + 1}/{cfg.epochs}: validating", force=True)
         model.eval()
         with torch.inference_mode():
             val = validate()
@@ -155,7 +168,7 @@ def fit(cfg: TrainConfig, ctx, model: nn.Module, n_train: int,
         if steps >= budget:
             break
         if cfg.patience is not None and since_best >= cfg.patience:
-            ctx.log(f"early stop: no better {metric} for {cfg.patience} epochs")
+            ctx.log(f"early stop: no better {metric} for {count(cfg.patience, 'epoch')}")
             break
     return FitResult(best["state"], best["epoch"] + 1, float(best["value"]), metric, len(history), steps, best["t"],
                      float(np.mean(epoch_times)) if epoch_times else 0.0, memory.peak, batch, halvings, history)
@@ -172,6 +185,7 @@ def fit_gan(cfg: TrainConfig, ctx, generator: nn.Module, discriminator: nn.Modul
     n = len(real)
     batch = min(cfg.batch_size, n)
     budget = cfg.max_steps or math.inf
+    total_steps = min(cfg.epochs * math.ceil(n / batch), budget)
 
     def opt(params):
         if cfg.optimizer == "adam":
@@ -220,9 +234,11 @@ def fit_gan(cfg: TrainConfig, ctx, generator: nn.Module, discriminator: nn.Modul
             steps += 1
             i += len(idx)
             memory.sample()
-            done = steps / budget if cfg.max_steps else (epoch + i / n) / cfg.epochs
-            ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, step {steps}, "
+            done = done_fraction(cfg, epoch + i / n, steps, budget)
+            ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, {step_text(steps, total_steps)}, "
                                          f"peak memory {memory.peak:.0f} MB on {device}")
+        ctx.progress(min(1.0, done_fraction(cfg, epoch + 1, steps, budget)),
+                     f"epoch {epoch + 1}/{cfg.epochs}: scoring generated samples", force=True)
         generator.eval()
         with torch.inference_mode():
             val = evaluate()

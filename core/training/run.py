@@ -16,6 +16,8 @@ from core.training.augment import augment
 from core.training.config import TrainConfig
 from core.training.loops import FitResult, fit, fit_gan
 
+TRAIN_SHARE = 0.9  # of the job's bar; the rest is scoring the trained model on its held-out set
+
 
 def _device(name: str | None) -> torch.device:
     from core.engine import pick_device
@@ -208,6 +210,7 @@ def train_generation(cfg, ctx, td, device, engine) -> tuple[nn.Module, FitResult
     discriminator.to(device)
     real = torch.stack([torch.from_numpy(np.array(x)).permute(2, 0, 1).float() / 255 for x in td.train.images])
     labels = torch.tensor(td.labels) if conditional else None
+    ctx.progress(0.0, "computing features of the reference images", force=True)
     ext = choose_extractor(engine, "auto")
     reference = load_dataset(td.test_dataset)
     ref_feats, _ = reference_set(ext, reference.content_hash, [s.image for s in reference.samples])
@@ -230,6 +233,7 @@ def run_training_job(params: dict[str, Any], ctx) -> dict[str, Any]:
     from safetensors.torch import save
 
     from core.engine import Engine
+    from core.jobs.context import Stage
     from core.models.checkpoints import import_checkpoint
     from core.services.benchmark import run_benchmark
 
@@ -238,21 +242,26 @@ def run_training_job(params: dict[str, Any], ctx) -> dict[str, Any]:
     spec = get_spec(cfg.base)
     engine = Engine(str(device))
     ctx.log(f"training {cfg.base} ({cfg.task}) on {cfg.dataset}, device {device}, optimizer {cfg.optimizer}, lr {cfg.lr}")
+    training = Stage(ctx, 0.0, TRAIN_SHARE)
+    training.progress(0.0, "preparing the training data", force=True)
     if cfg.task == "classification":
         td = train_data.classification(cfg)
-        model, result, extra = train_classification(cfg, ctx, td, device)
     elif cfg.task == "restoration":
         td = train_data.restoration(cfg, spec.operation, spec.scale)
-        model, result, extra = train_restoration(cfg, ctx, td, device)
     elif cfg.task == "segmentation":
         td = train_data.segmentation(cfg)
-        model, result, extra = train_segmentation(cfg, ctx, td, device)
     elif cfg.task == "detection":
         td = train_data.detection(cfg)
-        model, result, extra = train_detection(cfg, ctx, td, device)
     else:
         td = train_data.generation(cfg, bool(spec.num_classes))
-        model, result, extra = train_generation(cfg, ctx, td, device, engine)
+    training.progress(0.0, f"loading the model {cfg.base}", force=True)
+    if cfg.task == "generation":
+        model, result, extra = train_generation(cfg, training, td, device, engine)
+    else:
+        trainer = {"classification": train_classification, "restoration": train_restoration,
+                   "segmentation": train_segmentation, "detection": train_detection}[cfg.task]
+        model, result, extra = trainer(cfg, training, td, device)
+    ctx.progress(TRAIN_SHARE, "registering the trained model", force=True)
     name = cfg.name or f"{cfg.base.replace('_', '-')}-job{ctx.job_id}"
     new_head = td.categories is not None and tuple(td.categories) != tuple(spec.categories or ())
     state = {k: v.contiguous() for k, v in result.best_state.items()}
@@ -269,7 +278,9 @@ def run_training_job(params: dict[str, Any], ctx) -> dict[str, Any]:
             params_bench["samples"] = min(256, cfg.test_limit or 256)
         elif cfg.test_limit:
             params_bench["limit"] = cfg.test_limit
-        [outcome] = run_benchmark(engine, [name], td.test_dataset, params_bench, job_id=ctx.job_id, log=ctx.log)
+        testing = Stage(ctx, TRAIN_SHARE, 1.0, "testing on the held-out set: ")
+        [outcome] = run_benchmark(engine, [name], td.test_dataset, params_bench, job_id=ctx.job_id, log=ctx.log,
+                                  progress=testing.progress)
         test = {"run_id": outcome.run_id, "error": outcome.error, **{f"test_{k}": v for k, v in outcome.metrics.items()
                                                                       if not k.startswith(("latency", "throughput"))}}
     return {"model": name, "metric": result.metric, "best_value": result.best_value, "best_epoch": result.best_epoch,
