@@ -12,6 +12,20 @@ page_setup()
 st.title("Benchmark")
 st.caption("Runs in a background worker: you can close the tab; results land in the store and on the Results page.")
 
+# The builtin datasets' parameters in words: (label, help).
+PARAM_WORDS = {
+    "sigma": ("Noise σ (0-255)", "Standard deviation of the added white Gaussian noise, on the 0-255 pixel scale."),
+    "noise_sigma": ("Added noise σ (0-255)", "Noise added after the blur, on the 0-255 pixel scale."),
+    "blur_sigma": ("Blur σ (px)", "Standard deviation of the Gaussian blur, in pixels."),
+    "scale": ("Scale factor", "How much smaller the low-resolution input is (2 = half the width and height)."),
+    "max_side": ("Long side (px)", "Photos are shrunk so that their longer side is at most this many pixels."),
+    "limit": ("Images (at most)", "Use only the first this-many images of the set."),
+    "count": ("Images", "How many images are generated (or taken) for the set."),
+    "seed": ("Seed", "Fixes the random noise and synthetic scenes, so a rerun sees the same images."),
+    "photos": ("Photos", None),
+}
+PHOTO_SET_WORDS = {"skimage": "scikit-image (10 photos)", "sklearn": "scikit-learn (2 photos)"}
+
 setup, jobs = st.columns([3, 2], gap="large")
 FEATURE_SPACES = {"auto": "FID, whichever Inception copy is available (recommended)",
                   "inception": "FID, Inception only (fail rather than fall back)",
@@ -45,13 +59,17 @@ with setup:
     if kind == "builtin":
         st.caption(choice.description)
         spec = {"name": choice.name}
-        cols = st.columns(max(1, len(choice.params)))
-        for col, (param, default) in zip(cols, choice.params.items()):
-            if isinstance(default, str):
-                spec[param] = col.selectbox(param, services.PHOTO_SETS, key=f"bm_{choice.name}_{param}")
-                continue
-            step = 1.0 if isinstance(default, float) else 1
-            spec[param] = col.number_input(param, value=default, step=step, key=f"bm_{choice.name}_{param}")
+        params = list(choice.params.items())
+        for row in range(0, len(params), 3):  # three per row: labels and values stay readable
+            for col, (param, default) in zip(st.columns(3), params[row:row + 3]):
+                label, help_text = PARAM_WORDS.get(param, (param, None))
+                if isinstance(default, str):
+                    spec[param] = col.selectbox(label, services.PHOTO_SETS, key=f"bm_{choice.name}_{param}",
+                                                format_func=lambda s: PHOTO_SET_WORDS.get(s, s), help=help_text)
+                    continue
+                step = 1.0 if isinstance(default, float) else 1
+                spec[param] = col.number_input(label, value=default, step=step, key=f"bm_{choice.name}_{param}",
+                                               help=help_text)
         operation = choice.operation
     else:
         spec = {"name": "upload", "id": choice.id}

@@ -104,7 +104,7 @@ def test_benchmark_runs_in_the_background_and_reports_back(page):
     settle(page)
     choose(page, "Task", "restoration")
     page.get_by_text("The 10 skimage photos").wait_for()
-    limit = page.get_by_role("spinbutton", name="limit")
+    limit = page.get_by_role("spinbutton", name="Images (at most)")
     limit.fill("2")
     limit.press("Enter")
     settle(page)

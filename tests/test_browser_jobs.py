@@ -22,7 +22,7 @@ def set_number(page, label: str, value: str) -> None:
 def test_a_failed_benchmark_is_not_left_announced_as_queued(page):
     open_page(page, "Benchmark")
     choose(page, "Dataset", "Synthetic shapes, one per image", search="shapes")
-    set_number(page, "count", "8")
+    set_number(page, "Images", "8")
     choose(page, "Models", "Small CNN (digits)", search="CNN")  # a digits model cannot name shapes: the job fails
     page.get_by_role("button", name="Launch benchmark").click()
     notice = page.get_by_text(re.compile(r"^Job #\d+ queued\. ")).first

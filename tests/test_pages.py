@@ -191,6 +191,17 @@ def test_models_page_lists_the_zoo_and_refuses_an_empty_upload(app):
     assert any("Choose a checkpoint file" in i.value for i in app.info)
 
 
+def launch_small_training(app, name: str, epochs: int) -> None:
+    """On the Fine-tune page with small_cnn_digits chosen: a few steps on 16 shapes images, launched."""
+    app.selectbox(key="ft_dataset").select("shapes").run()
+    app.number_input(key="ft_epochs").set_value(epochs)
+    app.number_input(key="ft_steps").set_value(4)
+    app.number_input(key="ft_size").set_value(16)
+    app.number_input(key="ft_bs").set_value(8)
+    app.text_input(key="ft_name").input(name)
+    app.button(key="ft_launch").click().run()
+
+
 def _wait_job_done(job_id, timeout=120):
     import time
 
@@ -259,13 +270,7 @@ def test_finetune_page_trains_a_model_and_draws_its_curves(app, no_reference_wei
     assert app.radio(key="ft_start_efficientnet_lite0").value.startswith("pretrained")
     app.selectbox(key="ft_base").select("small_cnn_digits").run()
     assert app.radio(key="ft_start_small_cnn_digits").value.startswith("scratch")  # no weights: scratch preselected
-    app.selectbox(key="ft_dataset").select("shapes").run()
-    app.number_input(key="ft_epochs").set_value(2)
-    app.number_input(key="ft_steps").set_value(4)
-    app.number_input(key="ft_size").set_value(16)
-    app.number_input(key="ft_bs").set_value(8)
-    app.text_input(key="ft_name").input("page-shapes-cnn")
-    app.button(key="ft_launch").click().run()
+    launch_small_training(app, "page-shapes-cnn", epochs=2)
     assert not app.exception and not app.error
     job = services.list_jobs("train")[0]
     assert job.params["config"]["name"] == "page-shapes-cnn" and job.params["config"]["pretrained"] is False

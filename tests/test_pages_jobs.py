@@ -1,35 +1,11 @@
 """The Benchmark and Fine-tune pages' jobs as a user follows them (AppTest): launch, live state, result, curves."""
 import json
 import os
-import time
-from pathlib import Path
 
-import pytest
-from streamlit.testing.v1 import AppTest
+from tests.test_pages import _wait_job_done, app, launch_small_training  # noqa: F401  (fixture)
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TINY = {"base": "small_cnn_digits", "dataset": "shapes", "pretrained": False, "epochs": 1, "max_steps": 4,
         "train_size": 16, "batch_size": 8, "test_limit": 4}
-
-
-@pytest.fixture
-def app(db_url):
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    assert not at.exception
-    return at
-
-
-def wait_done(job_id: int, timeout: float = 180):
-    from core import services
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        job = services.job_status(job_id)
-        if job.status in ("done", "failed", "cancelled"):
-            return job
-        time.sleep(0.3)
-    raise AssertionError("job did not finish")
 
 
 def page_links(at) -> list[tuple[str, str]]:
@@ -62,7 +38,7 @@ def test_the_launch_notice_follows_the_job_and_never_calls_a_failed_job_queued(a
     assert not app.exception and not app.error
     job = services.list_jobs("benchmark")[0]
     assert any(s.value.startswith(f"Job #{job.id} queued.") for s in app.success)
-    assert wait_done(job.id).status == "failed"
+    assert _wait_job_done(job.id).status == "failed"
     app.run()  # the next poll of the page
     assert not app.exception
     assert not any("queued" in s.value for s in app.success)
@@ -75,17 +51,11 @@ def test_a_finished_training_job_shows_its_model_scores_and_links_and_a_failed_o
 
     app.switch_page("pages/finetune.py").run()
     app.selectbox(key="ft_base").select("small_cnn_digits").run()
-    app.selectbox(key="ft_dataset").select("shapes").run()
-    app.number_input(key="ft_epochs").set_value(1)
-    app.number_input(key="ft_steps").set_value(4)
-    app.number_input(key="ft_size").set_value(16)
-    app.number_input(key="ft_bs").set_value(8)
-    app.text_input(key="ft_name").input("panel-cnn")
-    app.button(key="ft_launch").click().run()
+    launch_small_training(app, "panel-cnn", epochs=1)
     assert not app.exception and not app.error
     job = services.list_jobs("train")[0]
     assert job.title == "train small_cnn_digits on shapes (adam, lr 0.001, 1 epoch)"
-    done = wait_done(job.id, timeout=240)
+    done = _wait_job_done(job.id, timeout=240)
     assert done.status == "done"
     app.run()
     assert not app.exception
@@ -110,7 +80,7 @@ def test_a_finished_training_job_shows_its_model_scores_and_links_and_a_failed_o
 
     # a job that fails before its first epoch: the curve picker says so in words
     failing = services.submit_training({**TINY, "dataset": "upload", "upload_id": "no-such-upload"})
-    assert wait_done(failing).status == "failed"
+    assert _wait_job_done(failing).status == "failed"
     app.run()
     assert not app.exception
     assert app.multiselect(key="ft_curves").value == [job.id]  # kept on the job that has curves
@@ -149,3 +119,18 @@ def test_time_left_appears_only_once_the_bar_has_moved_and_never_reads_zero(app,
     assert poll(1050).endswith("`running` on cpu\\-eta\\-test")  # overdue at 40%: no "about 0 s left"
     assert any("image 4\\/10" in p.proto.text for p in app.get("progress"))  # as plain text
     job_rows.finish(url, job_id, "cancelled", "test over")
+
+
+def test_a_finished_benchmarks_results_use_readable_headers_quality_first(app):
+    from core import services
+
+    job_id = services.submit_benchmark(["gaussian_denoise", "median_denoise"],
+                                       {"name": "photos-denoise", "limit": 1, "max_side": 64}, {"batch_size": 2})
+    assert _wait_job_done(job_id).status == "done"
+    app.switch_page("pages/benchmark.py").run()
+    assert not app.exception
+    [table] = [d for d in app.dataframe if "psnr" in d.value.columns]
+    assert list(table.value.columns[:4]) == ["model", "weights", "psnr", "ssim"]  # quality before timing
+    headers = {k: v.get("label") for k, v in json.loads(table.proto.columns).items()}
+    assert headers["psnr"] == "PSNR (dB) ↑" and headers["ssim"] == "SSIM ↑"
+    assert headers["latency_ms_per_image"] == "latency (ms/image) ↓"

@@ -10,6 +10,7 @@ import streamlit as st
 from core import services
 from core.jobs import eta
 from core.services.training import training_outcome
+from ui.leaderboard_views import runs_config
 from ui.state import guarded
 from ui.text import plain
 
@@ -75,9 +76,11 @@ def _runs_table(job, key: str) -> None:
         table = table.assign(link=[f"/results?run={r}" for r in table["run_id"]])
         meta = {"run_id", "created_at", "task", "kind", "model", "weights", "dataset", "device", "dtype",
                 "code_version", "seed", "batch_size", "link"}
-        shown = ["model", "weights", *[c for c in table.columns if c not in meta], "link"]
+        metrics = [c for c in table.columns if c not in meta]
+        shown = ["model", "weights", *metrics, "link"]
         st.dataframe(table[shown], hide_index=True, key=f"{key}_runs_{job.id}",
-                     column_config={"link": st.column_config.LinkColumn("run", display_text=r"run=(\d+)")})
+                     column_config={**runs_config(metrics),
+                                    "link": st.column_config.LinkColumn("run", display_text=r"run=(\d+)")})
 
 
 def _training_result(job, key: str) -> None:

@@ -290,4 +290,5 @@ def method_table(task: str, dataset: str, include_untrained: bool = False) -> pd
             row = {"method": "degraded input", "run_id": None, "psnr": first["input_psnr"], "ssim": first.get("input_ssim")}
             table = pd.concat([pd.DataFrame([{k: v for k, v in row.items() if k in table.columns or k == "method"}]),
                                table], ignore_index=True)
+            table["run_id"] = table["run_id"].astype("Int64")  # the input row has no run: blank, not "None"
     return table.rename(columns={c.label: c.header for c in wanted})
