@@ -1,11 +1,12 @@
 """Image Model Lab: a router over pages/ (st.navigation)."""
 import streamlit as st
 
-from ui.state import APP_ICON, guarded, startup
+from ui.state import APP_ICON, app_routes, guarded, startup
 
 # The tab icon is a file served by this app: a material icon or emoji would be fetched from a font/CDN server.
 st.set_page_config(page_title="Image Model Lab", page_icon=str(APP_ICON), layout="wide")
 guarded(startup)
+app_routes()
 page = st.navigation(
     {
         "Run": [st.Page("pages/playground.py", title="Playground", icon=":material/science:", default=True),

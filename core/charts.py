@@ -4,6 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.metrics import names
+
 UNTRAINED_COLOR, TRAINED_COLOR = "#d62728", "#1f77b4"
 
 
@@ -34,13 +36,10 @@ def metric_bar(summary: pd.DataFrame, metric: str) -> go.Figure:
     return fig
 
 
-BOUNDED_01 = ("accuracy", "miou", "map", "dice", "ssim", "top1", "top5", "f1", "precision", "recall")
-
-
 def _bounded(name: str, values: pd.Series) -> bool:
     """An accuracy-like curve: a score between 0 and 1 by definition (so its axis is 0 to 1 as well)."""
     finite = values.dropna()
-    return any(key in name for key in BOUNDED_01) and bool(finite.between(0.0, 1.0).all())
+    return names.is_fraction(name) and bool(finite.between(0.0, 1.0).all())
 
 
 def training_curves(points: pd.DataFrame, names: list[str], labels: dict[int, str] | None = None) -> go.Figure:

@@ -161,7 +161,7 @@ def _run_filters(stmt, task: str | None, models: list[str] | None, kinds: list[s
 
 
 RUN_COLUMNS = ["run_id", "created_at", "task", "kind", "model", "weights", "dataset", "device", "dtype",
-               "batch_size", "seed", "code_version"]
+               "batch_size", "seed", "code_version", "dataset_hash", "dataset_title"]
 
 
 def list_runs(url: str, task: str | None = None, models: list[str] | None = None, kinds: list[str] | None = None,
@@ -169,7 +169,8 @@ def list_runs(url: str, task: str | None = None, models: list[str] | None = None
     """Newest runs first, one row each, with their aggregate metrics as extra columns."""
     stmt = (
         select(RunRow.id, RunRow.created_at, RunRow.task, RunRow.kind, ModelRow.name, ModelRow.weights_status,
-               DatasetRow.name, RunRow.device, RunRow.dtype, RunRow.batch_size, RunRow.seed, RunRow.code_version)
+               DatasetRow.name, RunRow.device, RunRow.dtype, RunRow.batch_size, RunRow.seed, RunRow.code_version,
+               DatasetRow.content_hash, DatasetRow.meta["title"].as_string())
         .join(ModelRow, RunRow.model_id == ModelRow.id)
         .outerjoin(DatasetRow, RunRow.dataset_id == DatasetRow.id)
         .order_by(RunRow.id.desc())
@@ -242,6 +243,7 @@ def run_detail(url: str, run_id: int) -> dict[str, Any] | None:
             "num_params": run.model.num_params,
             "dataset": run.dataset.name if run.dataset else None,
             "dataset_hash": run.dataset.content_hash if run.dataset else None,
+            "dataset_title": (run.dataset.meta or {}).get("title") if run.dataset else None,
             "device": run.device, "dtype": run.dtype, "batch_size": run.batch_size, "seed": run.seed,
             "params": run.params, "outputs": run.outputs, "code_version": run.code_version,
             "versions": run.versions, "created_at": run.created_at, "finished_at": run.finished_at,

@@ -38,7 +38,8 @@ with setup:
         st.markdown("ImageFolder (`class/image.png`) for classification; images + one COCO `.json` for detection and "
                     "instance masks; `images/` + `masks/` (+ `classes.txt`) for semantic segmentation; "
                     "`clean/` + `degraded/` for restoration.")
-        archive = st.file_uploader("Dataset archive", type=["zip"], key="bm_zip")
+        archive = st.file_uploader("Dataset archive", type=["zip"], key="bm_zip",
+                                   max_upload_size=min(services.dataset_upload_mb(), st.get_option("server.maxUploadSize")))
         op = st.selectbox("Restoration pairs are", ["denoise", "deblur"], key="bm_zip_op",
                           help="Ignored for other layouts; a smaller degraded image means super-resolution.")
         if archive is not None and st.button("Add dataset", key="bm_zip_add"):
@@ -103,8 +104,7 @@ with setup:
     device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="bm_device")
     if st.button("Launch benchmark", type="primary", disabled=not names, key="bm_launch"):
         job_id = guarded(services.submit_benchmark, names, spec, params, allow_random=allow_random, device=device)
-        if job_id:
-            remember_launch("bm_jobs", [job_id])
+        remember_launch("bm_jobs", [job_id] if job_id else [])  # a refused launch clears the last one's notice
     launch_status("bm_jobs")
 
 with jobs:

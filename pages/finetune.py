@@ -71,13 +71,11 @@ with form:
     b1, b2 = st.columns(2)
     if b1.button("Launch training", type="primary", key="ft_launch"):
         job_id = guarded(services.submit_training, config, device)
-        if job_id:
-            remember_launch("ft_jobs", [job_id])
+        remember_launch("ft_jobs", [job_id] if job_id else [])  # a refused launch clears the last one's notice
     if b2.button("Sweep SGD / Adam / Adagrad", key="ft_sweep",
                  help="One job per optimizer with everything else equal (the classic SGD / Adam / Adagrad comparison)."):
         ids = guarded(services.submit_sweep, {**config, "name": None}, services.SWEEP_OPTIMIZERS, device)
-        if ids:
-            remember_launch("ft_jobs", ids)
+        remember_launch("ft_jobs", ids or [])
     launch_status("ft_jobs")
 
 with follow:

@@ -61,6 +61,8 @@ if labels:
         job_id = guarded(reproduce.reproduce, run_id)
         if job_id:
             st.success(f"Reproduction of run #{run_id} queued as job #{job_id}.")
-            st.session_state["lb_reproducing"] = run_id
-    asked = st.session_state.get("lb_reproducing")  # once done, the reproduction is the model's newest run
-    reproduction_panel(tuple(int(r) for r in (run_id, asked) if r is not None))
+            st.session_state["lb_reproducing"] = (task, dataset, run_id)
+    # once done, the reproduction is the model's newest run: keep the asked run's verdict, on its own dataset only
+    asked = st.session_state.get("lb_reproducing")
+    extra = [asked[2]] if asked is not None and asked[:2] == (task, dataset) else []
+    reproduction_panel(tuple(dict.fromkeys(int(r) for r in [run_id, *extra])))

@@ -2,7 +2,6 @@
 import streamlit as st
 
 from core import services
-from core.models.checkpoints import MAX_BYTES as CHECKPOINT_MAX_BYTES
 from ui.state import guarded, page_setup
 from ui.text import plain
 
@@ -26,7 +25,7 @@ bases = services.checkpoint_bases()
 base = st.selectbox("Architecture", bases, format_func=lambda i: f"{i.name} ({i.task})", key="ckpt_base")
 name = st.text_input("New model name", key="ckpt_name", help="3-60 characters: a-z, 0-9, '_' or '-'.")
 file = st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth", "bin"], key="ckpt_file",
-                        max_upload_size=min(CHECKPOINT_MAX_BYTES // 2**20, st.get_option("server.maxUploadSize")))
+                        max_upload_size=min(services.checkpoint_upload_mb(), st.get_option("server.maxUploadSize")))
 if st.button("Add model", type="primary", key="ckpt_add"):
     if file is None:
         st.info("Choose a checkpoint file first.")
@@ -45,9 +44,11 @@ b1, b2 = st.columns(2)
 if b1.button("Use this file", key="wpath_set"):
     saved = guarded(services.set_weights_path, target, path)
     if saved is not None:
-        st.success(f"{plain(target)} now loads its weights from {plain(saved)}.")
+        st.success(f"{plain(target)} now loads its weights from {plain(services.public_text(str(saved)))}.")
 if b2.button("Forget the file", key="wpath_clear"):
     guarded(services.clear_weights_path, target)
 configured = guarded(services.weights_paths) or {}
 if configured:
-    st.dataframe([{"model": k, "file": v} for k, v in sorted(configured.items())], hide_index=True, key="wpath_table")
+    st.dataframe([{"model": k, "file": services.public_text(v)} for k, v in sorted(configured.items())], hide_index=True,
+                 key="wpath_table", column_config={"file": st.column_config.TextColumn(
+                     "file", help="Folders on the server are named by their role, not their path.")})

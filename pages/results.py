@@ -7,6 +7,7 @@ from core.errors import LabError
 from core.eval_charts import model_bars
 from core.models.registry import TASKS
 from core.services import compare, results
+from core.wording import count
 from ui.leaderboard_views import runs_config, table_config
 from ui.state import guarded, page_setup
 from ui.text import plain
@@ -44,11 +45,11 @@ if places is None or places.empty:
     st.info("No benchmark stored yet for this task: run one on the Benchmark page." if kind == "benchmark" else
             "No Playground run stored yet for this task.")
 else:
-    place = k2.selectbox("Dataset" if kind == "benchmark" else "Input", range(len(places)), key="res_dataset",
-                         format_func=lambda i: f"{places['title'].iloc[i]} ({places['task'].iloc[i]}, "
-                                               f"{places['runs'].iloc[i]} runs)")
-    where = places.iloc[place if place is not None and place < len(places) else 0]
-    comparison = guarded(results.compare_models, kind, where["task"], where["dataset"], models, include_untrained)
+    # options are (task, dataset) pairs, so a kept choice still names the same data when the list changes
+    where = {(t, d): (title, n) for t, d, title, n in places[["task", "dataset", "title", "runs"]].itertuples(index=False)}
+    chosen = k2.selectbox("Dataset" if kind == "benchmark" else "Input", list(where), key=f"res_dataset_{kind}",
+                          format_func=lambda p: f"{where[p][0]} ({p[0]}, {count(int(where[p][1]), 'run')})")
+    comparison = guarded(results.compare_models, kind, *chosen, models, include_untrained)
     if comparison is not None and not comparison.table.empty and comparison.columns:
         columns = compare.ordered(comparison.columns)
         metric = k3.selectbox("Metric", [c.label for c in columns], key="res_metric",
@@ -76,7 +77,7 @@ else:
 if detail:
     st.markdown(f"**Run #{detail['run_id']}** · {plain(detail['model'])} "
                 f"({'untrained (random)' if detail['weights_status'] == 'random' else detail['weights_status']}) on "
-                f"{plain(results.dataset_title(detail['dataset']))}")
+                f"{plain(results.dataset_title(detail['dataset'], detail['dataset_title']))}")
     left, right = st.columns(2)
     left.dataframe(results.detail_metrics(detail), hide_index=True, key="detail_metrics",
                    column_config={"metric": st.column_config.TextColumn("metric", width="medium"),

@@ -3,7 +3,7 @@ the trained model's scores, curve axes, server paths kept out of messages."""
 import pytest
 
 from core.jobs import eta
-from core.jobs.wording import count
+from core.wording import count
 
 
 # -- time left ---------------------------------------------------------------------------------------------
@@ -145,6 +145,9 @@ def test_a_training_job_says_what_it_does_and_its_result_reads_as_words(settings
     assert testing[0][1] == "testing on the held-out set: preparing the dataset"
     assert "testing on the held-out set: words-cnn — image 4/4" in messages
     assert all(f <= TRAIN_SHARE for f, m in ctx.calls if not m.startswith("testing"))
+    # 2 of 4 allowed steps are all one epoch has: the bar reaches the training share then, not half of it
+    assert [f for f, m in ctx.calls if m == "epoch 1/1: validating"] == [pytest.approx(TRAIN_SHARE)]
+    assert [f for f, m in ctx.calls if m.startswith("epoch 1/1, step 1/2")] == [pytest.approx(TRAIN_SHARE / 2)]
     assert all(TRAIN_SHARE <= f <= 1.0 for f, _ in testing) and testing[-1][0] == pytest.approx(1.0)
 
     out = training_outcome(7, result)
@@ -227,3 +230,25 @@ def test_job_messages_and_logs_show_no_server_paths(settings_env):
     assert "<data folder>/uploads/abc/x.png" in shown and "<app>/core/engine.py" in shown
     assert ".../resnet18.pth" in shown and "https://download.pytorch.org/models/r.pth" in shown
     assert "/results?run=3" in shown
+
+
+def test_job_results_and_reproduction_messages_show_no_server_paths(db_url):
+    from core.config import get_settings
+    from core.engine import Engine
+    from core.services import jobs as job_service
+    from core.services.benchmark import run_benchmark
+    from core.services.reproduce import reproduction
+    from core.services.store import ensure_store
+    from db import jobs as job_rows
+
+    [run] = run_benchmark(Engine("cpu"), ["gaussian_denoise"], {"name": "photos-denoise", "limit": 1, "max_side": 32})
+    data = get_settings().data_dir
+    leak = f"{data}/uploads/abc/x.png is broken"
+    url = ensure_store()
+    job_id = job_rows.create(url, "benchmark", "reproduce", {"reproduces": run.run_id}, "cpu")
+    assert job_rows.finish(url, job_id, "failed", leak, {"errors": {"m": leak}, "test_error": leak},
+                           from_states=("queued",))
+    shown = job_service.job_status(job_id)
+    assert str(data) not in repr(shown.message) + repr(shown.result)
+    assert shown.result["errors"]["m"] == shown.result["test_error"] == "<data folder>/uploads/abc/x.png is broken"
+    assert reproduction(run.run_id).job.message == "<data folder>/uploads/abc/x.png is broken"

@@ -45,6 +45,12 @@ def test_the_launch_notice_follows_the_job_and_never_calls_a_failed_job_queued(a
     notice = [e.value for e in app.error if e.value.startswith(f"Job #{job.id} failed: ")]
     assert len(notice) == 1 and "does not know the dataset" in notice[0]
 
+    app.multiselect(key="bm_models").set_value(["resnet18"]).run()  # no weights: refused at launch
+    app.button(key="bm_launch").click().run()
+    errors = [e.value for e in app.error]
+    assert any("No pretrained weights for resnet18" in e for e in errors)
+    assert not any(e.startswith(f"Job #{job.id}") for e in errors)  # the previous job's notice is gone
+
 
 def test_a_finished_training_job_shows_its_model_scores_and_links_and_a_failed_one_is_explained(app):
     from core import services

@@ -2,7 +2,6 @@
 limits stated, words and scales a student reads correctly."""
 import json
 
-import pytest
 import streamlit as st
 
 from tests.test_pages import APP, app, chart_specs  # noqa: F401  (fixture)
@@ -77,11 +76,3 @@ def test_error_maps_start_white_at_zero_with_a_labelled_scale(app):
     assert heat["colorscale"][0] == [0.0, "#ffffff"] and heat["zmin"] == 0
     assert heat["colorbar"]["ticktext"][0] == "0 (exact)" and "0-255" in heat["colorbar"]["title"]["text"]
     assert chart.proto.theme == ""  # Streamlit's theme would recolour it
-
-
-@pytest.mark.parametrize("n,word,expected", [(1, "detection", "1 detection"), (0, "detection", "0 detections"),
-                                             (3, "epoch", "3 epochs")])
-def test_plural(n, word, expected):
-    from ui.playground_panels import plural
-
-    assert plural(n, word) == expected

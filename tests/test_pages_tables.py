@@ -51,7 +51,7 @@ def headers(frame) -> dict[str, dict]:
 def test_results_compares_benchmarks_per_dataset_and_keeps_playground_runs_apart(seeded):
     at = open_page("pages/results.py")
     assert at.radio(key="res_kind").value == "benchmark"
-    places = at.selectbox(key="res_dataset")
+    places = at.selectbox(key="res_dataset_benchmark")
     shown = places.options  # as the user reads them
     assert any(s.startswith(DENOISE_TITLE + " (restoration") for s in shown)
     assert any(s.startswith("skimage photos, bicubic downscale ×2, 2 images, long side 64 px") for s in shown)
@@ -75,6 +75,19 @@ def test_results_compares_benchmarks_per_dataset_and_keeps_playground_runs_apart
     assert spec["layout"]["title"]["text"].startswith(
         "PSNR (dB) ↑ on coins (sample photo), noise σ 50 (Playground run, not a benchmark)<br><sup>RGB")
 
+    # the same photo and noise at another working size is another input: never on the same axis
+    from core.data.builtin import load_builtin
+    from core.engine import Engine
+    from core.services import restore
+
+    restore(Engine("cpu"), load_builtin("coins"), source_name="coins", source_hash="coins-sha", source_kind="builtin",
+            operation="denoise", methods=["median_denoise"], sigma=50, max_side=48)
+    at.run()
+    inputs = at.selectbox(key="res_dataset_playground").options
+    assert len(inputs) == 2 and all(o.startswith("coins (sample photo), noise σ 50 · input ") for o in inputs)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len(spec["data"][0]["x"]) == 1
+
 
 def test_tables_lead_with_the_headline_metric_under_readable_headers(seeded):
     at = open_page("pages/leaderboard.py", task="restoration", dataset=seeded["denoise"])
@@ -92,7 +105,7 @@ def test_tables_lead_with_the_headline_metric_under_readable_headers(seeded):
     assert config["weights"]["width"] == "medium"  # "parameter-free" is not cut
     assert [s.value for s in at.subheader][0] == "restoration · " + plain(DENOISE_TITLE)
     caption = " ".join(c.value for c in at.caption)
-    assert "memory: peak process RSS" in caption and "mem=process_rss" not in caption and "warmup" not in caption
+    assert "memory: peak resident memory (RSS)" in caption and "mem=process_rss" not in caption and "warmup" not in caption
 
     at = open_page("pages/results.py", task="restoration")
     runs = at.dataframe[0].value

@@ -50,7 +50,7 @@ def test_classify_without_weights_refuses_unless_random_is_asked(engine, db_url)
     result = services.classify(engine, "resnet18", [image], allow_random=True)
     assert not result.weights.trained
     assert services.run_detail(result.run_id)["weights_status"] == "random"
-    assert services.metric_by_model("latency_ms_per_image").set_index("model").loc["resnet18", "weights"] == "random"
+    assert services.runs_table().set_index("model").loc["resnet18", "weights"] == "random"
 
 
 def test_classify_refuses_empty_and_wrong_task(engine, db_url):

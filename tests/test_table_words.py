@@ -36,10 +36,10 @@ def test_playground_inputs_and_uploads_are_titled_in_words():
     ("y,range=255,crop=4, gaussian 11/1.5, mean of per-image",
      "Y channel (BasicSR), values 0-255, 4 px border cropped, Gaussian window 11, σ 1.5, mean of per-image values"),
     ("device=cpu,batch=8,p50/p95 per batch,warmup=1,mem=process_rss",
-     "timing: 1 warm-up pass, then measured on cpu in batches of 8 (p50/p95 per batch); "
-     "memory: peak process RSS (resident memory of the app's process)"),
+     "timing: 1 warm-up pass, then measured on cpu in batches of 8 (median and 95th percentile per batch); "
+     "memory: peak resident memory (RSS) of the process that ran the model"),
     ("device=cuda,batch=32,p50/p95 per batch,warmup=2,mem=cuda_max_allocated",
-     "timing: 2 warm-up passes, then measured on cuda in batches of 32 (p50/p95 per batch); "
+     "timing: 2 warm-up passes, then measured on cuda in batches of 32 (median and 95th percentile per batch); "
      "memory: peak CUDA memory allocated by PyTorch"),
     ("IoU>=0.5, score>=0.25, zero_division=0, micro", "IoU ≥ 0.5, score ≥ 0.25, 0 where undefined, micro"),
     ("resize=224,crop_pct=0.875,interp=bicubic", "resize 224, centre crop 87.5%, bicubic interpolation"),
@@ -51,3 +51,16 @@ def test_conventions_read_as_words(stored, words):
 def test_metric_headers_carry_units():
     assert [metric_title(m) for m in ("psnr", "latency_ms_per_image", "peak_mem_mb", "num_params", "map50")] == \
         ["PSNR (dB)", "latency (ms/image)", "peak memory (MB)", "parameters", "mAP@0.5"]
+
+
+def test_a_metric_timed_two_ways_gets_short_headers_with_the_sentence_in_the_tooltip():
+    import pandas as pd
+
+    from core.services.compare import columns_of, short_convention
+
+    conv = "device={},batch={},p50/p95 per batch,warmup=1,mem=process_rss"
+    frame = pd.DataFrame({"metric": ["latency_ms_per_image"] * 2, "higher_is_better": [False, False],
+                          "convention": [conv.format("cpu", 8), conv.format("cuda", 32)]})
+    headers = sorted(c.header for c in columns_of(frame))
+    assert headers == ["latency (ms/image) ↓ [cpu, batch 8]", "latency (ms/image) ↓ [cuda, batch 32]"]
+    assert short_convention(conv.format("cpu", 8)).startswith("timing: 1 warm-up pass, then measured on cpu")

@@ -12,6 +12,7 @@ from core import services
 from core.charts import sweep_bars, training_curves
 from core.eval_charts import confusion_figure, grouped_metric_bars, pareto_scatter, pr_figure, spread_figure
 from core.services import compare
+from core.wording import count
 from ui.state import guarded
 from ui.url_state import export_buttons, pick, pick_many
 
@@ -35,7 +36,7 @@ def dataset_picker(prefix: str, tasks: tuple[str, ...] | None = None,
     runs = dict(zip(subset["dataset"], subset["runs"]))
     with c2:
         dataset = pick("Dataset", subset["dataset"].tolist(), "dataset", f"{prefix}_dataset",
-                       format_func=lambda n: f"{titles.get(n) or n} ({runs.get(n, 0)} runs)")
+                       format_func=lambda n: f"{titles.get(n) or n} ({count(int(runs.get(n, 0)), 'run')})")
     return task, dataset
 
 

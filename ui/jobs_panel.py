@@ -9,6 +9,7 @@ import streamlit as st
 
 from core import services
 from core.jobs import eta
+from core.services.results import metric_columns
 from core.services.training import training_outcome
 from ui.leaderboard_views import runs_config
 from ui.state import guarded
@@ -73,10 +74,9 @@ def run_ids(result: dict) -> list[int]:
 def _runs_table(job, key: str) -> None:
     table = guarded(services.runs_table, None, None, True, 100, run_ids(job.result))
     if table is not None and not table.empty:
-        table = table.assign(link=[f"/results?run={r}" for r in table["run_id"]])
-        meta = {"run_id", "created_at", "task", "kind", "model", "weights", "dataset", "device", "dtype",
-                "code_version", "seed", "batch_size", "link"}
-        metrics = [c for c in table.columns if c not in meta]
+        table = table.assign(link=[f"/results?run={r}" for r in table["run_id"]],
+                             weights=table["weights"].replace({"random": "untrained (random)"}))
+        metrics = [c for c in metric_columns(table) if c != "link"]
         shown = ["model", "weights", *metrics, "link"]
         st.dataframe(table[shown], hide_index=True, key=f"{key}_runs_{job.id}",
                      column_config={**runs_config(metrics),

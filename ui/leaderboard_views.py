@@ -24,7 +24,7 @@ COMMON = {
     "dataset": st.column_config.TextColumn("dataset", width="large"),
     "num_params": st.column_config.NumberColumn("parameters", format="compact",
                                                 help="learned parameters; parameter-free methods have 0"),
-    "runs": st.column_config.NumberColumn("runs", help="benchmark runs of this model on this dataset; the row is the newest"),
+    "runs": st.column_config.NumberColumn("runs", help="runs of this model on this data; the row is the newest"),
     "created_at": st.column_config.DatetimeColumn("run at", format="YYYY-MM-DD HH:mm"),
     "batch_size": st.column_config.NumberColumn("batch size"),
     "code_version": st.column_config.TextColumn("code version"),

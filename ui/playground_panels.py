@@ -1,14 +1,13 @@
 """One panel per Playground task: inputs, a run button, and the outputs kept across reruns."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import streamlit as st
 
 from core import services
 from core.data.builtin import BUILTIN_IMAGES, builtin_image
 from core.tasks import classification, detection, restoration, segmentation
+from core.wording import count
 from ui.state import guarded
 from ui.text import plain
 from ui.widgets import decode_uploads, image_inputs, image_upload_mb, model_picker, result_header
@@ -26,21 +25,14 @@ def _run(key: str, fn, *args, **kwargs) -> bool:
     return True
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 @st.cache_data(max_entries=64, show_spinner="Computing Grad-CAM…")
 def _grad_cam(device: str, model: str, weights_sha: str | None, image_sha: str, class_index: int,
               allow_random: bool, _engine, _pixels: np.ndarray) -> np.ndarray:
     """Grad-CAM cached by what it depends on (model, its weights, the image, the class), so changing top-k or
-    the batch size re-renders for free. The engine and pixels are identified by `device` and `image_sha`."""
+    the batch size re-renders for free. The engine and pixels are identified by `device` and `image_sha` (the
+    SHA-256 of the decoded upload's bytes, or of a sample photo's pixels)."""
     return services.explain(_engine, model, _pixels, class_index, allow_random=allow_random,
                             expected_weights=weights_sha)
-
-
-def _pixels_sha(pixels: np.ndarray) -> str:
-    return hashlib.sha256(pixels.tobytes() + str(pixels.shape).encode()).hexdigest()
 
 
 def _image_run(key: str, label: str, fn, engine, model: str, images: list, **kwargs) -> None:
@@ -53,6 +45,7 @@ def _image_run(key: str, label: str, fn, engine, model: str, images: list, **kwa
         return
     if _run(f"{key}_result", fn, engine, model, images, **kwargs):
         st.session_state[f"{key}_pixels"] = [img.pixels for img in images]
+        st.session_state[f"{key}_shas"] = [img.sha256 for img in images]  # identify the pixels without rehashing
 
 
 def classification_panel(engine) -> None:
@@ -73,11 +66,12 @@ def classification_panel(engine) -> None:
                f"{'×'.join(str(v) for v in size[-2:])} px, centre crop {cfg.get('crop_pct', 1):.0%} "
                f"({plain(cfg.get('interpolation', ''))} interpolation).")
     show_cam = st.toggle("Show Grad-CAM", key="cls_cam")
-    for i, (pred, img) in enumerate(zip(result.predictions, st.session_state["cls_pixels"])):
+    for i, (pred, img, sha) in enumerate(zip(result.predictions, st.session_state["cls_pixels"],
+                                             st.session_state["cls_shas"])):
         left, right = st.columns([1, 2])
         left.image(img, caption=plain(pred.name), width="stretch")
         if show_cam:
-            cam = guarded(_grad_cam, str(engine.device), result.model, result.weights.sha256, _pixels_sha(img),
+            cam = guarded(_grad_cam, str(engine.device), result.model, result.weights.sha256, sha,
                           pred.top[0].index, not result.weights.trained, engine, img)
             if cam is not None:
                 left.image(cam, caption=f"Grad-CAM for '{plain(pred.top[0].label)}'", width="stretch")
@@ -98,7 +92,7 @@ def detection_panel(engine) -> None:
     st.caption(f"Stored as run #{result.run_id} at threshold {result.score_threshold}.")
     for name, img, dets in zip(result.names, st.session_state["det_pixels"], result.above(threshold)):
         left, right = st.columns([2, 1])
-        left.image(detection.draw(img, dets), caption=f"{plain(name)}: {plural(len(dets), 'detection')}", width="stretch")
+        left.image(detection.draw(img, dets), caption=f"{plain(name)}: {count(len(dets), 'detection')}", width="stretch")
         right.dataframe([{"class": d.name, "score": round(d.score, 3), "box": [round(v) for v in d.box]} for d in dets],
                         hide_index=True)
 

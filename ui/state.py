@@ -15,7 +15,7 @@ from ui.text import plain
 
 T = TypeVar("T")
 log = logging.getLogger("imglab.ui")
-_RUNS, _NOTICES = "_page_runs", "_page_notices"
+_RUNS, _NOTICES, _ROUTED = "_page_runs", "_page_notices", "_routed_by_app"
 APP_ICON = Path(__file__).with_name("icon.png")
 
 
@@ -55,16 +55,25 @@ def device_picker() -> Engine | None:
     return engine
 
 
+def app_routes() -> None:
+    """Called by app.py on every run it routes, before st.navigation: the page then knows it was reached
+    through the app (its navigation, layout and sidebar), not run on its own."""
+    st.session_state[_ROUTED] = True
+
+
 def page_setup() -> None:
     """Call first in every page. When a fresh server's first request is a page URL (a shared link, a tab
     reconnecting after a restart), Streamlit runs that page without app.py, in its legacy pages/-folder mode:
     raw file names as navigation, no wide layout. That mode ends once app.py's st.navigation has run once, so
-    end it here and rerun: the rerun goes through app.py and lands on the same page (same URL path)."""
+    end it here and rerun: the rerun goes through app.py and lands on the same page (same URL path). A session
+    whose first run started in that mode just before another session ended it is caught by the missing mark of
+    app_routes(). Only a session's first run is rerun (later runs carry clicks that a rerun would lose)."""
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    routed = st.session_state.pop(_ROUTED, False)
+    if PagesManager.uses_pages_directory or not routed:
         PagesManager.uses_pages_directory = False
-        if _RUNS not in st.session_state:  # only a session's first run can be the opened URL; never lose a click
+        if _RUNS not in st.session_state:
             st.rerun()
     st.session_state[_RUNS] = st.session_state.get(_RUNS, 0) + 1
     st.session_state[_NOTICES] = st.container()  # full width, above the page: notices from inside columns go here

@@ -107,11 +107,29 @@ def spec_from_name(name: str) -> dict | None:
     return {"name": m.group(1), **dict(pairs)}
 
 
-def _num(value: Any) -> str:
+def number_text(value: Any) -> str:
+    """25.0 -> '25', '0.50' -> '0.5'; anything that is not a number as it is."""
     try:
         return f"{float(value):g}"
     except (TypeError, ValueError):
         return str(value)
+
+
+def degradation_words(kind: str, params: dict) -> str | None:
+    """'noise σ 25', 'blur σ 2 + noise σ 1', 'bicubic downscale ×2'; None for an unknown kind or missing values.
+    Used for the builtin sets' titles and for Playground inputs (whose params come back as strings)."""
+    try:
+        if kind == "gaussian_noise":
+            return f"noise σ {number_text(params['sigma'])}"
+        if kind == "gaussian_blur":
+            noise = params.get("noise_sigma", 0)
+            return f"blur σ {number_text(params['blur_sigma'])}" + (
+                f" + noise σ {number_text(noise)}" if float(noise) else "")
+        if kind == "bicubic_downscale":
+            return f"bicubic downscale ×{number_text(params['scale'])}"
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
 
 
 _PHOTOS = {"skimage": ("skimage photos", 10), "sklearn": ("sklearn photos", 2)}
@@ -132,10 +150,8 @@ def describe(spec: dict, count: int | None = None) -> str:
     if name.startswith("photos-"):
         what, pool = _PHOTOS.get(str(value["photos"]), (f"{value['photos']} photos", 10))
         limits.append(pool)
-        words = {"photos-denoise": f"noise σ {_num(value.get('sigma'))}",
-                 "photos-deblur": f"blur σ {_num(value.get('blur_sigma'))}"
-                                  + (f" + noise σ {_num(value['noise_sigma'])}" if float(value.get("noise_sigma", 0)) else ""),
-                 "photos-sr": f"bicubic downscale ×{value.get('scale')}"}[name]
+        kind = {"photos-denoise": "gaussian_noise", "photos-deblur": "gaussian_blur", "photos-sr": "bicubic_downscale"}[name]
+        words = degradation_words(kind, value) or kind
         parts = [what, words]
     elif name == "digits":
         parts = ["sklearn digits, test split"]

@@ -201,8 +201,8 @@ def submit_benchmark(models: list[str], dataset: dict, params: dict[str, Any] | 
     from core.engine import pick_device
     from core.jobs import runner
 
+    require_weights(models, allow_random)  # first: refusing must not cost a dataset load
     p, ds, title = plan(models, dataset, params)
-    require_weights(models, allow_random)
     slot = str(pick_device(device))
     job: dict[str, Any] = {"models": list(models), "dataset": canonical_spec(dataset), "params": params or {},
                            "allow_random": allow_random, "device": slot}

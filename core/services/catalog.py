@@ -69,3 +69,10 @@ def weights_paths() -> dict[str, str]:
     from core.models.weight_paths import mapping
 
     return mapping()
+
+
+def checkpoint_upload_mb() -> int:
+    """The largest checkpoint the app reads, in MB (the uploader states it)."""
+    from core.models.checkpoints import MAX_BYTES
+
+    return MAX_BYTES // 2**20

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInput
+from core.metrics import names
 from core.services.datasets import dataset_title
 from core.services.store import HIGHER_IS_BETTER, ensure_store
 from db import analytics
@@ -20,23 +21,9 @@ COSTS = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "peak_mem_m
 TIMING = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "throughput_img_s", "peak_mem_mb")
 
 
-METRIC_TITLES = {
-    "psnr": "PSNR (dB)", "psnr_y": "PSNR on Y (dB)", "ssim": "SSIM", "ssim_y": "SSIM on Y", "lpips": "LPIPS",
-    "top1": "top-1 accuracy", "top5": "top-5 accuracy", "top1_prob": "top-1 probability",
-    "precision": "precision", "recall": "recall", "f1": "F1", "f1_micro": "F1 (micro)", "f1_macro": "F1 (macro)",
-    "f1_max": "F1 at best threshold", "precision_macro": "precision (macro)", "recall_macro": "recall (macro)",
-    "map": "mAP@[.5:.95]", "map50": "mAP@0.5", "map75": "mAP@0.75", "mask_map": "mask mAP@[.5:.95]",
-    "mask_map50": "mask mAP@0.5", "mask_map75": "mask mAP@0.75", "miou": "mIoU", "dice": "Dice",
-    "pixel_accuracy": "pixel accuracy", "fid": "FID", "kid": "KID", "fd_efficientnet_lite0": "FD (EfficientNet-Lite0)",
-    "latency_ms_per_image": "latency (ms/image)", "latency_p50_ms": "latency p50 (ms/batch)",
-    "latency_p95_ms": "latency p95 (ms/batch)", "throughput_img_s": "throughput (images/s)",
-    "peak_mem_mb": "peak memory (MB)", "num_params": "parameters",
-}
-
-
 def metric_title(metric: str) -> str:
     """A column header a student reads: 'PSNR (dB)', 'latency (ms/image)', 'peak memory (MB)'."""
-    return METRIC_TITLES.get(metric, metric.replace("_", " "))
+    return names.title(metric)
 
 
 @dataclass(frozen=True)
@@ -73,7 +60,7 @@ class Leaderboard:
 
 _TIMING_RE = re.compile(r"device=(?P<device>[^,]*),batch=(?P<batch>\d+),p50/p95 per batch,warmup=(?P<warmup>\d+),"
                         r"mem=(?P<mem>\w+)")
-_MEMORY = {"process_rss": "peak process RSS (resident memory of the app's process)",
+_MEMORY = {"process_rss": "peak resident memory (RSS) of the process that ran the model",
            "cuda_max_allocated": "peak CUDA memory allocated by PyTorch"}
 _WORDS = [
     (re.compile(r"^y,range=([\d.]+),crop=(\d+)"), lambda m: f"Y channel (BasicSR), values 0-{m[1]}, " + _crop(m[2])),
@@ -102,7 +89,7 @@ def short_convention(convention: str | None) -> str:
     if timing:
         warm = int(timing["warmup"])
         first = f"{warm} warm-up pass{'es' if warm != 1 else ''}, then measured" if warm else "no warm-up pass, all measured"
-        return (f"timing: {first} on {timing['device']} in batches of {timing['batch']} (p50/p95 per batch); "
+        return (f"timing: {first} on {timing['device']} in batches of {timing['batch']} (median and 95th percentile per batch); "
                 f"memory: {_MEMORY.get(timing['mem'], timing['mem'])}")
     for pattern, words in _WORDS:
         text = pattern.sub(words, text)
@@ -133,13 +120,20 @@ def _check_dataset(task: str, dataset: str) -> pd.Series:
     return hit.iloc[0]
 
 
+def short_variant(convention: str | None) -> str:
+    """What tells two conventions of one metric apart, short enough for a column header: 'cpu, batch 8' for
+    timing (the full sentence goes in the header's tooltip), the convention in words otherwise."""
+    timing = _TIMING_RE.fullmatch((convention or "").strip())
+    return f"{timing['device']}, batch {timing['batch']}" if timing else short_convention(convention)
+
+
 def columns_of(cols: pd.DataFrame) -> list[Column]:
     """One Column per (metric, convention) of a frame with metric, convention, higher_is_better."""
     columns: list[Column] = []
     for metric, grp in cols.groupby("metric", sort=True):
         several = grp["convention"].nunique(dropna=False) > 1
         for conv, row in grp.drop_duplicates("convention").set_index("convention").iterrows():
-            variant = short_convention(conv) if several else ""
+            variant = short_variant(conv) if several else ""
             label = f"{metric} [{variant}]" if several else metric
             hib = row["higher_is_better"]
             hib = HIGHER_IS_BETTER.get(metric) if hib is None or pd.isna(hib) else bool(hib)

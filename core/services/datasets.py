@@ -4,18 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.data import uploads
-from core.data.datasets import PHOTO_SETS, DatasetInfo, describe, list_datasets, spec_from_name
+from core.data.datasets import PHOTO_SETS, DatasetInfo, degradation_words, describe, list_datasets, spec_from_name
 
 _SOURCES = {"upload": "uploaded", "builtin": "sample photo", "sample": "sample photo"}
-_DEGRADATIONS = {"gaussian_noise": "noise σ {sigma}", "gaussian_blur": "blur σ {blur_sigma}",
-                 "bicubic_downscale": "bicubic downscale ×{scale}"}
-
-
-def _number(text: str) -> str:
-    try:
-        return f"{float(text):g}"
-    except ValueError:
-        return text
 
 
 def dataset_title(name: str | None, stored: str | None = None) -> str:
@@ -32,13 +23,9 @@ def dataset_title(name: str | None, stored: str | None = None) -> str:
         first, plus, more = source.rpartition("+")
         text = f"{first} and {more} more" if plus and more.isdigit() else source
         text += f" ({_SOURCES.get(kind, kind)})"
-        params = {k: _number(v) for k, v in (p.split("=", 1) for p in degradation.split(",") if "=" in p)}
-        words = _DEGRADATIONS.get(params.get("type", ""))
-        if words and all(f"{{{k}}}" not in words or k in params for k in ("sigma", "blur_sigma", "scale")):
-            text += ", " + words.format(**params)
-            if params.get("type") == "gaussian_blur" and params.get("noise_sigma", "0") != "0":
-                text += f" + noise σ {params['noise_sigma']}"
-        return text
+        params = dict(p.split("=", 1) for p in degradation.split(",") if "=" in p)
+        words = degradation_words(params.get("type", ""), params)
+        return text + (", " + words if words else "")
     return stored or name
 
 
@@ -82,3 +69,10 @@ def uploaded(task: str | None = None) -> list[UploadSummary]:
         if task is None or summary.task == task or instance_ok:
             out.append(summary)
     return out
+
+
+def dataset_upload_mb() -> int:
+    """The largest dataset archive the app reads, in MB (the uploader states it)."""
+    from core.config import get_settings
+
+    return get_settings().max_dataset_bytes // 2**20

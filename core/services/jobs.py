@@ -28,17 +28,29 @@ def public_text(text: str) -> str:
     return _ABSOLUTE.sub(lambda m: ".../" + m.group(1), text)
 
 
-def _public(job: JobInfo) -> JobInfo:
-    return dataclasses.replace(job, message=public_text(job.message))
+def scrubbed(value):
+    """Every string inside a value (a job's result, a run's provenance) made public."""
+    if isinstance(value, str):
+        return public_text(value)
+    if isinstance(value, dict):
+        return {k: scrubbed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrubbed(v) for v in value]
+    return value
+
+
+def public_job(job: JobInfo) -> JobInfo:
+    """A job as every user may see it: message and result without the server's paths."""
+    return dataclasses.replace(job, message=public_text(job.message), result=scrubbed(job.result))
 
 
 def list_jobs(kind: str | None = None, limit: int = 30) -> list[JobInfo]:
     runner.reap()  # a poll is also when dead workers are noticed
-    return [_public(j) for j in runner.list_jobs(limit, (kind,) if kind else None)]
+    return [public_job(j) for j in runner.list_jobs(limit, (kind,) if kind else None)]
 
 
 def job_status(job_id: int) -> JobInfo:
-    return _public(runner.status(job_id))
+    return public_job(runner.status(job_id))
 
 
 def cancel_job(job_id: int) -> bool:

@@ -13,6 +13,7 @@ import pandas as pd
 from core.errors import InvalidInput
 from core.services.benchmark import PARAM_DEFAULTS, submit_benchmark
 from core.services.compare import TIMING
+from core.services.jobs import public_job
 from core.services.results import run_detail
 from core.services.store import ensure_store
 from db import jobs as job_rows
@@ -85,6 +86,7 @@ def reproduction(run_id: int) -> Reproduction:
     """The newest reproduction job of a run and, once it is done, the metric-by-metric comparison."""
     detail = run_detail(run_id)
     job = job_rows.latest_with_param(ensure_store(), "benchmark", "reproduces", detail["run_id"])
+    job = public_job(job) if job is not None else None  # its message is shown: no server paths
     empty = pd.DataFrame(columns=["metric", "stored", "reproduced", "abs_diff", "match"])
     new_ids = (job.result.get("run_ids") or []) if job is not None and job.status == "done" else []
     if not new_ids:

@@ -11,6 +11,7 @@ import pandas as pd
 from core.errors import InvalidInput
 from core.services import compare
 from core.services.datasets import dataset_title
+from core.services.jobs import scrubbed
 from core.services.store import ensure_store
 from db import repository
 
@@ -40,10 +41,11 @@ def runs_view(task: str | None = None, models: list[str] | None = None, include_
     if runs.empty:
         return runs
     metrics = [c for c in runs.columns if c not in repository.RUN_COLUMNS]
-    runs = runs.assign(dataset=[dataset_title(n) for n in runs["dataset"]],
+    runs = runs.assign(dataset=[dataset_title(n, t) for n, t in zip(runs["dataset"], runs["dataset_title"])],
                        weights=runs["weights"].map(lambda w: "untrained (random)" if w == "random" else w))
     lead = ["run_id", "created_at", "task", "kind", "model", "weights", "dataset"]
-    return runs[lead + metrics + [c for c in repository.RUN_COLUMNS if c not in lead]]
+    hidden = {"dataset_hash", "dataset_title"}
+    return runs[lead + metrics + [c for c in repository.RUN_COLUMNS if c not in lead and c not in hidden]]
 
 
 def metric_columns(runs: pd.DataFrame) -> list[str]:
@@ -51,18 +53,8 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
     return [c for c in runs.columns if c not in repository.RUN_COLUMNS]
 
 
-def metric_names(task: str | None = None) -> list[str]:
-    return repository.metric_names(ensure_store(), task or None)
-
-
 def model_names(task: str | None = None) -> list[str]:
     return repository.model_names(ensure_store(), task or None)
-
-
-def metric_by_model(metric: str, task: str | None = None, models: list[str] | None = None,
-                    include_untrained: bool = True) -> pd.DataFrame:
-    return repository.metric_by_model(ensure_store(), metric, task=task or None, models=models or None,
-                                      include_untrained=include_untrained)
 
 
 @dataclass(frozen=True)
@@ -85,7 +77,11 @@ class ModelComparison:
 
 
 def _playground_runs(task: str | None) -> pd.DataFrame:
-    return repository.list_runs(ensure_store(), task=task or None, kinds=["playground"], limit=2000)
+    """Playground runs with `input`: the dataset name and content hash, since one name can stand for several
+    inputs (two uploads called image.png, one photo at two working sizes)."""
+    runs = repository.list_runs(ensure_store(), task=task or None, kinds=["playground"], limit=2000)
+    return runs.assign(input=[f"{n}@{h[:16]}" for n, h in zip(runs["dataset"], runs["dataset_hash"])]) if not runs.empty \
+        else runs.assign(input=[])
 
 
 def comparison_datasets(kind: str, task: str | None = None) -> pd.DataFrame:
@@ -98,10 +94,15 @@ def comparison_datasets(kind: str, task: str | None = None) -> pd.DataFrame:
     runs = _playground_runs(task)
     if runs.empty:
         return pd.DataFrame(columns=["task", "dataset", "title", "runs"])
-    out = (runs.groupby(["task", "dataset"], sort=False).agg(runs=("run_id", "size"), newest=("run_id", "max"))
+    out = (runs.groupby(["task", "input"], sort=False)
+           .agg(name=("dataset", "first"), stored=("dataset_title", "first"), runs=("run_id", "size"),
+                newest=("run_id", "max"))
            .reset_index().sort_values(["task", "newest"], ascending=[True, False]))
-    out["title"] = [dataset_title(n) for n in out["dataset"]]
-    return out[["task", "dataset", "title", "runs"]].reset_index(drop=True)
+    out["title"] = [dataset_title(n, t) for n, t in zip(out["name"], out["stored"])]
+    twice = out["title"].duplicated(keep=False)  # same words, other pixels (another size or file): say which
+    out.loc[twice, "title"] = [f"{t} · input {i.rsplit('@', 1)[1][:6]}" for t, i in zip(out.loc[twice, "title"],
+                                                                                     out.loc[twice, "input"])]
+    return out.rename(columns={"input": "dataset"})[["task", "dataset", "title", "runs"]].reset_index(drop=True)
 
 
 def compare_models(kind: str, task: str, dataset: str, models: list[str] | None = None,
@@ -110,13 +111,13 @@ def compare_models(kind: str, task: str, dataset: str, models: list[str] | None 
     known = comparison_datasets(kind, task)
     hit = known[known["dataset"] == dataset]
     if hit.empty:
-        raise InvalidInput(f"No {kind} run of {task} on {dataset_title(str(dataset)[:80])!r} is stored.")
+        raise InvalidInput(f"No {kind} run of {task} on {dataset_title(str(dataset).split('@')[0][:80])!r} is stored.")
     if kind == "benchmark":
         board = compare.leaderboard(task, dataset, include_untrained)
         table, columns = board.table, board.columns
     else:
         runs = _playground_runs(task)
-        runs = runs[(runs["dataset"] == dataset) & (include_untrained | (runs["weights"] != "random"))]
+        runs = runs[(runs["input"] == dataset) & (include_untrained | (runs["weights"] != "random"))]
         counts = runs.groupby(["model", "weights"]).size().rename("runs")
         newest = runs.sort_values("run_id", ascending=False).drop_duplicates(["model", "weights"])
         if newest.empty:
@@ -170,8 +171,4 @@ def provenance(detail: dict[str, Any]) -> dict[str, Any]:
     """Where a run's numbers come from; a weights file is named by its file name, never by its server path."""
     keys = ("weights_hash", "weights_origin", "num_params", "dataset_hash", "device", "dtype", "batch_size", "seed",
             "code_version", "versions", "params", "outputs")
-    out = {k: detail[k] for k in keys}
-    origin = str(out["weights_origin"] or "")
-    if origin.startswith(("/", "~")) or origin[1:3] in (":\\", ":/"):  # an absolute path on the server
-        out["weights_origin"] = "file " + origin.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    return out
+    return scrubbed({k: detail[k] for k in keys})

@@ -10,11 +10,12 @@ from typing import Any
 import pandas as pd
 
 from core.errors import InvalidInput
+from core.metrics import names
 from core.jobs import runner
-from core.jobs.wording import count
 from core.models.registry import list_models
 from core.services.store import ensure_store
 from core.training.config import OPTIMIZERS, TRAIN_DATASETS, TrainConfig
+from core.wording import count
 from db import jobs as job_rows
 
 SWEEP_OPTIMIZERS = ("sgd", "adam", "adagrad")  # the seeds' comparison
@@ -84,25 +85,11 @@ def sweep_table(sweep: str) -> pd.DataFrame:
 
 
 # -- what a finished training job produced -----------------------------------------------------------------
-METRIC_NAMES = {
-    "top1": "top-1 accuracy", "top5": "top-5 accuracy", "precision_macro": "precision (macro average)",
-    "recall_macro": "recall (macro average)", "f1_macro": "F1 (macro average)", "f1_micro": "F1 (micro average)",
-    "psnr": "PSNR", "ssim": "SSIM", "psnr_y": "PSNR (Y channel)", "ssim_y": "SSIM (Y channel)", "lpips": "LPIPS",
-    "miou": "mean IoU", "dice": "Dice", "pixel_accuracy": "pixel accuracy", "map": "mAP@[.5:.95]",
-    "map50": "mAP@0.5", "map75": "mAP@0.75", "mask_map": "mask mAP@[.5:.95]", "mask_map50": "mask mAP@0.5",
-    "mask_map75": "mask mAP@0.75", "precision": "precision", "recall": "recall", "f1": "F1", "f1_max": "best F1",
-    "fid": "FID", "kid": "KID", "fd_efficientnet_lite0": "Fréchet distance (EfficientNet-Lite0 features)",
-    "fd": "Fréchet distance", "val_accuracy": "validation accuracy", "train_accuracy": "training accuracy",
-    "val_psnr": "validation PSNR", "val_miou": "validation mean IoU", "val_map": "validation mAP@[.5:.95]",
-    "val_map50": "validation mAP@0.5",
-}
 NOT_SCORES = ("peak_mem_mb", "latency", "throughput")
-PERCENT = ("top1", "top5", "precision", "recall", "f1", "miou", "dice", "pixel_accuracy", "map", "mask_map",
-           "accuracy", "val_miou", "val_map")
 
 
 def metric_name(key: str) -> str:
-    return METRIC_NAMES.get(key, key.replace("_", " "))
+    return names.title(key)
 
 
 def metric_value(key: str, value: Any) -> str:
@@ -114,7 +101,7 @@ def metric_value(key: str, value: Any) -> str:
         return "infinite"
     if "psnr" in key:
         return f"{value:.2f} dB"
-    if (key.startswith(PERCENT) or key.endswith("accuracy")) and 0.0 <= value <= 1.0:
+    if names.is_fraction(key) and key not in ("ssim", "ssim_y") and 0.0 <= value <= 1.0:
         return f"{100 * value:.1f} %"
     return f"{value:.4g}"
 

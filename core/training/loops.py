@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from core.engine import _is_oom
-from core.jobs.wording import count
+from core.wording import count
 from core.training.config import TrainConfig
 from core.training.optim import make_optimizer, make_schedule
 
@@ -45,9 +45,10 @@ class Budget(Exception):
     """max_steps reached inside an epoch."""
 
 
-def done_fraction(cfg: TrainConfig, epochs_done: float, steps: int, budget: float) -> float:
-    """How much of the training is done: by steps under a max_steps budget, else by epochs."""
-    return steps / budget if cfg.max_steps else epochs_done / cfg.epochs
+def done_fraction(cfg: TrainConfig, epochs_done: float, steps: int, total_steps: float) -> float:
+    """How much of the training is done: by steps under a max_steps budget (out of the steps that will really
+    run: the budget or the planned epochs, whichever is smaller), else by epochs."""
+    return steps / total_steps if cfg.max_steps else epochs_done / cfg.epochs
 
 
 def step_text(steps: int, total: float) -> str:
@@ -141,14 +142,14 @@ def fit(cfg: TrainConfig, ctx, model: nn.Module, n_train: int,
                 steps += 1
                 i += len(idx)
                 memory.sample()
-                done = done_fraction(cfg, epoch + i / n_train, steps, budget)
+                done = done_fraction(cfg, epoch + i / n_train, steps, total_steps)
                 ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, {step_text(steps, total_steps)}, "
                                              f"loss {np.mean(losses):.4f}, peak memory {memory.peak:.0f} MB on {device}")
                 if steps >= budget:
                     raise Budget
         except Budget:
             pass
-        ctx.progress(min(1.0, done_fraction(cfg, epoch + 1, steps, budget)),
+        ctx.progress(min(1.0, done_fraction(cfg, epoch + 1, steps, total_steps)),
                      f"epoch {epoch + 1}/{cfg.epochs}: validating", force=True)
         model.eval()
         with torch.inference_mode():
@@ -234,10 +235,10 @@ def fit_gan(cfg: TrainConfig, ctx, generator: nn.Module, discriminator: nn.Modul
             steps += 1
             i += len(idx)
             memory.sample()
-            done = done_fraction(cfg, epoch + i / n, steps, budget)
+            done = done_fraction(cfg, epoch + i / n, steps, total_steps)
             ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, {step_text(steps, total_steps)}, "
                                          f"peak memory {memory.peak:.0f} MB on {device}")
-        ctx.progress(min(1.0, done_fraction(cfg, epoch + 1, steps, budget)),
+        ctx.progress(min(1.0, done_fraction(cfg, epoch + 1, steps, total_steps)),
                      f"epoch {epoch + 1}/{cfg.epochs}: scoring generated samples", force=True)
         generator.eval()
         with torch.inference_mode():
