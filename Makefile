@@ -5,7 +5,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: run test browser-deps clean-venv
+.PHONY: run test browser-deps postgres-deps clean-venv
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,16 @@ browser-deps:
 	  else echo "note: /usr/bin/chromium missing (apt-get install chromium); browser tests will be skipped"; fi; \
 	fi
 
-test: $(STAMP) browser-deps
+# Debian's PostgreSQL: the store tests also run against a throwaway cluster (tests/pg_support.py).
+postgres-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || echo "warning: could not install postgresql; PostgreSQL store tests will be skipped"; \
+	  else echo "note: PostgreSQL missing (apt-get install postgresql); PostgreSQL store tests will be skipped"; fi; \
+	fi
+
+test: $(STAMP) browser-deps postgres-deps
 	$(VENV)/bin/python -m pytest
 
 clean-venv:

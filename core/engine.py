@@ -6,6 +6,7 @@ cache is guarded by a lock and a model is built at most once per (name, weights)
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -21,6 +22,8 @@ import torch.nn as nn
 from core.config import get_settings
 from core.errors import DeviceUnavailable, InvalidInput
 from core.models.registry import ModelSpec, WeightsInfo, create, get_spec
+
+log = logging.getLogger("imglab.engine")
 
 
 def pick_device(preference: str | None = None) -> torch.device:
@@ -167,6 +170,7 @@ class Engine:
             module, info = create(name, weights=weights)
             module.to(self.device).eval()
             loaded = LoadedModel(spec, module, info, self.device, (time.perf_counter() - start) * 1000)
+            log.info("model built: %s (%s weights) on %s in %.0f ms", name, weights, self.device, loaded.load_ms)
             with self._lock:
                 self.builds += 1
                 self._cache[key] = loaded

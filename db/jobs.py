@@ -3,11 +3,12 @@
 Transitions are conditional UPDATEs, so two processes never both start, finish or cancel the same job:
 queued -> starting (a dispatcher claimed a free device slot) -> running (the worker's first heartbeat)
 -> done | failed | cancelled.
+Every call retries a locked store within session.retry_budget_s(), which the runner's heartbeat window exceeds.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -15,8 +16,8 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
 
 from db.models import JobMetricRow, JobRow, utcnow
-from db.repository import with_retry
-from db.session import session_scope
+from db.repository import with_retry as _retry
+from db.session import RETRY_ATTEMPTS, retry_delay_s, session_scope
 
 ACTIVE = ("starting", "running")
 FINISHED = ("done", "failed", "cancelled")
@@ -39,6 +40,8 @@ class JobInfo:
     started_at: datetime | None
     heartbeat_at: datetime | None
     finished_at: datetime | None
+    worker_token: str | None = None  # "host:random", on the worker's command line
+    worker_started: float | None = None  # the worker process's start time
 
     @property
     def active(self) -> bool:
@@ -53,7 +56,12 @@ def _aware(value: datetime | None) -> datetime | None:
 def _info(row: JobRow) -> JobInfo:
     return JobInfo(row.id, row.kind, row.title, row.status, row.device, row.backend, dict(row.params), row.progress,
                    row.message, row.pid, dict(row.result or {}), _aware(row.created_at), _aware(row.started_at),
-                   _aware(row.heartbeat_at), _aware(row.finished_at))
+                   _aware(row.heartbeat_at), _aware(row.finished_at), row.worker_token, row.worker_started)
+
+
+def with_retry(tx):
+    """The store's bounded retry, with the attempts and pauses retry_budget_s() counts."""
+    return _retry(tx, attempts=RETRY_ATTEMPTS, base_delay=retry_delay_s())
 
 
 def create(url: str, kind: str, title: str, params: dict[str, Any], device: str, backend: str = "local") -> int:
@@ -116,8 +124,13 @@ def claim_next(url: str, devices: tuple[str, ...] | None = None) -> JobInfo | No
     return get(url, job_id) if job_id else None
 
 
-def set_pid(url: str, job_id: int, pid: int) -> None:
-    _update(url, job_id, ("starting", "running"), pid=pid)
+def set_token(url: str, job_id: int, token: str) -> bool:
+    """Before its worker is spawned: the token it will carry (its first write must present it)."""
+    return _update(url, job_id, ("starting",), worker_token=token)
+
+
+def set_pid(url: str, job_id: int, pid: int, started: float | None = None) -> None:
+    _update(url, job_id, ("starting", "running"), pid=pid, worker_started=started)
 
 
 def _update(url: str, job_id: int, from_states: tuple[str, ...], **values) -> bool:
@@ -128,8 +141,16 @@ def _update(url: str, job_id: int, from_states: tuple[str, ...], **values) -> bo
     return with_retry(tx)
 
 
-def mark_running(url: str, job_id: int, pid: int) -> bool:
-    return _update(url, job_id, ("starting",), status="running", pid=pid, heartbeat_at=utcnow(), message="running")
+def mark_running(url: str, job_id: int, pid: int, token: str | None = None, started: float | None = None) -> bool:
+    """starting -> running; with a token, only for the worker the dispatcher spawned with it."""
+    def tx():
+        with session_scope(url) as s:
+            stmt = update(JobRow).where(JobRow.id == job_id, JobRow.status == "starting")
+            if token is not None:
+                stmt = stmt.where(JobRow.worker_token == token)
+            return s.execute(stmt.values(status="running", pid=pid, worker_started=started, heartbeat_at=utcnow(),
+                                         message="running").execution_options(synchronize_session=False)).rowcount > 0
+    return with_retry(tx)
 
 
 def heartbeat(url: str, job_id: int, progress: float | None = None, message: str | None = None) -> bool:
@@ -143,7 +164,9 @@ def heartbeat(url: str, job_id: int, progress: float | None = None, message: str
 
 
 def finish(url: str, job_id: int, status: str, message: str, result: dict[str, Any] | None = None,
-           from_states: tuple[str, ...] = ACTIVE) -> bool:
+           from_states: tuple[str, ...] = ACTIVE, beat_before: datetime | None = None) -> bool:
+    """End a job unless it already ended; with `beat_before`, only if no heartbeat landed since then (a reaper
+    that waited on a lock must not fail a worker whose beat got in first)."""
     if status not in FINISHED:
         raise ValueError(status)
     values: dict[str, Any] = {"status": status, "message": message[:4000], "finished_at": utcnow()}
@@ -151,21 +174,26 @@ def finish(url: str, job_id: int, status: str, message: str, result: dict[str, A
         values["progress"] = 1.0
     if result is not None:
         values["result"] = result
-    return _update(url, job_id, from_states, **values)
+
+    def tx():
+        with session_scope(url) as s:
+            stmt = update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(from_states))
+            if beat_before is not None:
+                stmt = stmt.where((JobRow.heartbeat_at.is_(None)) | (JobRow.heartbeat_at < beat_before))
+            return s.execute(stmt.values(**values).execution_options(synchronize_session=False)).rowcount > 0
+    return with_retry(tx)
 
 
-def stale(url: str, window_s: float, starting_grace_s: float) -> list[JobInfo]:
-    """Active jobs whose worker stopped beating (running) or never started (starting)."""
-    now = utcnow()
+def active(url: str) -> list[JobInfo]:
+    """Jobs a worker holds (starting or running)."""
     with session_scope(url) as s:
-        rows = s.scalars(select(JobRow).where(JobRow.status.in_(ACTIVE))).all()
-        out = []
-        for r in rows:
-            beat = _aware(r.heartbeat_at) or _aware(r.started_at) or _aware(r.created_at)
-            limit = window_s if r.status == "running" else starting_grace_s
-            if beat is None or now - beat > timedelta(seconds=limit):
-                out.append(_info(r))
-        return out
+        return [_info(r) for r in s.scalars(select(JobRow).where(JobRow.status.in_(ACTIVE)).order_by(JobRow.id))]
+
+
+def beat_age_s(job: JobInfo, now: datetime | None = None) -> float:
+    """Seconds since the job's last sign of life (heartbeat, else start, else creation)."""
+    beat = job.heartbeat_at or job.started_at or job.created_at
+    return float("inf") if beat is None else ((now or utcnow()) - beat).total_seconds()
 
 
 def add_metrics(url: str, job_id: int, epoch: int, step: int, values: dict[str, float | None]) -> None:

@@ -131,6 +131,10 @@ class JobRow(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str] = mapped_column(Text, default="")
     pid: Mapped[Optional[int]] = mapped_column(Integer)
+    # who `pid` is: "host:random" (also on the worker's command line) and the process start time, checked
+    # before any signal, since a PID alone may since belong to another process
+    worker_token: Mapped[Optional[str]] = mapped_column(String(120))
+    worker_started: Mapped[Optional[float]] = mapped_column(Float)
     backend: Mapped[str] = mapped_column(String(20), default="local")
     title: Mapped[str] = mapped_column(String(300), default="")
     device: Mapped[str] = mapped_column(String(40), default="cpu")  # the slot it runs in

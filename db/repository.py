@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from db.models import DatasetRow, ImageMetricRow, ModelRow, RunMetricRow, RunRow, utcnow
-from db.session import session_scope
+from db.session import RETRY_ATTEMPTS, retry_delay_s, session_scope
 
 T = TypeVar("T")
 
@@ -81,8 +81,10 @@ class RunRecord:
     job_id: int | None = None
 
 
-def with_retry(fn: Callable[[], T], attempts: int = 5, base_delay: float = 0.2) -> T:
-    """Retry a transaction that failed because SQLite stayed locked past busy_timeout (bounded)."""
+def with_retry(fn: Callable[[], T], attempts: int = RETRY_ATTEMPTS, base_delay: float | None = None) -> T:
+    """Retry a transaction that failed because SQLite stayed locked past busy_timeout, within the retry budget
+    db.session.retry_budget_s() states (the job heartbeat window is built on it)."""
+    base_delay = retry_delay_s() if base_delay is None else base_delay
     for attempt in range(attempts):
         try:
             return fn()

@@ -1,6 +1,11 @@
-"""Engines and sessions from DATABASE_URL; SQLite gets WAL, busy_timeout and foreign keys on connect."""
+"""Engines and sessions from DATABASE_URL; SQLite gets WAL, busy_timeout and foreign keys on connect.
+
+The retry budget (how long one store call may wait on a lock before giving up) is defined here, so the job
+runner can keep its heartbeat window above it: a worker whose beat waited out a lock is not taken for dead.
+"""
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -8,17 +13,64 @@ from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-BUSY_TIMEOUT_MS = 10_000
+RETRY_ATTEMPTS = 5
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
+_BUSY_WORDS = ("database is locked", "database table is locked", "busy", "lock timeout", "lock not available",
+               "statement timeout", "canceling statement")
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"environment variable {name} must not be negative, got {raw!r}")
+    return value
+
+
+def busy_timeout_ms() -> int:
+    """How long SQLite waits on a lock per statement (IMGLAB_BUSY_TIMEOUT_MS; tests shrink it)."""
+    return int(_env_float("IMGLAB_BUSY_TIMEOUT_MS", 10_000))
+
+
+def retry_delay_s() -> float:
+    """First pause between retries of a locked transaction; it doubles each time (IMGLAB_STORE_RETRY_DELAY_S)."""
+    return _env_float("IMGLAB_STORE_RETRY_DELAY_S", 0.2)
+
+
+def retry_budget_s(attempts: int = RETRY_ATTEMPTS, base_delay: float | None = None) -> float:
+    """Longest a retried store call waits on a lock: every attempt's busy timeout plus the pauses between them
+    (with_retry sleeps base_delay * 2**i after attempt i, the last attempt excepted)."""
+    delay = retry_delay_s() if base_delay is None else base_delay
+    return attempts * busy_timeout_ms() / 1000 + delay * (2 ** (attempts - 1) - 1)
+
+
+def is_busy(exc: BaseException | None) -> bool:
+    """A store that is locked or out of connections (worth trying again later), told apart from a broken one.
+    Follows the exception's cause and context, so a busy error re-raised as another type still counts."""
+    from db.repository import StoreBusy  # here: repository imports this module
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (PoolTimeout, StoreBusy)):
+            return True
+        if isinstance(exc, OperationalError) and any(w in str(exc.orig).lower() for w in _BUSY_WORDS):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
@@ -29,7 +81,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms() / 1000, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from core import services
-from core.errors import LabError
 from core.eval_charts import model_bars
 from core.models.registry import TASKS
 from core.services import compare, results
@@ -66,13 +65,9 @@ st.subheader("Run details")
 requested = st.query_params.get("run")
 ids = runs["run_id"].tolist()
 run_id = st.selectbox("Run", ids, key="res_run_id")
-if requested is not None:
-    try:
-        detail = services.run_detail(requested)
-    except LabError as exc:
-        st.error(plain(exc))
-        detail = guarded(services.run_detail, run_id)
-else:
+# a link's ?run= is anything a user typed: refused with its reason (guarded), then the chosen run is shown
+detail = guarded(services.run_detail, requested) if requested is not None else None
+if detail is None:
     detail = guarded(services.run_detail, run_id)
 if detail:
     st.markdown(f"**Run #{detail['run_id']}** · {plain(detail['model'])} "

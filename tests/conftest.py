@@ -40,6 +40,34 @@ def db_url(settings_env, tmp_path):
     return url
 
 
+@pytest.fixture(scope="session")
+def postgres_admin():
+    """One throwaway PostgreSQL cluster for the whole run (tests/pg_support.py); its admin URL."""
+    from tests.pg_support import cluster
+
+    with cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, settings_env, tmp_path):
+    """The results store under test, on each backend the product supports: SQLite (the embedded default) and
+    PostgreSQL (a shared deployment), migrated to head and set as DATABASE_URL for the code and its workers."""
+    from db import migrate
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'results.db'}"
+        migrate.upgrade(url)
+        yield url
+        return
+    from tests.pg_support import fresh_database
+
+    with fresh_database(request.getfixturevalue("postgres_admin")) as url:
+        settings_env(DATABASE_URL=url)
+        migrate.upgrade(url)
+        yield url
+
+
 def encode(pixels: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
     from PIL import Image
 

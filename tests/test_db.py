@@ -1,6 +1,7 @@
 """Results store: migrations, SQLite pragmas, provenance round trip, SQL aggregates, concurrency."""
 import math
 import multiprocessing as mp
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import inspect, text
@@ -22,13 +23,27 @@ def make_record(model="m1", status="pretrained", psnr=30.0, weights_hash="abc", 
     )
 
 
-def test_fresh_database_url_is_migrated_to_head(tmp_path):
-    url = f"sqlite:///{tmp_path / 'sub' / 'fresh.db'}"
-    assert migrate.current_revision(url) is None
-    migrate.upgrade(url)
-    assert migrate.current_revision(url) == migrate.head_revision() == "0004"
-    tables = set(inspect(get_engine(url)).get_table_names())
-    assert {"models", "datasets", "runs", "run_metrics", "image_metrics", "jobs", "job_metrics", "alembic_version"} <= tables
+@contextmanager
+def empty_store(backend: str, tmp_path, request):
+    """A database URL with nothing in it yet, on SQLite or on the test PostgreSQL cluster."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sub' / 'fresh.db'}"
+        return
+    from tests.pg_support import fresh_database
+
+    with fresh_database(request.getfixturevalue("postgres_admin")) as url:
+        yield url
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_fresh_database_url_is_migrated_to_head(backend, tmp_path, request):
+    with empty_store(backend, tmp_path, request) as url:
+        assert migrate.current_revision(url) is None
+        migrate.upgrade(url)
+        assert migrate.current_revision(url) == migrate.head_revision() is not None
+        tables = set(inspect(get_engine(url)).get_table_names())
+        assert {"models", "datasets", "runs", "run_metrics", "image_metrics", "jobs", "job_metrics",
+                "alembic_version"} <= tables
 
 
 def test_sqlite_pragmas_are_on(db_url):
@@ -38,15 +53,15 @@ def test_sqlite_pragmas_are_on(db_url):
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 10000
 
 
-def test_foreign_keys_are_enforced(db_url):
+def test_foreign_keys_are_enforced(store_url):
     with pytest.raises(IntegrityError):
-        with session_scope(db_url) as s:
+        with session_scope(store_url) as s:
             s.execute(text("INSERT INTO run_metrics (run_id, name, value, convention) VALUES (999, 'x', 1, '')"))
 
 
-def test_run_round_trip_keeps_provenance_and_infinity(db_url):
-    run_id = repository.record_run(db_url, make_record(psnr=math.inf))
-    detail = repository.run_detail(db_url, run_id)
+def test_run_round_trip_keeps_provenance_and_infinity(store_url):
+    run_id = repository.record_run(store_url, make_record(psnr=math.inf))
+    detail = repository.run_detail(store_url, run_id)
     assert detail["model"] == "m1" and detail["weights_hash"] == "abc" and detail["num_params"] == 123
     assert detail["dataset"] == "ds" and detail["dataset_hash"] == "hash-ds"
     assert detail["versions"] == {"torch": "2.14.1", "timm": "1.0.31"} and detail["code_version"] == "abc123"
@@ -57,40 +72,40 @@ def test_run_round_trip_keeps_provenance_and_infinity(db_url):
     assert math.isinf(detail["image_metrics"]["value"].iloc[0])
 
 
-def test_models_and_datasets_are_reused_across_runs(db_url):
-    repository.record_run(db_url, make_record())
-    repository.record_run(db_url, make_record())
-    repository.record_run(db_url, make_record(status="random", weights_hash="random-init:seed0"))
-    with session_scope(db_url) as s:
+def test_models_and_datasets_are_reused_across_runs(store_url):
+    repository.record_run(store_url, make_record())
+    repository.record_run(store_url, make_record())
+    repository.record_run(store_url, make_record(status="random", weights_hash="random-init:seed0"))
+    with session_scope(store_url) as s:
         assert s.execute(text("SELECT COUNT(*) FROM models")).scalar() == 2
         assert s.execute(text("SELECT COUNT(*) FROM datasets")).scalar() == 1
         assert s.execute(text("SELECT COUNT(*) FROM runs")).scalar() == 3
 
 
-def test_metric_by_model_aggregates_in_sql_and_separates_untrained(db_url):
+def test_metric_by_model_aggregates_in_sql_and_separates_untrained(store_url):
     for v in (30.0, 32.0, math.inf):
-        repository.record_run(db_url, make_record("a", psnr=v))
-    repository.record_run(db_url, make_record("a", status="random", weights_hash="random-init:seed0", psnr=10.0))
-    repository.record_run(db_url, make_record("b", psnr=20.0))
-    df = repository.metric_by_model(db_url, "psnr").set_index(["model", "weights"])
+        repository.record_run(store_url, make_record("a", psnr=v))
+    repository.record_run(store_url, make_record("a", status="random", weights_hash="random-init:seed0", psnr=10.0))
+    repository.record_run(store_url, make_record("b", psnr=20.0))
+    df = repository.metric_by_model(store_url, "psnr").set_index(["model", "weights"])
     assert df.loc[("a", "pretrained"), "mean"] == pytest.approx(31.0)
     assert df.loc[("a", "pretrained"), "runs"] == 3 and df.loc[("a", "pretrained"), "infinite"] == 1
     assert df.loc[("a", "random"), "mean"] == pytest.approx(10.0)
     assert df.loc[("b", "pretrained"), "max"] == pytest.approx(20.0)
-    trained_only = repository.metric_by_model(db_url, "psnr", include_untrained=False)
+    trained_only = repository.metric_by_model(store_url, "psnr", include_untrained=False)
     assert set(trained_only["weights"]) == {"pretrained"}
 
 
-def test_list_runs_filters_and_pivots_metrics(db_url):
-    repository.record_run(db_url, make_record("a", psnr=30.0))
-    repository.record_run(db_url, make_record("b", status="random", weights_hash="r", psnr=12.0))
-    runs = repository.list_runs(db_url)
+def test_list_runs_filters_and_pivots_metrics(store_url):
+    repository.record_run(store_url, make_record("a", psnr=30.0))
+    repository.record_run(store_url, make_record("b", status="random", weights_hash="r", psnr=12.0))
+    runs = repository.list_runs(store_url)
     assert list(runs["model"]) == ["b", "a"]  # newest first
     assert list(runs["psnr"]) == [12.0, 30.0]
-    assert list(repository.list_runs(db_url, include_untrained=False)["model"]) == ["a"]
-    assert list(repository.list_runs(db_url, models=["b"])["model"]) == ["b"]
-    assert repository.list_runs(db_url, task="classification").empty
-    assert repository.metric_names(db_url) == ["psnr"]
+    assert list(repository.list_runs(store_url, include_untrained=False)["model"]) == ["a"]
+    assert list(repository.list_runs(store_url, models=["b"])["model"]) == ["b"]
+    assert repository.list_runs(store_url, task="classification").empty
+    assert repository.metric_names(store_url) == ["psnr"]
 
 
 def _writer(url: str, worker: int, n: int) -> None:
@@ -98,19 +113,20 @@ def _writer(url: str, worker: int, n: int) -> None:
         repository.record_run(url, make_record(f"w{worker}", psnr=float(i)))
 
 
-def test_twenty_processes_writing_at_once_store_every_row(db_url):
+def test_twenty_processes_writing_at_once_store_every_row(store_url):
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(db_url, w, 5)) for w in range(20)]
+    procs = [ctx.Process(target=_writer, args=(store_url, w, 5)) for w in range(20)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
     assert all(p.exitcode == 0 for p in procs)
-    with session_scope(db_url) as s:
+    with session_scope(store_url) as s:
         assert s.execute(text("SELECT COUNT(*) FROM runs")).scalar() == 100
         assert s.execute(text("SELECT COUNT(*) FROM run_metrics")).scalar() == 100
         assert s.execute(text("SELECT COUNT(*) FROM models")).scalar() == 20
-        assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        if store_url.startswith("sqlite"):
+            assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
 def test_locked_database_is_retried_a_bounded_number_of_times():
@@ -147,15 +163,16 @@ def test_other_operational_errors_are_not_retried():
     assert len(calls) == 1
 
 
-def test_migrations_match_the_orm(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrations_match_the_orm(backend, tmp_path, request):
     """Alembic's autogenerate finds nothing to add: the migrations build exactly the tables db/models.py declares."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
     from db.models import Base
 
-    url = f"sqlite:///{tmp_path / 'cmp.db'}"
-    migrate.upgrade(url)
-    with get_engine(url).connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"render_as_batch": True}), Base.metadata)
+    with empty_store(backend, tmp_path, request) as url:
+        migrate.upgrade(url)
+        with get_engine(url).connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"render_as_batch": True}), Base.metadata)
     assert diff == []

@@ -33,7 +33,8 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def runner(settings_env):
+def runner(store_url):
+    """The job runner over a store on each backend (SQLite, PostgreSQL): its workers read DATABASE_URL."""
     from core.jobs import runner as r
 
     yield r

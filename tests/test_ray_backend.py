@@ -32,7 +32,8 @@ def ray_env(settings_env, monkeypatch):
         ray.shutdown()
 
 
-def test_benchmark_job_runs_on_a_local_ray_instance(ray_env):
+def test_benchmark_job_runs_on_a_local_ray_instance(ray_env, store_url):
+    """On SQLite and on PostgreSQL (the store a real cluster shares): the Ray worker writes there."""
     from core import services
 
     ray = ray_env
@@ -43,6 +44,9 @@ def test_benchmark_job_runs_on_a_local_ray_instance(ray_env):
     detail = services.run_detail(job.result["run_ids"][0])
     assert detail["model"] == "gaussian_denoise" and 20 < detail["metrics"].set_index("metric").loc["psnr", "value"] < 40
     assert ray.is_initialized() and ray.get_runtime_context().gcs_address
+    from db import repository
+
+    assert repository.list_runs(store_url)["run_id"].tolist() == job.result["run_ids"]  # in this very store
 
 
 def test_cancel_stops_a_ray_job(ray_env):

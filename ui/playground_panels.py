@@ -171,7 +171,10 @@ def restoration_panel(engine, operation: str) -> None:
              for m in result.methods]
     hidden = {"is_input"} | (set() if any(m.note for m in result.methods) else {"note"})  # note: FFDNet's noise level
     st.subheader("Quality against the clean image")
-    st.caption(f"PSNR/SSIM convention: {plain(result.convention)} (SSIM: Gaussian window 11, σ 1.5).")
+    ids = [m.run_id for m in result.methods]
+    stored = f"Stored as run #{ids[0]}" if len(ids) == 1 else f"Stored as runs #{min(ids)} to #{max(ids)}"
+    st.caption(f"{stored}, one per method (see Results). PSNR/SSIM convention: {plain(result.convention)} "
+               "(SSIM: Gaussian window 11, σ 1.5).")
     st.dataframe([{k: v for k, v in r.items() if k not in hidden} for r in rows], hide_index=True,
                  column_config={"psnr": st.column_config.NumberColumn("PSNR (dB)", format="%.2f"),
                                 "ssim": st.column_config.NumberColumn("SSIM", format="%.4f"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -19,9 +20,23 @@ _RUNS, _NOTICES, _ROUTED = "_page_runs", "_page_notices", "_routed_by_app"
 APP_ICON = Path(__file__).with_name("icon.png")
 
 
+def _server_logging() -> None:
+    """The app's own log lines (model builds, unexpected errors with their reference) on the server's stderr,
+    at IMGLAB_LOG_LEVEL (default WARNING)."""
+    app_log = logging.getLogger("imglab")
+    level = os.environ.get("IMGLAB_LOG_LEVEL", "WARNING").upper()
+    app_log.setLevel(level if level in logging.getLevelNamesMapping() else "WARNING")
+    if not app_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        app_log.addHandler(handler)
+        app_log.propagate = False
+
+
 @st.cache_resource(show_spinner=False)
 def startup() -> str:
     """Migrate the results store once per server process; fail jobs a previous run left behind, start queued ones."""
+    _server_logging()
     url = services.ensure_store()
     services.recover_jobs()
     return url
@@ -34,15 +49,22 @@ def get_engine(device: str = "auto") -> Engine:
 
 
 def guarded(fn: Callable[..., T], *args, **kwargs) -> T | None:
-    """Call into core; show LabErrors as they are, anything else as a short message with a log id."""
+    """Call into core; a busy store (locked, out of connections) as such, LabErrors as they are, anything else
+    as a short message with a log id."""
+    from core.services.jobs import STORE_BUSY, store_busy
+
     try:
         return fn(*args, **kwargs)
-    except LabError as exc:
-        st.error(plain(exc))
-    except Exception:
-        ref = uuid.uuid4().hex[:8]
-        log.exception("unexpected error (ref %s)", ref)
-        st.error(f"Something went wrong on the server (reference {ref}); the details are in the server log.")
+    except Exception as exc:
+        if store_busy(exc):
+            log.warning("results store busy: %s", exc)
+            st.error(STORE_BUSY)
+        elif isinstance(exc, LabError):
+            st.error(plain(exc))
+        else:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("unexpected error (ref %s)", ref)
+            st.error(f"Something went wrong on the server (reference {ref}); the details are in the server log.")
     return None
 
 

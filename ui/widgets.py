@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import services
 from core.data.builtin import BUILTIN_IMAGES, builtin_image
-from core.data.decode import UPLOAD_EXTENSIONS, decode_image
+from core.data.decode import UPLOAD_EXTENSIONS, decode_batch
 from core.config import get_settings
 from core.errors import LabError
 from ui.text import plain
@@ -17,13 +17,15 @@ def image_upload_mb() -> int:
 
 
 def decode_uploads(files) -> list:
-    """Decode every upload; a bad file is reported and skipped, the good ones still run."""
-    images = []
-    for f in files or []:
-        try:
-            images.append(decode_image(f.getvalue(), f.name))
-        except LabError as exc:
-            st.error(plain(exc))
+    """Decode the uploads: count and total pixels are checked from headers before any file is decoded (a drop
+    over budget is refused whole); a bad file is reported and skipped, the good ones still run."""
+    try:
+        images, errors = decode_batch([(f.getvalue(), f.name) for f in files or []])
+    except LabError as exc:
+        st.error(plain(exc))
+        return []
+    for message in errors:
+        st.error(plain(message))
     return images
 
 

@@ -7,7 +7,10 @@
                      and optionally classes.txt (one name per line)
     restoration      clean/<stem>.* + degraded/<stem>.* (a smaller degraded image means super-resolution)
 
-Every image goes through core.data.decode (format allowlist, pixel cap); a bad file is reported and skipped.
+Every image goes through core.data.decode (format allowlist, pixel cap, longest side); a bad file is reported
+and skipped. Each parser reads headers first: the dataset's image count and total pixels (and a COCO set's
+masks, checked against their image's size) are within budget before any pixel is decoded. Only accepted
+files are extracted, and after the first parse every file it did not use is deleted.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import hashlib
 import json
 import re
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -24,7 +27,7 @@ from core.config import get_settings
 from core.data import coco as coco_json
 from core.data.archive import InvalidArchive, extract_zip
 from core.data.datasets import Dataset, Sample
-from core.data.decode import UPLOAD_EXTENSIONS, decode_image, safe_name
+from core.data.decode import UPLOAD_EXTENSIONS, PixelBudget, decode_image, probe_image, safe_name
 from core.errors import InvalidImage, InvalidInput
 from core.metrics.detection import ImageTruth
 
@@ -32,7 +35,6 @@ MANIFEST = ".imglab.json"
 LAYOUTS = ("imagefolder", "coco", "masks", "pairs")
 OPERATIONS = ("denoise", "deblur", "super-resolution")
 _ID = re.compile(r"^[0-9a-f]{16}$")
-MAX_ITEMS = 5000
 
 
 def uploads_root() -> Path:
@@ -60,26 +62,49 @@ def detect_layout(root: Path) -> str:
     return "imagefolder"
 
 
+def _accept(rel: PurePosixPath) -> int | None:
+    """A member's byte cap, or None: only images and annotations are ever extracted (no weights, no junk)."""
+    settings = get_settings()
+    if rel.parts[0] == "__MACOSX" or rel.name.startswith("."):
+        return None
+    if rel.suffix.lower().lstrip(".") in UPLOAD_EXTENSIONS:
+        return settings.max_upload_bytes
+    if rel.suffix.lower() == ".json" or rel.name.lower() == "classes.txt":
+        return settings.max_annotation_bytes
+    return None
+
+
 def save_upload(data: bytes, filename: str, operation: str | None = None) -> Dataset:
     """Extract, detect the layout, parse once to validate; returns the dataset (spec {"name": "upload", ...})."""
     if operation is not None and operation not in OPERATIONS:
         raise InvalidInput(f"Unknown restoration operation {operation!r}.")
     digest = hashlib.sha256(data).hexdigest()[:16]
-    root = extract_zip(data, uploads_root(), digest)
+    root, left_out = extract_zip(data, uploads_root(), digest, _accept)
+    if not left_out and (root / MANIFEST).is_file():  # the same archive again: keep what its first upload left out
+        left_out = list(json.loads((root / MANIFEST).read_text()).get("skipped", []))
     inner = _unwrap(root)
     manifest = {"title": safe_name(filename), "layout": detect_layout(inner), "operation": operation,
-                "inner": str(inner.relative_to(root))}
+                "inner": str(inner.relative_to(root)), "skipped": left_out[:50]}
     (root / MANIFEST).write_text(json.dumps(manifest))
+    used: set[Path] = set()
     try:
-        ds = load_upload(digest)
+        ds = _load(digest, used)
     except Exception:
         shutil.rmtree(root, ignore_errors=True)  # an archive we cannot use is not kept
         raise
+    _prune(root, used)
     # what listings show, so pages never decode a whole dataset to draw a select box
     manifest.update(task=ds.task, operation=ds.operation, items=len(ds.samples), categories=list(ds.categories or ()),
                     has_masks=any(s.masks is not None for s in ds.samples[:1]), report=list(ds.report[:50]))
     (root / MANIFEST).write_text(json.dumps(manifest))
     return ds
+
+
+def _prune(root: Path, used: set[Path]) -> None:
+    """Delete every file the parse did not use (undecodable 'images', stray json): nothing else stays on disk."""
+    for path in list(root.rglob("*")):
+        if path.is_file() and path.name != MANIFEST and path.resolve() not in used:
+            path.unlink()
 
 
 def list_uploads() -> list[dict]:
@@ -94,6 +119,10 @@ def list_uploads() -> list[dict]:
 
 
 def load_upload(upload_id: str) -> Dataset:
+    return _load(upload_id, set())
+
+
+def _load(upload_id: str, used: set[Path]) -> Dataset:
     if not isinstance(upload_id, str) or not _ID.match(upload_id):
         raise InvalidInput("Unknown uploaded dataset id.")
     root = uploads_root() / upload_id
@@ -105,8 +134,9 @@ def load_upload(upload_id: str) -> Dataset:
     if not inner.is_relative_to(root.resolve()):
         raise InvalidInput("The dataset manifest is corrupt.")
     parser = {"imagefolder": _imagefolder, "coco": _coco, "masks": _masks, "pairs": _pairs}[manifest["layout"]]
-    report: list[str] = []
-    ds = parser(inner, manifest, report)
+    reader = _Reader(inner, list(manifest.get("skipped", [])), used)
+    ds = parser(inner, manifest, reader)
+    report = reader.report
     if not ds["samples"]:
         raise InvalidInput("The uploaded dataset holds no usable images. " + " ".join(report[:5]))
     spec = {"name": "upload", "id": upload_id}
@@ -115,28 +145,59 @@ def load_upload(upload_id: str) -> Dataset:
                    report=tuple(report))
 
 
-def _decode(path: Path, root: Path, report: list[str]) -> np.ndarray | None:
-    try:
-        return decode_image(path.read_bytes(), path.name).pixels
-    except InvalidImage as exc:
-        report.append(f"skipped {path.relative_to(root)}: {exc}")
-        return None
+class _Reader:
+    """One parse: its report, the files it used, and the dataset's budget, counted from headers (probe) before
+    any image is decoded (decode)."""
+
+    def __init__(self, root: Path, report: list[str], used: set[Path]):
+        settings = get_settings()
+        self.root, self.report, self.used = root, report, used
+        self.budget = PixelBudget("one dataset", settings.max_dataset_images, settings.max_dataset_pixels,
+                                  "Upload fewer or smaller images, or split the dataset.")
+
+    def use(self, path: Path) -> None:
+        self.used.add(path.resolve())
+
+    def probe(self, path: Path) -> tuple[int, int] | None:
+        try:
+            return probe_image(path.read_bytes(), path.name)
+        except InvalidImage as exc:
+            self.report.append(f"skipped {path.relative_to(self.root)}: {exc}")
+            return None
+
+    def count(self, path: Path) -> tuple[int, int] | None:
+        """probe, then add to the budget (which refuses the dataset when over)."""
+        size = self.probe(path)
+        if size is not None:
+            self.budget.add(*size)
+        return size
+
+    def decode(self, path: Path) -> np.ndarray | None:
+        try:
+            pixels = decode_image(path.read_bytes(), path.name).pixels
+        except InvalidImage as exc:
+            self.report.append(f"skipped {path.relative_to(self.root)}: {exc}")
+            return None
+        self.use(path)
+        return pixels
 
 
-def _imagefolder(root: Path, manifest: dict, report: list[str]) -> dict:
+def _imagefolder(root: Path, manifest: dict, reader: _Reader) -> dict:
+    report = reader.report
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
     if not classes:
         raise InvalidArchive("An ImageFolder zip needs one folder per class, each holding that class's images.")
     for stray in (p for p in root.iterdir() if p.is_file() and p.name != MANIFEST):
         report.append(f"ignored {stray.name}: not inside a class folder")
+    files = {name: _images_in(root / name) for name in classes}
+    reader.budget.count(sum(len(f) for f in files.values()))
+    for name in classes:  # headers first: the whole dataset is within budget before anything is decoded
+        files[name] = [p for p in files[name] if reader.count(p)]
     samples, kept = [], []
     for name in classes:
-        files = _images_in(root / name)
-        others = [p for p in (root / name).rglob("*") if p.is_file() and p not in files]
-        report += [f"skipped {p.relative_to(root)}: not an accepted image type" for p in others[:20]]
         count = 0
-        for path in files[: MAX_ITEMS - len(samples)]:
-            pixels = _decode(path, root, report)
+        for path in files[name]:
+            pixels = reader.decode(path)
             if pixels is not None:
                 count += 1
                 samples.append(Sample(str(path.relative_to(root)), pixels, len(kept)))
@@ -147,7 +208,8 @@ def _imagefolder(root: Path, manifest: dict, report: list[str]) -> dict:
     return {"task": "classification", "samples": samples, "categories": tuple(kept)}
 
 
-def _coco(root: Path, manifest: dict, report: list[str]) -> dict:
+def _coco(root: Path, manifest: dict, reader: _Reader) -> dict:
+    report = reader.report
     jsons = [p for p in root.iterdir() if p.suffix.lower() == ".json" and p.name != MANIFEST]
     if len(jsons) != 1:
         raise InvalidArchive(f"A COCO dataset needs exactly one .json file at its top level, found {len(jsons)}.")
@@ -156,14 +218,16 @@ def _coco(root: Path, manifest: dict, report: list[str]) -> dict:
         images, anns = list(coco["images"]), list(coco.get("annotations", []))
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidArchive(f"{jsons[0].name} is not COCO json ({type(exc).__name__}).") from None
+    reader.use(jsons[0])
     index, names = coco_json.categories(coco)
     by_image: dict[int, list[dict]] = {}
     for a in anns:
-        if isinstance(a, dict) and "image_id" in a:
+        if isinstance(a, dict) and isinstance(a.get("image_id"), (int, str)):
             by_image.setdefault(a["image_id"], []).append(a)
     has_masks = any("segmentation" in a for a in anns if isinstance(a, dict))
-    samples = []
-    for img in images[:MAX_ITEMS]:
+    reader.budget.count(len(images))
+    plan, mask_pixels, mask_cap = [], 0, get_settings().max_mask_pixels
+    for img in images:  # headers and annotations first: refused before any image or mask is decoded
         rel = Path(str(img.get("file_name", ""))) if isinstance(img, dict) else Path("")
         candidates = [root / rel, root / "images" / rel.name, root / rel.name]
         path = next((c for c in candidates if str(rel) not in ("", ".") and c.is_file()
@@ -171,57 +235,102 @@ def _coco(root: Path, manifest: dict, report: list[str]) -> dict:
         if path is None:
             report.append(f"skipped {safe_name(str(rel))}: file not in the archive")
             continue
-        pixels = _decode(path, root, report)
+        size = reader.probe(path)
+        if size is None:
+            continue
+        w, h = size
+        declared = (img.get("width"), img.get("height"))
+        if all(isinstance(v, int) for v in declared) and declared != size:  # its boxes and masks are in other units
+            report.append(f"skipped {path.name}: the json says {declared[0]}x{declared[1]}, the file is {w}x{h}")
+            continue
+        reader.budget.add(w, h)
+        own = by_image.get(img["id"], []) if isinstance(img.get("id"), (int, str)) else []
+        checked = [_annotation(a, i, path.name, w, h, index, has_masks) for i, a in enumerate(own)]
+        mask_pixels += len(checked) * w * h if has_masks else 0
+        if mask_pixels > mask_cap:
+            raise InvalidArchive(f"The dataset's instance masks add up to more than {mask_cap / 1e6:.0f} megapixels "
+                                 "(one image size per mask). Upload fewer or smaller images.")
+        plan.append((path, checked))
+    samples = []
+    for path, checked in plan:
+        pixels = reader.decode(path)
         if pixels is None:
             continue
         h, w = pixels.shape[:2]
-        labels, boxes, masks, crowd = [], [], [], []
-        for a in by_image.get(img.get("id"), []):
-            try:
-                box, label = coco_json.xyxy(a["bbox"]), index[int(a["category_id"])]
-            except (KeyError, TypeError, ValueError):
-                report.append(f"skipped an annotation of {path.name} without a valid bbox or category")
-                continue
-            if has_masks:
-                try:
-                    masks.append(coco_json.decode_mask(a.get("segmentation"), h, w))
-                except Exception:
-                    report.append(f"skipped an annotation of {path.name}: its mask could not be read")
-                    continue
-            labels.append(label)
-            boxes.append(box)
-            crowd.append(bool(a.get("iscrowd", 0)))
-        lab, flags = np.array(labels, np.int64), np.array(crowd, bool)
-        mask_truth = ImageTruth(lab, np.array(masks, bool).reshape(-1, h, w), flags) if has_masks else None
-        samples.append(Sample(str(path.relative_to(root)), pixels,
-                              ImageTruth(lab, np.array(boxes, np.float64).reshape(-1, 4), flags), mask_truth))
+        labels = np.array([c[0] for c in checked], np.int64)
+        flags = np.array([c[2] for c in checked], bool)
+        boxes = np.array([c[1] for c in checked], np.float64).reshape(-1, 4)
+        mask_truth = None
+        if has_masks:
+            masks = [coco_json.decode_mask(c[3], h, w, c[4]) for c in checked]
+            mask_truth = ImageTruth(labels, np.array(masks, bool).reshape(-1, h, w), flags)
+        samples.append(Sample(str(path.relative_to(root)), pixels, ImageTruth(labels, boxes, flags), mask_truth))
     return {"task": "detection", "samples": samples, "categories": names}
 
 
-def _masks(root: Path, manifest: dict, report: list[str]) -> dict:
+def _annotation(a, i: int, image: str, w: int, h: int, index: dict[int, int], has_masks: bool) -> tuple:
+    """(label, xyxy box, crowd, segmentation, name) of one annotation, checked against its image's size; a bad
+    box, category or mask refuses the dataset (it would be scored wrongly), naming the annotation."""
+    what = f"Annotation {a.get('id', i + 1)!s:.20} of {safe_name(image)}"
+    try:
+        label = index[int(a["category_id"])]
+    except (KeyError, TypeError, ValueError):
+        raise InvalidArchive(f"{what} has category_id {str(a.get('category_id'))[:20]!r}, which is not in the "
+                             "json's categories. Fix the COCO json and upload again.") from None
+    try:
+        box = coco_json.xyxy(a.get("bbox"), w, h, f"{what}: its bbox")
+        if has_masks:
+            coco_json.check_mask(a.get("segmentation"), h, w, f"{what}: its mask")
+    except InvalidInput as exc:
+        raise InvalidArchive(f"{exc} Fix the COCO json and upload again.") from None
+    return label, box, bool(a.get("iscrowd", 0)), a.get("segmentation"), what
+
+
+def _masks(root: Path, manifest: dict, reader: _Reader) -> dict:
+    report = reader.report
     masks = {p.stem: p for p in _images_in(root / "masks")}
-    samples, max_id = [], 0
-    for path in _images_in(root / "images")[:MAX_ITEMS]:
+    images = _images_in(root / "images")
+    reader.budget.count(len(images))
+    plan = []
+    for path in images:
         mpath = masks.get(path.stem)
         if mpath is None:
             report.append(f"skipped {path.name}: no mask named {path.stem}.png")
             continue
-        pixels = _decode(path, root, report)
+        size = reader.probe(path)
+        if size is None:
+            continue
+        try:
+            with Image.open(mpath, formats=("PNG", "BMP")) as m:
+                msize = m.size
+        except Exception as exc:
+            report.append(f"skipped {mpath.name}: unreadable mask ({type(exc).__name__})")
+            continue
+        if msize != size:  # checked before any mask pixel is decoded
+            report.append(f"skipped {path.name}: mask {msize} differs from image {size}")
+            continue
+        reader.budget.add(*size)
+        plan.append((path, mpath))
+    samples, max_id = [], 0
+    for path, mpath in plan:
+        pixels = reader.decode(path)
         if pixels is None:
             continue
         try:
             with Image.open(mpath, formats=("PNG", "BMP")) as m:
-                if m.size != (pixels.shape[1], pixels.shape[0]):  # checked before any mask pixel is decoded
-                    report.append(f"skipped {path.name}: mask {m.size} differs from image {pixels.shape[1::-1]}")
-                    continue
                 mask = np.asarray(m if m.mode in ("L", "P") else m.convert("L")).astype(np.uint8)
         except Exception as exc:
             report.append(f"skipped {mpath.name}: unreadable mask ({type(exc).__name__})")
             continue
+        if mask.shape != pixels.shape[:2]:  # EXIF turned the image: the mask no longer lines up
+            report.append(f"skipped {path.name}: mask {mask.shape[::-1]} differs from image {pixels.shape[1::-1]}")
+            continue
+        reader.use(mpath)
         max_id = max(max_id, int(mask[mask != 255].max(initial=0)))
         samples.append(Sample(path.name, pixels, mask))
     names_file = root / "classes.txt"
     if names_file.is_file():
+        reader.use(names_file)
         names = tuple(safe_name(line.strip()) for line in names_file.read_text().splitlines() if line.strip())
         if len(names) <= max_id:
             raise InvalidArchive(f"classes.txt names {len(names)} classes but the masks use class id {max_id}.")
@@ -230,25 +339,40 @@ def _masks(root: Path, manifest: dict, report: list[str]) -> dict:
     return {"task": "segmentation", "operation": "semantic", "samples": samples, "categories": names}
 
 
-def _pairs(root: Path, manifest: dict, report: list[str]) -> dict:
+def _pairs(root: Path, manifest: dict, reader: _Reader) -> dict:
+    report = reader.report
     clean = {p.stem: p for p in _images_in(root / "clean")}
-    samples, scales = [], set()
-    for path in _images_in(root / "degraded")[:MAX_ITEMS]:
+    degraded = _images_in(root / "degraded")
+    reader.budget.count(2 * len(degraded))
+    plan, scales = [], set()
+    for path in degraded:  # sizes and scale factors from the headers, both images counted in the budget
         ref = clean.get(path.stem)
         if ref is None:
             report.append(f"skipped degraded/{path.name}: no clean image with the same name")
             continue
-        low, high = _decode(path, root, report), _decode(ref, root, report)
+        low, high = reader.probe(path), reader.probe(ref)
         if low is None or high is None:
             continue
-        ratio = high.shape[0] / low.shape[0]
-        if low.shape == high.shape:
-            scales.add(1)
-        elif ratio in (2, 3, 4) and high.shape[1] == low.shape[1] * ratio:
-            scales.add(int(ratio))
+        ratio = high[1] / low[1]
+        if low == high:
+            scale = 1
+        elif ratio in (2, 3, 4) and high[0] == low[0] * ratio:
+            scale = int(ratio)
         else:
-            report.append(f"skipped {path.name}: degraded {low.shape[1::-1]} vs clean {high.shape[1::-1]} is not 1x, 2x, 3x or 4x")
+            report.append(f"skipped {path.name}: degraded {low} vs clean {high} is not 1x, 2x, 3x or 4x")
             continue
+        reader.budget.add(*low)
+        reader.budget.add(*high)
+        plan.append((path, ref, scale))
+    samples = []
+    for path, ref, scale in plan:
+        low, high = reader.decode(path), reader.decode(ref)
+        if low is None or high is None:
+            continue
+        if high.shape[:2] != (low.shape[0] * scale, low.shape[1] * scale):  # EXIF turned one of them
+            report.append(f"skipped {path.name}: degraded {low.shape[1::-1]} vs clean {high.shape[1::-1]} do not line up")
+            continue
+        scales.add(scale)
         samples.append(Sample(path.name, low, high))
     if len(scales) > 1:
         raise InvalidArchive(f"The pairs mix scale factors {sorted(scales)}; upload one factor per dataset.")

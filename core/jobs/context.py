@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from db import jobs as job_rows
+from db.session import is_busy
 
 
 class Cancelled(Exception):
@@ -21,11 +22,27 @@ class JobContext:
     log_path: Path
     work_dir: Path | None = None  # partial files (removed when the job is cancelled or fails)
     _last_beat: float = field(default=0.0, repr=False)
+    _pending: list = field(default_factory=list, repr=False)  # curve points a busy store has not taken yet
+    _busy_since: float | None = field(default=None, repr=False)
 
     def metrics(self, epoch: int, step: int, values: dict) -> None:
-        """A point of the job's curves (numbers only)."""
+        """A point of the job's curves (numbers only). While the store is busy points wait and go with the next."""
         numeric = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        job_rows.add_metrics(self.url, self.job_id, epoch, step, numeric)
+        self._pending.append((epoch, step, numeric))
+        self.flush_metrics(strict=False)
+
+    def flush_metrics(self, strict: bool = True) -> None:
+        """Write the waiting curve points; a busy store keeps them waiting unless `strict`."""
+        while self._pending:
+            epoch, step, numeric = self._pending[0]
+            try:
+                job_rows.add_metrics(self.url, self.job_id, epoch, step, numeric)
+            except Exception as exc:
+                if strict or not is_busy(exc):
+                    raise
+                self.log(f"the results store is busy; {len(self._pending)} curve point(s) wait for the next write")
+                return
+            self._pending.pop(0)
 
     def save_partial(self, state: dict) -> None:
         """The best weights so far, atomically replaced; inspected on failure, deleted on cancel."""
@@ -49,7 +66,19 @@ class JobContext:
         if not force and now - self._last_beat < 0.5:
             return
         self._last_beat = now
-        if not job_rows.heartbeat(self.url, self.job_id, fraction, message):
+        try:
+            running = job_rows.heartbeat(self.url, self.job_id, fraction, message)
+        except Exception as exc:
+            if not is_busy(exc):
+                raise
+            if self._busy_since is None:  # once per busy spell, not at every call
+                self._busy_since = now
+                self.log("the results store is busy; progress is not saved meanwhile, the job goes on")
+            return
+        if self._busy_since is not None:
+            self.log(f"the results store took progress again after {now - self._busy_since:.0f} s")
+            self._busy_since = None
+        if not running:
             raise Cancelled(f"job {self.job_id} is no longer running")
 
 

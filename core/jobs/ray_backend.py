@@ -74,7 +74,8 @@ def submit(job) -> None:
     settings = get_settings()
     env = {"DATABASE_URL": settings.database_url, "IMGLAB_DATA_DIR": str(settings.data_dir),
            "IMGLAB_REPO": str(REPO_ROOT), "IMGLAB_DEVICE": job.device,
-           **{k: v for k, v in os.environ.items() if k.startswith("IMGLAB_") and k not in ("IMGLAB_DATA_DIR",)}}
+           **{k: v for k, v in os.environ.items()
+              if k.startswith("IMGLAB_") and k not in ("IMGLAB_DATA_DIR", "IMGLAB_WORKER_TOKEN")}}
     gpus = 1 if job.device.startswith("cuda") else 0
     task = ray.remote(_run_worker).options(num_cpus=1, num_gpus=gpus, max_retries=0, name=f"imglab-job-{job.id}")
     ref = task.remote(job.id, env)

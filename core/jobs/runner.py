@@ -2,29 +2,43 @@
 
 Workers are new Python processes (`python -m core.jobs.worker ID`), never threads of the Streamlit script
 and never forks, each in its own process group so cancel can kill it with its children. One job runs per
-device slot at a time; the rest wait queued. A worker beats every HEARTBEAT_S seconds; a running job whose
-beat is older than HEARTBEAT_WINDOW_S is marked failed by `reap()` (called by the pages' polls, by every
-dispatch and at app start-up), which also gives the slot to the next queued job.
+device slot at a time; the rest wait queued. `reap()` (called by the pages' polls, by every dispatch and at
+app start-up) fails the jobs whose worker is dead and gives their slots to the next queued jobs. A worker on this
+host is checked directly (procs: PID, start time and token), so its death is seen at the next poll and a worker
+that is alive is never failed for a late beat (a locked store delays beats); any other worker is dead once its
+beat is older than HEARTBEAT_WINDOW_S, which exceeds the store's retry budget (a beat that waited out a lock as
+long as the store tolerates still lands inside the window).
 """
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from core.config import REPO_ROOT, get_settings
 from core.errors import InvalidInput, LabError
+from core.jobs import procs
 from core.jobs.handlers import HANDLERS
 from core.services.store import ensure_store
 from db import jobs as job_rows
 from db.jobs import JobInfo
+from db.session import retry_budget_s
 
 HEARTBEAT_S = 2.0
-HEARTBEAT_WINDOW_S = float(os.environ.get("IMGLAB_HEARTBEAT_WINDOW_S", 15.0))
+
+
+def heartbeat_window_s(configured: float | None = None) -> float:
+    """IMGLAB_HEARTBEAT_WINDOW_S (default 15 s), raised to the store's retry budget plus two beats and a second
+    when set below it: a window shorter than a tolerated lock would fail healthy jobs."""
+    if configured is None:
+        configured = float(os.environ.get("IMGLAB_HEARTBEAT_WINDOW_S") or 15.0)
+    return max(float(configured), retry_budget_s() + 2 * HEARTBEAT_S + 1.0)
+
+
+HEARTBEAT_WINDOW_S = heartbeat_window_s()
 STARTING_GRACE_S = 120.0  # importing torch in a fresh worker can take a while on a loaded machine
 _CHILDREN: list[subprocess.Popen] = []  # workers this process started; polled so exited ones are reaped
 
@@ -88,27 +102,6 @@ def logs(job_id: int, max_bytes: int = 20_000) -> str:
         return fh.read().decode("utf-8", errors="replace")
 
 
-def _kill_group(pid: int | None, grace_s: float = 3.0) -> None:
-    """SIGTERM, then SIGKILL, to the worker's process group (its pid: workers lead their own group)."""
-    if not pid or pid <= 1 or pid in (os.getpid(), os.getpgrp()):
-        return  # never init, never ourselves: a corrupt row must not take the server down
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def cancel(job_id: int) -> bool:
     """Queued: never starts. Running: its process group is killed. False when it had already finished."""
     url = ensure_store()
@@ -123,43 +116,82 @@ def cancel(job_id: int) -> bool:
 
         ray_backend.cancel(job.id)
     else:
-        _kill_group(job.pid)
+        procs.stop(job.pid, job.worker_token, job.worker_started)  # only while that PID is still its worker
     remove_partial(job.id)
     dispatch()
     return ok
 
 
-def reap() -> list[int]:
-    """Mark active jobs whose worker stopped beating as failed (killing what is left of them)."""
+def _death(job: JobInfo) -> tuple[str, datetime | None] | None:
+    """Why the job's worker counts as dead, with the beat the verdict rests on (None: the process itself was
+    checked); None when it may be alive."""
+    if job.backend == "local" and job.pid:
+        found = procs.state(job.pid, job.worker_token, job.worker_started)
+        if found == procs.OURS:
+            return None  # alive: a late beat means a locked store, not a dead worker
+        if found == procs.GONE:
+            return "the worker stopped sending heartbeats: its process is gone (it died or was killed)", None
+    limit = HEARTBEAT_WINDOW_S if job.status == "running" else STARTING_GRACE_S
+    if job_rows.beat_age_s(job) <= limit:
+        return None
+    what = "stopped sending heartbeats" if job.status == "running" else "never started"
+    return f"the worker {what} (died, killed or the host restarted)", job.heartbeat_at or datetime.now(timezone.utc)
+
+
+def _reap() -> list[int]:
+    """Mark active jobs whose worker is dead as failed (stopping what is left of them, if it is still theirs)."""
     url = ensure_store()
     _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]  # no zombies in a long-running app
     failed = []
-    for job in job_rows.stale(url, HEARTBEAT_WINDOW_S, STARTING_GRACE_S):
-        what = "stopped sending heartbeats" if job.status == "running" else "never started"
-        if job_rows.finish(url, job.id, "failed", f"the worker {what} (died, killed or the host restarted)"):
+    for job in job_rows.active(url):
+        verdict = _death(job)
+        if verdict is None:
+            continue
+        # with a beat-based verdict, a beat that lands meanwhile (the store was locked) keeps the job
+        beat_before = verdict[1] + timedelta(microseconds=1) if verdict[1] is not None else None
+        if job_rows.finish(url, job.id, "failed", verdict[0], beat_before=beat_before):
             failed.append(job.id)
             if job.backend == "local":
-                _kill_group(job.pid, grace_s=0.5)
+                procs.stop(job.pid, job.worker_token, job.worker_started, grace_s=0.5)
             remove_partial(job.id)
     return failed
 
 
+def reap() -> list[int]:
+    """Fail the jobs whose worker is dead, then start queued jobs on the freed (or any free) slots: the cleanup
+    itself dispatches, so the queue never waits for the next submit. Returns the failed job ids."""
+    failed = _reap()
+    _start_queued()
+    return failed
+
+
 def _spawn(job: JobInfo) -> None:
+    url = ensure_store()
+    token = procs.new_token()
+    job_rows.set_token(url, job.id, token)  # before the worker exists: its first write must present it
     env = dict(os.environ)
     env["DATABASE_URL"] = get_settings().database_url
     env["IMGLAB_DATA_DIR"] = str(get_settings().data_dir)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env[procs.TOKEN_ENV] = token  # inherited by the worker's own children
     with open(log_path(job.id), "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "core.jobs.worker", str(job.id)], cwd=REPO_ROOT, env=env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-m", "core.jobs.worker", str(job.id), token], cwd=REPO_ROOT,
+                                env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     _CHILDREN.append(proc)
-    job_rows.set_pid(ensure_store(), job.id, proc.pid)
+    started = procs.start_time(proc.pid)  # None: it is already dead; a time no process has makes that plain
+    job_rows.set_pid(url, job.id, proc.pid, started if started is not None else -1.0)
 
 
 def dispatch() -> list[int]:
-    """Start workers for queued jobs whose device slot is free. Safe to call from any process, any time."""
+    """Fail dead workers' jobs, then start workers for queued jobs whose device slot is free. Safe to call from
+    any process, any time."""
+    _reap()
+    return _start_queued()
+
+
+def _start_queued() -> list[int]:
     url = ensure_store()
-    reap()
     started = []
     while (job := job_rows.claim_next(url)) is not None:
         try:
@@ -177,5 +209,6 @@ def dispatch() -> list[int]:
 
 
 def recover() -> dict[str, list[int]]:
-    """At app start-up: jobs left active by a previous run are reaped once stale; queued ones start."""
-    return {"failed": reap(), "started": dispatch()}
+    """At app start-up: jobs left active by a previous run are failed once their worker is known dead (never
+    signalling a PID that another process now holds); queued ones start."""
+    return {"failed": _reap(), "started": _start_queued()}

@@ -1,60 +1,101 @@
-"""Worker process: `python -m core.jobs.worker JOB_ID`. Runs one job's handler with a heartbeat thread,
-then records its end and hands the device slot to the next queued job."""
+"""Worker process: `python -m core.jobs.worker JOB_ID [TOKEN]`. Runs one job's handler with a heartbeat thread,
+then records its end and hands the device slot to the next queued job. TOKEN (given by the local dispatcher, none
+under Ray) identifies this process in the job's row, so nothing ever signals a PID by number alone.
+
+A store locked past its retry budget must not end a healthy job: the heartbeat thread logs and keeps beating,
+and the job's final state is written again until the store takes it."""
 from __future__ import annotations
 
 import os
 import sys
 import threading
+import time
 import traceback
+from typing import Callable
 
 from core.errors import LabError
 
+FINISH_PATIENCE_S = float(os.environ.get("IMGLAB_FINISH_PATIENCE_S") or 600.0)
 
-def main(job_id: int) -> int:
-    from core.jobs import runner
+
+def beat_until(stop: threading.Event, url: str, job_id: int, interval: float, log: Callable[[str], None]) -> None:
+    """Beat every `interval` s until `stop` is set or the row is no longer running (cancelled or reaped). A failed
+    beat (store locked past its retry budget, connection lost) is logged and tried again: the thread outlives it."""
+    from db import jobs as job_rows
+
+    failures = 0
+    while not stop.wait(interval):
+        try:
+            if not job_rows.heartbeat(url, job_id):
+                return
+        except Exception as exc:
+            failures += 1
+            if failures == 1 or failures % 20 == 0:
+                log(f"heartbeat not written ({failures}x so far; {type(exc).__name__}: {str(exc)[:200]}); retrying")
+            continue
+        if failures:
+            log(f"heartbeat written again after {failures} failed attempt(s)")
+            failures = 0
+
+
+def persist(call: Callable[[], object], log: Callable[[str], None], patience_s: float = FINISH_PATIENCE_S):
+    """A write the job's outcome depends on, retried while the store is busy (up to `patience_s`)."""
+    from db.session import is_busy
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_busy(exc) or time.monotonic() > deadline:
+                raise
+            log("the results store is busy; writing the job's state again shortly")
+            time.sleep(1.0)
+
+
+def main(job_id: int, token: str | None = None) -> int:
+    from core.jobs import procs, runner
     from core.jobs.context import Cancelled, JobContext
     from core.jobs.handlers import HANDLERS
     from core.services.store import ensure_store
     from db import jobs as job_rows
 
     url = ensure_store()
-    if not job_rows.mark_running(url, job_id, os.getpid()):
-        print(f"job {job_id} is not waiting to start; nothing to do", flush=True)
+    if not job_rows.mark_running(url, job_id, os.getpid(), token, procs.start_time(os.getpid())):
+        print(f"job {job_id} is not waiting to start (or was given to another worker); nothing to do", flush=True)
         return 0
     job = job_rows.get(url, job_id)
     ctx = JobContext(url, job_id, job.device, runner.log_path(job_id), runner.work_dir(job_id))
     stop = threading.Event()
-
-    def beat():
-        while not stop.wait(runner.HEARTBEAT_S):
-            if not job_rows.heartbeat(url, job_id):
-                return
-
-    threading.Thread(target=beat, daemon=True).start()
+    threading.Thread(target=beat_until, args=(stop, url, job_id, runner.HEARTBEAT_S, ctx.log), daemon=True).start()
     ctx.log(f"job {job_id} ({job.kind}) started in process {os.getpid()} on {job.device}")
     try:
         ctx.progress(0.0, "loading PyTorch and the job's code", force=True)
         result = HANDLERS[job.kind](job.params, ctx)
-        job_rows.finish(url, job_id, "done", "finished", result)
+        persist(ctx.flush_metrics, ctx.log)
+        persist(lambda: job_rows.finish(url, job_id, "done", "finished", result), ctx.log)
         ctx.log("finished")
         code = 0
     except Cancelled:
         ctx.log("stopped: the job was cancelled")
         code = 0
     except LabError as exc:  # a clear, user-facing reason
-        job_rows.finish(url, job_id, "failed", str(exc))
+        persist(lambda: job_rows.finish(url, job_id, "failed", str(exc)), ctx.log)
         ctx.log(f"failed: {exc}")
         code = 1
     except Exception as exc:
-        job_rows.finish(url, job_id, "failed", f"{type(exc).__name__}: {exc}")
+        persist(lambda: job_rows.finish(url, job_id, "failed", f"{type(exc).__name__}: {exc}"), ctx.log)
         ctx.log("failed:\n" + traceback.format_exc())
         code = 1
     finally:
         stop.set()
         runner.remove_partial(job_id)  # a finished job's weights are registered; partial ones go
-    runner.dispatch()
+    try:
+        runner.dispatch()
+    except Exception as exc:  # the next poll or submit dispatches instead
+        ctx.log(f"could not start the next queued job: {type(exc).__name__}: {exc}")
     return code
 
 
 if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1])))
+    sys.exit(main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))

@@ -215,17 +215,32 @@ class ShapeRegionDetector(nn.Module):
         super().__init__()
         self.distance, self.min_area = distance, min_area
 
+    FIT_PIXELS = 1 << 18  # the plane is fitted on at most this many pixels (a strided sample)
+    ROWS_PIXELS = 1 << 18  # residuals computed this many pixels at a time
+
     def _foreground(self, img: np.ndarray) -> np.ndarray:
+        """Fit on a strided sample, then classify the full image in row blocks: memory stays near the image's own
+        size (a full float64 design matrix cost 7.8 GB on one 40-megapixel strip). Images up to FIT_PIXELS
+        are fitted on every pixel, exactly as before."""
         h, w = img.shape[:2]
-        yy, xx = np.mgrid[0:h, 0:w]
-        design = np.c_[np.ones(h * w), xx.ravel() / w, yy.ravel() / h]
-        pixels = img.reshape(-1, 3)
-        keep = np.ones(h * w, bool)
+        step = max(1, int(np.ceil(np.sqrt(h * w / self.FIT_PIXELS))))
+        yy, xx = np.mgrid[0:h:step, 0:w:step]
+        design = np.c_[np.ones(yy.size), xx.ravel() / w, yy.ravel() / h]
+        sample = img[::step, ::step].reshape(-1, 3)
+        keep = np.ones(len(sample), bool)
         for _ in range(3):
-            coef, *_ = np.linalg.lstsq(design[keep], pixels[keep], rcond=None)
-            resid = np.linalg.norm(pixels - design @ coef, axis=1)
-            keep = resid < self.distance
-        return (~keep).reshape(h, w)
+            coef, *_ = np.linalg.lstsq(design[keep], sample[keep], rcond=None)
+            keep = np.linalg.norm(sample - design @ coef, axis=1) < self.distance
+        if step == 1:
+            return (~keep).reshape(h, w)
+        fg = np.empty((h, w), bool)
+        rows = max(1, self.ROWS_PIXELS // w)
+        x = np.arange(w) / w
+        for top in range(0, h, rows):
+            y = np.arange(top, min(h, top + rows)) / h
+            plane = coef[0] + x[None, :, None] * coef[1] + y[:, None, None] * coef[2]
+            fg[top:top + len(y)] = np.linalg.norm(img[top:top + len(y)] - plane, axis=2) >= self.distance
+        return fg
 
     def forward(self, x: torch.Tensor) -> list[dict]:
         from scipy import ndimage as ndi

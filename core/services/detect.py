@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.data.decode import DecodedImage
+from core.data.decode import DecodedImage, check_request
 from core.engine import Engine, RunStats
 from core.errors import InvalidInput
 from core.models.registry import WeightsInfo
@@ -31,6 +31,7 @@ class DetectionResult:
 def detect(engine: Engine, model: str, images: list[DecodedImage], *, score_threshold: float = 0.5,
            allow_random: bool = False, batch_size: int = 2, dataset_kind: str = "upload") -> DetectionResult:
     check_batch(images, limit=32)
+    check_request(images)  # sizes and total pixels: shape_regions on one strip once took 7.8 GB
     if not 0 <= score_threshold <= 1:
         raise InvalidInput(f"The score threshold must be between 0 and 1, got {score_threshold}.")
     loaded = load_for_run(engine, model, allow_random, "detection")

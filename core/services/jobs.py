@@ -10,6 +10,9 @@ from pathlib import Path
 from core.config import REPO_ROOT, get_settings
 from core.jobs import runner
 from db.jobs import JobInfo
+from db.session import is_busy
+
+STORE_BUSY = "The results store is busy; try again in a moment."
 
 # an absolute path of two or more parts, not inside a URL ("https://host/a/b") nor a relative link ("/results?run=1")
 _ABSOLUTE = re.compile(r"(?<![\w:/.~>-])/(?:[\w.~+-]+/)+([\w.~+-]+)")
@@ -40,8 +43,9 @@ def scrubbed(value):
 
 
 def public_job(job: JobInfo) -> JobInfo:
-    """A job as every user may see it: message and result without the server's paths."""
-    return dataclasses.replace(job, message=public_text(job.message), result=scrubbed(job.result))
+    """A job as every user may see it: message and result without the server's paths, no worker token (it names
+    the host)."""
+    return dataclasses.replace(job, message=public_text(job.message), result=scrubbed(job.result), worker_token=None)
 
 
 def list_jobs(kind: str | None = None, limit: int = 30) -> list[JobInfo]:
@@ -59,6 +63,12 @@ def cancel_job(job_id: int) -> bool:
 
 def job_logs(job_id: int) -> str:
     return public_text(runner.logs(job_id))
+
+
+def store_busy(exc: BaseException) -> bool:
+    """The error is the results store being locked or out of connections (pages poll jobs often, so they meet
+    it first): worth saying so, not reporting a server fault."""
+    return is_busy(exc)
 
 
 def recover_jobs() -> dict[str, list[int]]:

@@ -3,6 +3,8 @@ timing) and the model comparison, kept to one task, one dataset and one conventi
 from __future__ import annotations
 
 import html
+import numbers
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,11 +149,28 @@ def chart_title(comparison: ModelComparison, column: compare.Column) -> str:
     return f"{html.escape(column.header)} on {where}" + (f"<br><sup>{html.escape(conv)}</sup>" if conv else "")
 
 
-def run_detail(run_id: Any) -> dict[str, Any]:
-    try:
+MAX_RUN_ID = 2**63 - 1  # the store's integer keys are 64-bit: a larger number cannot name a run
+
+
+def run_id_of(run_id: Any) -> int:
+    """A run id from a link or a widget: ASCII digits only (no spaces inside, underscores or other scripts'
+    digits), 1 to MAX_RUN_ID, so the database is never asked about a number it cannot hold."""
+    text = run_id.strip() if isinstance(run_id, str) else None
+    if isinstance(run_id, numbers.Integral) and not isinstance(run_id, bool):
         rid = int(run_id)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"Run id must be a number, got {str(run_id)[:40]!r}.") from None
+    elif text is not None and re.fullmatch(r"-?[0-9]+", text):
+        rid = int(text) if len(text) <= 20 else MAX_RUN_ID + 1  # longer: out of range, whatever it says
+    else:
+        raise InvalidInput(f"Run id must be a number, got {str(run_id)[:40]!r}.")
+    if not 1 <= rid <= MAX_RUN_ID:
+        shown = text if text is not None else str(rid)
+        raise InvalidInput(f"There is no run {shown[:40]}{'...' if len(shown) > 40 else ''}: run ids are whole "
+                           f"numbers from 1 to {MAX_RUN_ID}.")
+    return rid
+
+
+def run_detail(run_id: Any) -> dict[str, Any]:
+    rid = run_id_of(run_id)
     detail = repository.run_detail(ensure_store(), rid)
     if detail is None:
         raise InvalidInput(f"There is no run #{rid}.")

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.data.decode import DecodedImage
+from core.data.decode import DecodedImage, check_request
 from core.data.degrade import limit_side
 from core.engine import Engine, RunStats
 from core.models.registry import WeightsInfo
@@ -36,6 +36,7 @@ class SegmentationResult:
 def segment(engine: Engine, model: str, images: list[DecodedImage], *, allow_random: bool = False,
             score_threshold: float = 0.5, max_side: int = 520, dataset_kind: str = "upload") -> SegmentationResult:
     check_batch(images, limit=16)
+    check_request(images)  # sizes and total pixels, before any tensor is built
     loaded = load_for_run(engine, model, allow_random, "segmentation")
     spec = loaded.spec
     working = [limit_side(img.pixels, max_side) for img in images]
