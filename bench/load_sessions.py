@@ -80,18 +80,27 @@ async def _stored_run(page) -> int:
     return max(int(m) for m in re.findall(r"#(\d+)", text))
 
 
-async def _new_run(page, before: int) -> None:
-    """The caption names a run newer than `before` (the page shows the previous answer until then)."""
-    for _ in range(600):
+async def _new_run(page, before: int, click, out: dict) -> None:
+    """The caption names a run newer than `before` (the page shows the previous answer until then). A click
+    that reached the server while it was busy with the session's previous rerun can be lost: when the page has
+    been idle for 10 s with no new run, click once more (counted as a lost click, as a user would)."""
+    idle, again = 0.0, True
+    for _ in range(3000):
         if await _stored_run(page) > before:
             return
+        running = await page.get_by_test_id("stStatusWidget").is_visible()
+        idle = 0.0 if running else idle + 0.2
+        if idle >= 10 and again:
+            out["lost_clicks"] += 1
+            again = False
+            await click()
         await page.wait_for_timeout(200)
     raise TimeoutError("no new run stored")
 
 
 async def _session(browser, url: str, index: int, photo: Path, names: list[str], until: float, out: dict) -> None:
     page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(180_000)
+    page.set_default_timeout(120_000)
 
     async def settled() -> None:
         await page.wait_for_timeout(300)
@@ -108,8 +117,12 @@ async def _session(browser, url: str, index: int, photo: Path, names: list[str],
             await page.get_by_test_id("stStatusWidget").wait_for(state="hidden")
             await done()
             out["latency"].setdefault(kind, []).append(time.perf_counter() - start)
-        except Exception as exc:  # a timeout or a closed page: counted, the loop goes on
-            out["errors"].append(f"session {index} {kind}: {type(exc).__name__}")
+        except Exception as exc:  # a timeout or a closed page: counted with what the page said, the loop goes on
+            alerts = page.get_by_test_id("stAlert")
+            said = (await alerts.first.inner_text())[:100] if await alerts.count() else "no message on the page"
+            out["errors"].append(f"session {index} {kind}: {type(exc).__name__} ({said!r})")
+            if os.environ.get("LOAD_SHOTS"):
+                await page.screenshot(path=f"{os.environ['LOAD_SHOTS']}/s{index}-{kind}-{len(out['errors'])}.png", full_page=True)
 
     try:
         await page.goto(url)
@@ -118,9 +131,10 @@ async def _session(browser, url: str, index: int, photo: Path, names: list[str],
             # the uploader is cleared when the task switches (Streamlit drops the state of widgets not drawn)
             await page.locator('input[type="file"]').first.set_input_files(str(photo))
             await page.get_by_text(photo.name).first.wait_for()
+            await settled()  # the upload's own rerun
             before = await _stored_run(page)
-            await timed("classify", lambda: page.get_by_role("button", name="Classify").click(),
-                        lambda: _new_run(page, before))
+            classify = lambda: page.get_by_role("button", name="Classify").click()  # noqa: E731
+            await timed("classify", classify, lambda: _new_run(page, before, classify, out))
             text = await page.locator("body").inner_text()
             others = [n for n in names if n != photo.name and n in text]
             if others:
@@ -138,8 +152,8 @@ async def _session(browser, url: str, index: int, photo: Path, names: list[str],
                     await page.keyboard.press("ArrowRight")
                 await page.wait_for_timeout(800)
             before = await _stored_run(page)
-            await timed("denoise", lambda: page.get_by_role("button", name="Restore").click(),
-                        lambda: _new_run(page, before))
+            restore = lambda: page.get_by_role("button", name="Restore").click()  # noqa: E731
+            await timed("denoise", restore, lambda: _new_run(page, before, restore, out))
             await page.get_by_text("Classification", exact=True).click()
             await page.get_by_role("button", name="Classify").wait_for()
             await page.wait_for_timeout(800)
@@ -158,11 +172,19 @@ async def _drive(url: str, n: int, minutes: float, workdir: Path) -> dict:
         path = workdir / name
         path.write_bytes(_photo(i))
         photos.append(path)
-    out: dict = {"latency": {}, "errors": [], "leaks": []}
+    out: dict = {"latency": {}, "errors": [], "leaks": [], "lost_clicks": 0}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         until = time.monotonic() + minutes * 60
-        await asyncio.gather(*(_session(browser, url, i, photos[i], names, until, out) for i in range(n)))
+        grace = minutes * 60 + 240  # a session still waiting then is stopped and counted as an error
+
+        async def bounded(i: int) -> None:
+            try:
+                await asyncio.wait_for(_session(browser, url, i, photos[i], names, until, out), grace)
+            except asyncio.TimeoutError:
+                out["errors"].append(f"session {i}: still waiting {grace:.0f} s after the start; stopped")
+
+        await asyncio.gather(*(bounded(i) for i in range(n)))
         await browser.close()
     return out
 
@@ -207,7 +229,7 @@ def main() -> None:
     done = sum(len(v) for v in out["latency"].values())
     print(f"sessions {args.sessions}, {wall:.0f} s, 2 cores, CPU only")
     print(f"requests completed: {done} ({done / wall * 60:.1f} per minute), errors: {len(out['errors'])}, "
-          f"cross-session leaks: {len(out['leaks'])}")
+          f"cross-session leaks: {len(out['leaks'])}, clicks lost and repeated: {out['lost_clicks']}")
     for kind, values in sorted(out["latency"].items()):
         print(f"  {kind:9s} n={len(values):4d}  p50 {_pct(values, 50):6.2f} s  p95 {_pct(values, 95):6.2f} s")
     print(f"model builds: {builds}; server peak RSS (process tree): {watch.peak / 2**20:.0f} MiB")

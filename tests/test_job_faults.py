@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import shown
-from tests.test_jobs import alive, wait_for
+from tests.test_jobs import alive, leaving_no_workers, wait_for
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 BUSY = "The results store is busy; try again in a moment."
@@ -26,12 +26,9 @@ BUSY = "The results store is busy; try again in a moment."
 
 @pytest.fixture
 def runner(settings_env):
-    from core.jobs import runner as r
-
-    yield r
-    for job in r.list_jobs():  # never leave workers behind
-        if job.active or job.status == "queued":
-            r.cancel(job.id)
+    """On SQLite: the lock cases below hold SQLite's own write lock."""
+    with leaving_no_workers() as r:
+        yield r
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -32,15 +33,22 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.fixture
-def runner(store_url):
-    """The job runner over a store on each backend (SQLite, PostgreSQL): its workers read DATABASE_URL."""
+@contextmanager
+def leaving_no_workers():
+    """The job runner; afterwards every job still queued or running is cancelled (never leave workers behind)."""
     from core.jobs import runner as r
 
     yield r
-    for job in r.list_jobs():  # never leave workers behind
+    for job in r.list_jobs():
         if job.active or job.status == "queued":
             r.cancel(job.id)
+
+
+@pytest.fixture
+def runner(store_url):
+    """The job runner over a store on each backend (SQLite, PostgreSQL): its workers read DATABASE_URL."""
+    with leaving_no_workers() as r:
+        yield r
 
 
 def test_benchmark_job_runs_in_a_worker_and_links_its_runs(runner):
