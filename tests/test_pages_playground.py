@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from tests.test_pages import APP, app, chart_specs  # noqa: F401  (fixture)
+from tests.test_pages import app, chart_specs  # noqa: F401  (fixture)
 
 
 def test_grad_cam_is_computed_once_per_model_weights_image_and_class(app, monkeypatch):
