@@ -1,4 +1,4 @@
-"""Compact architectures that train in minutes on a CPU: the seeds' CNN, U-Net, DnCNN, SRCNN, EDSR-lite
+"""Compact architectures that train in minutes on a CPU: the source texts' CNN, U-Net, DnCNN, SRCNN, EDSR-lite
 and DCGAN. No published weights exist for these exact configurations: the project ships reference weights
 trained with its own Fine-tune jobs (reference_weights/), and a local file or a checkpoint can replace them.
 
@@ -27,7 +27,7 @@ DIGITS_CATEGORIES = tuple(str(i) for i in range(10))
 
 
 class SmallCNN(nn.Module):
-    """Three conv blocks + dropout + linear head (the seeds' "simple CNN")."""
+    """Three conv blocks + dropout + linear head (the source texts' "simple CNN")."""
 
     def __init__(self, num_classes: int = 10, dropout: float = 0.25):
         super().__init__()

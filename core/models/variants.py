@@ -1,4 +1,4 @@
-"""Deployment variants the seeds recommend, each registered as its own entry so it can be benchmarked
+"""Deployment variants the source texts recommend, each registered as its own entry so it can be benchmarked
 beside the original: dynamic int8 quantization (nn.Linear layers, CPU kernels) and global magnitude
 (L1, unstructured) pruning of conv and linear weights, made permanent."""
 from __future__ import annotations

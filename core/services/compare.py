@@ -245,7 +245,7 @@ def _pct(v: Any) -> float | None:
 
 
 def class_table(run_id: int) -> pd.DataFrame:
-    """Seed table 2.5: class / precision (%) / recall (%) / F1 (%), plus the overall (micro) row."""
+    """Reference table 2.5 (per class): class / precision (%) / recall (%) / F1 (%), plus the overall (micro) row."""
     from core.services.results import run_detail
 
     report = run_report(run_id)
@@ -266,7 +266,7 @@ def class_table(run_id: int) -> pd.DataFrame:
 
 
 def method_table(task: str, dataset: str, include_untrained: bool = False) -> pd.DataFrame:
-    """Seed table "Method / PSNR (dB) / SSIM / FID" from the newest run per model: restoration datasets give
+    """Reference table "Method / PSNR (dB) / SSIM / FID" from the newest run per model: restoration datasets give
     PSNR/SSIM (with the degraded input as a row), generation datasets give FID, or FD in another feature space
     under its own name, never as FID."""
     board = leaderboard(task, dataset, include_untrained)

@@ -18,7 +18,7 @@ from core.training.config import OPTIMIZERS, TRAIN_DATASETS, TrainConfig
 from core.wording import count
 from db import jobs as job_rows
 
-SWEEP_OPTIMIZERS = ("sgd", "adam", "adagrad")  # the seeds' comparison
+SWEEP_OPTIMIZERS = ("sgd", "adam", "adagrad")  # the optimizer comparison of the reference tables
 
 
 def trainable_models(task: str) -> list[str]:
@@ -69,7 +69,7 @@ def sweeps() -> list[str]:
 
 
 def sweep_table(sweep: str) -> pd.DataFrame:
-    """The seeds' optimizer table: optimizer / train / validation / test accuracy (or the task's metric)."""
+    """The reference optimizer table: optimizer / train / validation / test accuracy (or the task's metric)."""
     rows = []
     for job in runner.list_jobs(200, ("train",)):
         cfg = job.params.get("config", {})
