@@ -5,7 +5,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: run test browser-deps postgres-deps clean-venv
+.PHONY: run test system-deps clean-venv
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -16,25 +16,23 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 run: $(STAMP)
 	$(VENV)/bin/python -m streamlit run app.py --server.port $(PORT)
 
-# Debian's chromium drives the browser tests; installed when missing and we are root (CI, containers).
-browser-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
+# Debian packages the tests drive: chromium (browser tests), postgresql (the store tests also run against a
+# throwaway cluster, tests/pg_support.py) and nginx (the shipped deploy/nginx/imglab.conf in front of the app,
+# tests/nginx_support.py). Missing ones are installed in one apt-get run when we are root (CI, containers);
+# otherwise the tests that need them are skipped.
+system-deps:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "warning: could not install chromium; browser tests will be skipped"; \
-	  else echo "note: /usr/bin/chromium missing (apt-get install chromium); browser tests will be skipped"; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "warning: could not install$$missing; the tests that need them will be skipped"; \
+	  else echo "note: missing Debian packages:$$missing (apt-get install$$missing); the tests that need them will be skipped"; fi; \
 	fi
 
-# Debian's PostgreSQL: the store tests also run against a throwaway cluster (tests/pg_support.py).
-postgres-deps:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
-	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
-	      || echo "warning: could not install postgresql; PostgreSQL store tests will be skipped"; \
-	  else echo "note: PostgreSQL missing (apt-get install postgresql); PostgreSQL store tests will be skipped"; fi; \
-	fi
-
-test: $(STAMP) browser-deps postgres-deps
+test: $(STAMP) system-deps
 	$(VENV)/bin/python -m pytest
 
 clean-venv:

@@ -142,6 +142,7 @@ class Engine:
         self._lock = threading.Lock()
         self._build_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self.builds = 0  # how many models were actually built (cache misses)
+        self._running = threading.BoundedSemaphore(max(1, get_settings().max_concurrent_runs))
         # Test hook: called with the batch size before each forward; may raise to inject faults (OOM).
         self.fault_hook: Callable[[int], None] | None = None
 
@@ -231,11 +232,17 @@ class Engine:
         raise TypeError(f"unsupported model output type {type(out).__name__}")
 
     def run(self, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int = 8, warmup: int = 0) -> tuple[list[Any], RunStats]:
-        """Run the model over CHW tensors; same-shape neighbours are batched. OOM halves the batch."""
+        """Run the model over CHW tensors; same-shape neighbours are batched. OOM halves the batch. At most
+        IMGLAB_MAX_CONCURRENT_RUNS runs compute at once on one engine (the others wait, untimed): many users of
+        one server share its cores and memory instead of all computing at once."""
         if not inputs:
             raise InvalidInput("Nothing to run: no inputs were given.")
         if batch_size < 1:
             raise InvalidInput(f"Batch size must be at least 1, got {batch_size}.")
+        with self._running:
+            return self._run(loaded, inputs, batch_size, warmup)
+
+    def _run(self, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int, warmup: int) -> tuple[list[Any], RunStats]:
         _, dtype = self._autocast(loaded)
         for _ in range(warmup):
             self._forward(loaded, inputs[:1])

@@ -8,11 +8,12 @@ Every call retries a locked store within session.retry_budget_s(), which the run
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import Float, and_, bindparam, case, cast, exists, extract, func, or_, select, update
+from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import aliased
 
 from db.models import JobMetricRow, JobRow, utcnow
@@ -42,6 +43,7 @@ class JobInfo:
     finished_at: datetime | None
     worker_token: str | None = None  # "host:random", on the worker's command line
     worker_started: float | None = None  # the worker process's start time
+    owner: str | None = None  # who submitted it (None: from before owners were kept)
 
     @property
     def active(self) -> bool:
@@ -56,7 +58,7 @@ def _aware(value: datetime | None) -> datetime | None:
 def _info(row: JobRow) -> JobInfo:
     return JobInfo(row.id, row.kind, row.title, row.status, row.device, row.backend, dict(row.params), row.progress,
                    row.message, row.pid, dict(row.result or {}), _aware(row.created_at), _aware(row.started_at),
-                   _aware(row.heartbeat_at), _aware(row.finished_at), row.worker_token, row.worker_started)
+                   _aware(row.heartbeat_at), _aware(row.finished_at), row.worker_token, row.worker_started, row.owner)
 
 
 def with_retry(tx):
@@ -64,14 +66,32 @@ def with_retry(tx):
     return _retry(tx, attempts=RETRY_ATTEMPTS, base_delay=retry_delay_s())
 
 
-def create(url: str, kind: str, title: str, params: dict[str, Any], device: str, backend: str = "local") -> int:
+def create(url: str, kind: str, title: str, params: dict[str, Any], device: str, backend: str = "local",
+           owner: str | None = None) -> int:
     def tx():
         with session_scope(url) as s:
             row = JobRow(kind=kind, title=title[:300], params=params, device=device, backend=backend, status="queued",
-                         message="queued")
+                         message="queued", owner=owner)
             s.add(row)
             s.flush()
             return row.id
+    return with_retry(tx)
+
+
+def open_count(url: str, owner: str) -> int:
+    """The owner's jobs that are queued or running (what the per-user job quota counts)."""
+    stmt = select(func.count()).select_from(JobRow).where(JobRow.owner == owner, JobRow.status.in_(("queued",) + ACTIVE))
+    with session_scope(url) as s:
+        return int(s.scalar(stmt) or 0)
+
+
+def delete(url: str, job_id: int) -> bool:
+    """A finished job's row and its curves (its runs stay, unlinked)."""
+    def tx():
+        with session_scope(url) as s:
+            s.execute(delete_rows(JobMetricRow).where(JobMetricRow.job_id == job_id))
+            return s.execute(delete_rows(JobRow).where(JobRow.id == job_id, JobRow.status.in_(FINISHED))
+                             .execution_options(synchronize_session=False)).rowcount > 0
     return with_retry(tx)
 
 
@@ -98,27 +118,89 @@ def latest_with_param(url: str, kind: str, key: str, value: int) -> JobInfo | No
         return _info(row) if row is not None else None
 
 
-def claim_next(url: str, devices: tuple[str, ...] | None = None) -> JobInfo | None:
-    """Oldest queued job whose device slot is free -> starting. Atomic: one claim per slot."""
+CLAIM_CANDIDATES = 500  # heads of (owner, device) queues weighed per claim; more are left to later claims
+_CLAIM_LOCK_KEY = 0x696D676C61620001  # PostgreSQL advisory lock that serializes claims ("imglab" + 1)
+
+
+def _epoch_s(col, dialect: str):
+    """A timestamp column as seconds since 1970 (a float), in the store's own SQL."""
+    if dialect == "sqlite":  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC
+        return (func.julianday(col) - 2440587.5) * 86400.0
+    return cast(extract("epoch", col), Float)
+
+
+def _slot_usage(s, window_s: float, devices, now: datetime) -> dict[tuple[str | None, str], float]:
+    """{(owner, device): slot-seconds within [now - window_s, now]}: one aggregate query over the jobs that
+    started before now and had not finished by the window's start (their run overlaps the window)."""
+    if not window_s or window_s <= 0:
+        return {}
+    since = now - timedelta(seconds=float(window_s))
+    dialect = s.get_bind().dialect.name
+    w0, w1 = since.timestamp(), now.timestamp()
+    lo, hi = bindparam("w0", w0, type_=Float), bindparam("w1", w1, type_=Float)
+    start, end = _epoch_s(JobRow.started_at, dialect), _epoch_s(func.coalesce(JobRow.finished_at, now), dialect)
+    start = case((start > lo, start), else_=lo)
+    end = case((end < hi, end), else_=hi)
+    overlap = func.sum(case((end > start, end - start), else_=0.0))
+    stmt = (select(JobRow.owner, JobRow.device, overlap)
+            .where(JobRow.started_at.is_not(None), JobRow.started_at < now,
+                   or_(JobRow.finished_at.is_(None), JobRow.finished_at > since))
+            .group_by(JobRow.owner, JobRow.device))
+    if devices is not None:
+        stmt = stmt.where(JobRow.device.in_(list(devices)))
+    return {(owner, device): float(used or 0.0) for owner, device, used in s.execute(stmt)}
+
+
+def slot_usage(url: str, window_s: float, devices: tuple[str, ...] | None = None,
+               now: datetime | None = None) -> dict[tuple[str | None, str], float]:
+    """Slot-seconds each (owner, device) used within the last window_s (what claim_next weighs)."""
+    with session_scope(url) as s:
+        return _slot_usage(s, window_s, devices, now or utcnow())
+
+
+def claim_next(url: str, devices: tuple[str, ...] | None = None, window_s: float | None = None) -> JobInfo | None:
+    """Claim one queued job whose device slot is free (queued -> starting) and return it; None if there is none.
+
+    Fair share: with window_s, the slot goes to the owner who used that same device slot the fewest seconds
+    within the last window_s. An owner's use of a slot is the sum, over that owner's jobs on that device, of the
+    overlap of [started_at, finished_at or now] with [now - window_s, now]; use of other devices, and use that
+    ended before the window, do not count. Ties (owners with no recent use among them) go to the oldest job, so
+    one owner's own queue is FIFO. Jobs without an owner (from before owners were kept) count as one owner.
+    window_s None or 0: plain FIFO, the oldest queued job with a free slot.
+
+    How: the oldest queued job of each (owner, device) whose slot is free (only an owner's oldest job on a slot
+    can be next there), then one aggregate query for the usage of those slots, then the candidates in order
+    (usage, id). Atomic: a conditional UPDATE claims a candidate only if it is still queued and no job holds its
+    slot; on PostgreSQL a transaction-scoped advisory lock serializes claims as well, since under READ COMMITTED
+    two concurrent UPDATEs would each miss the other's uncommitted claim of the same slot.
+    """
     other = aliased(JobRow)
     busy = exists().where(and_(other.device == JobRow.device, other.status.in_(ACTIVE)))
 
     def tx():
         with session_scope(url) as s:
-            stmt = select(JobRow.id).where(JobRow.status == "queued", ~busy).order_by(JobRow.id)
-            if devices:
-                stmt = stmt.where(JobRow.device.in_(devices))
-            for job_id in s.scalars(stmt.limit(5)).all():
-                other2 = aliased(JobRow)
-                done = s.execute(
-                    update(JobRow)
-                    .where(JobRow.id == job_id, JobRow.status == "queued",
-                           ~exists().where(and_(other2.device == JobRow.device, other2.status.in_(ACTIVE))))
-                    .values(status="starting", message="starting", started_at=utcnow(), heartbeat_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                ).rowcount
-                if done:
-                    return job_id
+            if s.get_bind().dialect.name == "postgresql":
+                s.execute(select(func.pg_advisory_xact_lock(_CLAIM_LOCK_KEY)))
+            for _ in range(3):  # again only if every candidate was taken or cancelled meanwhile
+                heads = (select(func.min(JobRow.id), JobRow.owner, JobRow.device)
+                         .where(JobRow.status == "queued", ~busy).group_by(JobRow.owner, JobRow.device))
+                if devices:
+                    heads = heads.where(JobRow.device.in_(devices))
+                found = s.execute(heads.order_by(func.min(JobRow.id)).limit(CLAIM_CANDIDATES)).all()
+                if not found:
+                    return None
+                usage = _slot_usage(s, window_s, {d for _, _, d in found}, utcnow()) if window_s else {}
+                for job_id, _, _ in sorted(found, key=lambda r: (usage.get((r[1], r[2]), 0.0), r[0])):
+                    other2 = aliased(JobRow)
+                    done = s.execute(
+                        update(JobRow)
+                        .where(JobRow.id == job_id, JobRow.status == "queued",
+                               ~exists().where(and_(other2.device == JobRow.device, other2.status.in_(ACTIVE))))
+                        .values(status="starting", message="starting", started_at=utcnow(), heartbeat_at=utcnow())
+                        .execution_options(synchronize_session=False)
+                    ).rowcount
+                    if done:
+                        return job_id
             return None
     job_id = with_retry(tx)
     return get(url, job_id) if job_id else None

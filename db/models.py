@@ -63,7 +63,8 @@ class DatasetRow(Base):
 class RunRow(Base):
     __tablename__ = "runs"
     __table_args__ = (Index("ix_runs_task_created", "task", "created_at"),
-                      Index("ix_runs_task_kind_dataset_model", "task", "kind", "dataset_id", "model_id"))
+                      Index("ix_runs_task_kind_dataset_model", "task", "kind", "dataset_id", "model_id"),
+                      Index("ix_runs_owner", "owner"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
@@ -71,6 +72,7 @@ class RunRow(Base):
     job_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
     task: Mapped[str] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(40))  # playground | benchmark | ...
+    owner: Mapped[Optional[str]] = mapped_column(String(120))  # who ran it (None: from before owners were kept)
     status: Mapped[str] = mapped_column(String(20), default="done")
     device: Mapped[str] = mapped_column(String(40))
     dtype: Mapped[str] = mapped_column(String(20))
@@ -122,10 +124,13 @@ class JobRow(Base):
     """Background work (benchmarks, training); state, heartbeat and progress live here."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"), Index("ix_jobs_device_status", "device", "status"))
+    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"), Index("ix_jobs_device_status", "device", "status"),
+                      Index("ix_jobs_owner_status", "owner", "status"),
+                      Index("ix_jobs_device_finished", "device", "finished_at"))  # the fair share's usage query
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
+    owner: Mapped[Optional[str]] = mapped_column(String(120))  # who submitted it
     status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|done|failed|cancelled
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     progress: Mapped[float] = mapped_column(Float, default=0.0)

@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any, Callable, TypeVar
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from db.models import DatasetRow, ImageMetricRow, ModelRow, RunMetricRow, RunRow, utcnow
+from db.models import DatasetRow, ImageMetricRow, JobRow, ModelRow, RunMetricRow, RunRow, utcnow
 from db.session import RETRY_ATTEMPTS, retry_delay_s, session_scope
 
 T = TypeVar("T")
@@ -79,6 +79,7 @@ class RunRecord:
     created_at: datetime | None = None
     finished_at: datetime | None = None
     job_id: int | None = None
+    owner: str | None = None  # who ran it
 
 
 def with_retry(fn: Callable[[], T], attempts: int = RETRY_ATTEMPTS, base_delay: float | None = None) -> T:
@@ -133,10 +134,13 @@ def record_run(url: str, rec: RunRecord) -> int:
                     s, DatasetRow, {"name": d.name, "content_hash": d.content_hash},
                     {"kind": d.kind, "num_items": d.num_items, "meta": d.meta},
                 )
+            owner = rec.owner  # a job's runs belong to whoever submitted the job
+            if owner is None and rec.job_id is not None:
+                owner = s.scalar(select(JobRow.owner).where(JobRow.id == rec.job_id))
             run = RunRow(
                 model=model, dataset=dataset, task=rec.task, kind=rec.kind, status="done", device=rec.device,
                 dtype=rec.dtype, batch_size=rec.batch_size, seed=rec.seed, params=rec.params, outputs=rec.outputs,
-                code_version=rec.code_version, versions=rec.versions, job_id=rec.job_id,
+                code_version=rec.code_version, versions=rec.versions, job_id=rec.job_id, owner=owner,
                 created_at=rec.created_at or utcnow(), finished_at=rec.finished_at or utcnow(),
             )
             s.add(run)
@@ -163,7 +167,7 @@ def _run_filters(stmt, task: str | None, models: list[str] | None, kinds: list[s
 
 
 RUN_COLUMNS = ["run_id", "created_at", "task", "kind", "model", "weights", "dataset", "device", "dtype",
-               "batch_size", "seed", "code_version", "dataset_hash", "dataset_title"]
+               "batch_size", "seed", "code_version", "dataset_hash", "dataset_title", "owner"]
 
 
 def list_runs(url: str, task: str | None = None, models: list[str] | None = None, kinds: list[str] | None = None,
@@ -172,7 +176,7 @@ def list_runs(url: str, task: str | None = None, models: list[str] | None = None
     stmt = (
         select(RunRow.id, RunRow.created_at, RunRow.task, RunRow.kind, ModelRow.name, ModelRow.weights_status,
                DatasetRow.name, RunRow.device, RunRow.dtype, RunRow.batch_size, RunRow.seed, RunRow.code_version,
-               DatasetRow.content_hash, DatasetRow.meta["title"].as_string())
+               DatasetRow.content_hash, DatasetRow.meta["title"].as_string(), RunRow.owner)
         .join(ModelRow, RunRow.model_id == ModelRow.id)
         .outerjoin(DatasetRow, RunRow.dataset_id == DatasetRow.id)
         .order_by(RunRow.id.desc())
@@ -239,7 +243,8 @@ def run_detail(url: str, run_id: int) -> dict[str, Any] | None:
             columns=["image", "metric", "value", "convention"],
         )
         return {
-            "run_id": run.id, "task": run.task, "kind": run.kind, "status": run.status,
+            "run_id": run.id, "task": run.task, "kind": run.kind, "status": run.status, "owner": run.owner,
+            "job_id": run.job_id,
             "model": run.model.name, "weights_status": run.model.weights_status,
             "weights_hash": run.model.weights_hash, "weights_origin": run.model.weights_origin,
             "num_params": run.model.num_params,
@@ -251,3 +256,26 @@ def run_detail(url: str, run_id: int) -> dict[str, Any] | None:
             "versions": run.versions, "created_at": run.created_at, "finished_at": run.finished_at,
             "metrics": metrics, "image_metrics": images,
         }
+
+
+def run_owners(url: str, run_ids: list[int]) -> dict[int, tuple[str | None, int | None]]:
+    """run id -> (owner, job id) of the runs that exist."""
+    stmt = select(RunRow.id, RunRow.owner, RunRow.job_id).where(RunRow.id.in_([int(i) for i in run_ids]))
+    with session_scope(url) as s:
+        return {r[0]: (r[1], r[2]) for r in s.execute(stmt)}
+
+
+def delete_runs(url: str, run_ids: list[int]) -> list[int]:
+    """Delete runs with their aggregate and per-image values; returns the job ids they came from that no other
+    run refers to any more (their files may go too)."""
+    ids = [int(i) for i in run_ids]
+
+    def tx() -> list[int]:
+        with session_scope(url) as s:
+            jobs = {j for j in s.scalars(select(RunRow.job_id).where(RunRow.id.in_(ids))) if j is not None}
+            s.execute(delete(ImageMetricRow).where(ImageMetricRow.run_id.in_(ids)))
+            s.execute(delete(RunMetricRow).where(RunMetricRow.run_id.in_(ids)))
+            s.execute(delete(RunRow).where(RunRow.id.in_(ids)).execution_options(synchronize_session=False))
+            still = set(s.scalars(select(RunRow.job_id).where(RunRow.job_id.in_(jobs)))) if jobs else set()
+            return sorted(jobs - still)
+    return with_retry(tx)

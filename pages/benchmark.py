@@ -3,7 +3,9 @@ import streamlit as st
 
 from core import services
 from core.models.registry import TASKS
+from ui.identity import current_user
 from ui.jobs_panel import jobs_panel, launch_status, remember_launch
+from ui.ownership import quota_caption, uploads_manager
 from ui.state import guarded, page_setup
 from ui.text import plain
 
@@ -43,11 +45,15 @@ with setup:
         op = st.selectbox("Restoration pairs are", ["denoise", "deblur"], key="bm_zip_op",
                           help="Ignored for other layouts; a smaller degraded image means super-resolution.")
         if archive is not None and st.button("Add dataset", key="bm_zip_add"):
-            added = guarded(services.upload_dataset, archive.getvalue(), archive.name, op)
+            added = guarded(services.upload_dataset, archive.getvalue(), archive.name, op, current_user())
             if added:
                 st.success(f"Added {plain(added.label)}.")
                 for line in added.report[:20]:
                     st.caption(plain(line))
+
+    with st.expander("Your uploaded datasets"):
+        uploads_manager("bm_own")
+    quota_caption()
 
     builtin = services.catalog(task)
     uploads = guarded(services.uploaded, task) or []
@@ -56,7 +62,8 @@ with setup:
         st.info("No dataset for this task yet: upload one above.")
         st.stop()
     kind, choice = st.selectbox("Dataset", options, key="bm_dataset",
-                                format_func=lambda o: o[1].title if o[0] == "builtin" else f"uploaded: {o[1].label}")
+                                format_func=lambda o: o[1].title if o[0] == "builtin" else
+                          f"uploaded: {o[1].label}" + (f" by {o[1].owner}" if o[1].owner else ""))
     if kind == "builtin":
         st.caption(choice.description)
         spec = {"name": choice.name}
@@ -103,7 +110,8 @@ with setup:
                  "(checked before use). The EfficientNet-Lite0 distance is not FID and gets its own column.")
     device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="bm_device")
     if st.button("Launch benchmark", type="primary", disabled=not names, key="bm_launch"):
-        job_id = guarded(services.submit_benchmark, names, spec, params, allow_random=allow_random, device=device)
+        job_id = guarded(services.submit_benchmark, names, spec, params, allow_random=allow_random, device=device,
+                         user=current_user())
         remember_launch("bm_jobs", [job_id] if job_id else [])  # a refused launch clears the last one's notice
     launch_status("bm_jobs")
 

@@ -5,7 +5,9 @@ from core import services
 from core.charts import training_curves
 from core.models.registry import TASKS
 from core.services.training import no_curve_note
+from ui.identity import current_user
 from ui.jobs_panel import jobs_panel, launch_status, remember_launch
+from ui.ownership import quota_caption
 from ui.state import guarded, page_setup
 from ui.text import plain
 
@@ -70,13 +72,14 @@ with form:
     device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="ft_device")
     b1, b2 = st.columns(2)
     if b1.button("Launch training", type="primary", key="ft_launch"):
-        job_id = guarded(services.submit_training, config, device)
+        job_id = guarded(services.submit_training, config, device, current_user())
         remember_launch("ft_jobs", [job_id] if job_id else [])  # a refused launch clears the last one's notice
     if b2.button("Sweep SGD / Adam / Adagrad", key="ft_sweep",
                  help="One job per optimizer with everything else equal (the classic SGD / Adam / Adagrad comparison)."):
-        ids = guarded(services.submit_sweep, {**config, "name": None}, services.SWEEP_OPTIMIZERS, device)
+        ids = guarded(services.submit_sweep, {**config, "name": None}, services.SWEEP_OPTIMIZERS, device, current_user())
         remember_launch("ft_jobs", ids or [])
     launch_status("ft_jobs")
+    quota_caption()
 
 with follow:
     st.subheader("Jobs")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core.services import compare, reproduce
 from ui.compare_views import dataset_picker
+from ui.identity import current_user
 from ui.leaderboard_views import reproduction_panel, table_config
 from ui.state import guarded, page_setup
 from ui.text import plain
@@ -58,7 +59,7 @@ labels = dict(zip(table["run_id"], table["model"]))
 if labels:
     run_id = st.selectbox("Run", list(labels), key="lb_reproduce_run", format_func=lambda r: f"#{r} {labels[r]}")
     if st.button("Reproduce", key="lb_reproduce", icon=":material/replay:"):
-        job_id = guarded(reproduce.reproduce, run_id)
+        job_id = guarded(reproduce.reproduce, run_id, None, current_user())
         if job_id:
             st.success(f"Reproduction of run #{run_id} queued as job #{job_id}.")
             st.session_state["lb_reproducing"] = (task, dataset, run_id)

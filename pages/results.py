@@ -7,6 +7,7 @@ from core.eval_charts import model_bars
 from core.models.registry import TASKS
 from core.services import compare, results
 from core.wording import count
+from ui.identity import current_user
 from ui.leaderboard_views import runs_config, table_config
 from ui.state import guarded, page_setup
 from ui.text import plain
@@ -80,4 +81,15 @@ if detail:
                                   "convention": st.column_config.TextColumn("how it was computed", width="large")})
     if not detail["image_metrics"].empty:
         left.dataframe(detail["image_metrics"], hide_index=True, key="detail_images")
+    right.caption(plain(results.weights_words(detail)))
     right.json(results.provenance(detail), expanded=False)
+    if services.may_delete_run(detail, current_user()):
+        if right.button(f"Delete run #{detail['run_id']}", key="res_delete", icon=":material/delete:"):
+            st.session_state["res_confirm"] = detail["run_id"]
+        if st.session_state.get("res_confirm") == detail["run_id"]:
+            right.warning(f"Delete run #{detail['run_id']} with its per-image values? This cannot be undone.")
+            if right.button("Yes, delete it", key="res_delete_yes", type="primary"):
+                st.session_state.pop("res_confirm", None)
+                if guarded(services.delete_runs, [detail["run_id"]], current_user()):
+                    st.query_params.pop("run", None)
+                    st.rerun()

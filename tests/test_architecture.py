@@ -47,3 +47,31 @@ def test_every_page_starts_with_page_setup(page):
                   and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
     first = statements[0]
     assert isinstance(first, ast.Expr) and isinstance(first.value, ast.Call) and first.value.func.id == "page_setup"
+
+
+# Services that change or create something someone owns: a page must say who is asking (a forgotten user is
+# refused in a shared mode, so this catches it before a student does).
+ACTING = {"cancel_job", "submit_benchmark", "submit_training", "submit_sweep", "upload_dataset", "add_checkpoint",
+          "set_weights_path", "clear_weights_path", "delete_runs", "delete_upload", "rename_upload", "delete_model",
+          "retitle_model", "reproduce", "classify", "detect", "segment", "restore", "generate"}
+
+
+def _names_a_user(call: ast.Call) -> bool:
+    def is_user(node) -> bool:
+        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "current_user") or \
+            (isinstance(node, ast.Name) and node.id == "user") or \
+            (isinstance(node, ast.Attribute) and node.attr == "name" and is_user(node.value))
+    return any(is_user(a) for a in call.args) or any(k.arg in ("user", "owner") and is_user(k.value) or k.arg is None
+                                                     for k in call.keywords)
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(ROOT)) for d in ("pages", "ui") for p in (ROOT / d).glob("*.py")))
+def test_pages_say_who_acts(path):
+    offenders = []
+    for node in ast.walk(ast.parse((ROOT / path).read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        target = node.args[0] if isinstance(node.func, ast.Name) and node.func.id == "guarded" and node.args else node.func
+        if isinstance(target, ast.Attribute) and target.attr in ACTING and not _names_a_user(node):
+            offenders.append(f"line {node.lineno}: {target.attr}")
+    assert offenders == []

@@ -122,3 +122,39 @@ def test_cuda_run_uses_amp_and_reports_gpu_memory():
     cpu_out, _ = Engine(device="cpu").run(Engine(device="cpu").load("efficientnet_lite0"), [torch.zeros(3, 224, 224)])
     gpu_out, _ = engine.run(loaded, [torch.zeros(3, 224, 224)])
     assert int(cpu_out[0].argmax()) == int(gpu_out[0].argmax())
+
+
+def test_at_most_the_configured_runs_compute_at_once_and_waiting_is_not_timed(settings_env):
+    """Six sessions asking at once on a server configured for two concurrent runs: never more than two compute,
+    all six finish, and a run's latency is its own compute, not its wait."""
+    import time
+
+    settings_env(IMGLAB_MAX_CONCURRENT_RUNS=2)
+    engine = Engine(device="cpu")
+    loaded = engine.load("gaussian_denoise")
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    def slow(batch):
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(0.15)
+        with lock:
+            now[0] -= 1
+
+    engine.fault_hook = slow
+    stats: list[RunStats] = []
+
+    def session():
+        stats.append(engine.run(loaded, [torch.rand(3, 8, 8)], batch_size=1)[1])
+
+    threads = [threading.Thread(target=session) for _ in range(6)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    wall = time.perf_counter() - start
+    assert len(stats) == 6 and peak[0] == 2
+    assert wall >= 3 * 0.15  # three rounds of two
+    assert max(s.total_ms for s in stats) < 0.15 * 1000 * 2  # each timed its own batch only (0.15 s), never a wait

@@ -284,6 +284,9 @@ def test_finetune_page_trains_a_model_and_draws_its_curves(app, no_reference_wei
     epochs = np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]).tolist() if isinstance(x, dict) else x
     assert epochs == [1, 2]
     assert "page-shapes-cnn" in [i.name for i in services.list_model_infos("classification")]
+    # the job, its test run and the model it trained belong to whoever launched it (the local user here)
+    [trained] = [m for m in services.stored_models() if m.name == "page-shapes-cnn"]
+    assert (job.owner, trained.owner, trained.origin) == ("local", "local", f"trained by job #{job.id}")
 
 
 def test_finetune_page_refuses_a_bad_name_without_queueing(app):

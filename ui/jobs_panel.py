@@ -12,6 +12,7 @@ from core.jobs import eta
 from core.services.results import metric_columns
 from core.services.training import training_outcome
 from ui.leaderboard_views import runs_config
+from ui.identity import current_user
 from ui.state import guarded
 from ui.text import plain
 
@@ -49,12 +50,14 @@ def _eta(job) -> str:
 
 
 def _job_row(job, key: str) -> None:
+    by = f" · by {plain(job.owner)}" if job.owner else ""
     st.markdown(f"{STATUS_ICON.get(job.status, '')} **#{job.id}** {plain(job.title)}  \n"
-                f"`{job.status}` on {plain(job.device)}{_eta(job)}")
+                f"`{job.status}` on {plain(job.device)}{by}{_eta(job)}")
     if job.active or job.status == "queued":
         st.progress(job.progress, text=plain(_progress_text(job), 120))
-        if st.button("Cancel", key=f"{key}_cancel_{job.id}", icon=":material/stop:"):
-            if guarded(services.cancel_job, job.id):
+        user = current_user()
+        if services.may_cancel(job, user) and st.button("Cancel", key=f"{key}_cancel_{job.id}", icon=":material/stop:"):
+            if guarded(services.cancel_job, job.id, user):
                 st.toast(f"Job #{job.id} cancelled")
     elif job.status == "failed":
         st.error(plain(job.message, 600))

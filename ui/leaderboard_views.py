@@ -26,6 +26,8 @@ COMMON = {
                                                 help="learned parameters; parameter-free methods have 0"),
     "runs": st.column_config.NumberColumn("runs", help="runs of this model on this data; the row is the newest"),
     "created_at": st.column_config.DatetimeColumn("run at", format="YYYY-MM-DD HH:mm"),
+    "owner": st.column_config.TextColumn("by", help="who ran it (a job's runs: who launched the job); empty for "
+                                                    "runs stored before the app recorded users"),
     "batch_size": st.column_config.NumberColumn("batch size"),
     "code_version": st.column_config.TextColumn("code version"),
     "run": st.column_config.LinkColumn("run", display_text=r"run=(\d+)"),

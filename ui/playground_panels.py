@@ -8,6 +8,7 @@ from core import services
 from core.data.builtin import BUILTIN_IMAGES, builtin_image
 from core.tasks import classification, detection, restoration, segmentation
 from core.wording import count
+from ui.identity import current_user
 from ui.state import guarded
 from ui.text import plain
 from ui.widgets import decode_uploads, image_inputs, image_upload_mb, model_picker, result_header
@@ -17,7 +18,7 @@ def _run(key: str, fn, *args, **kwargs) -> bool:
     """Run and keep the result; on an error the previous result is dropped, so it never sits under the
     message as if it were the answer to this run."""
     with st.spinner("Running…"):
-        result = guarded(fn, *args, **kwargs)
+        result = guarded(fn, *args, owner=current_user().name, **kwargs)
     if result is None:
         st.session_state.pop(key, None)
         return False

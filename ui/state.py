@@ -12,6 +12,7 @@ import streamlit as st
 from core import services
 from core.engine import Engine
 from core.errors import LabError
+from ui.identity import sign_in_gate
 from ui.text import plain
 
 T = TypeVar("T")
@@ -98,6 +99,7 @@ def page_setup() -> None:
         if _RUNS not in st.session_state:
             st.rerun()
     st.session_state[_RUNS] = st.session_state.get(_RUNS, 0) + 1
+    sign_in_gate()
     st.session_state[_NOTICES] = st.container()  # full width, above the page: notices from inside columns go here
 
 

@@ -74,17 +74,28 @@ def _accept(rel: PurePosixPath) -> int | None:
     return None
 
 
-def save_upload(data: bytes, filename: str, operation: str | None = None) -> Dataset:
-    """Extract, detect the layout, parse once to validate; returns the dataset (spec {"name": "upload", ...})."""
+def upload_id(data: bytes, owner: str | None) -> str:
+    """Per owner: the same archive uploaded by two people is two datasets, so neither can relabel or delete
+    the other's by uploading it again."""
+    return hashlib.sha256((owner or "").encode() + b"\0" + data).hexdigest()[:16]
+
+
+def save_upload(data: bytes, filename: str, operation: str | None = None, owner: str | None = None,
+                room_bytes: int | None = None) -> Dataset:
+    """Extract, detect the layout, parse once to validate; returns the dataset (spec {"name": "upload", ...}).
+    `room_bytes`: what the owner may still store; the archive is refused when it (or what it expands to) is more."""
     if operation is not None and operation not in OPERATIONS:
         raise InvalidInput(f"Unknown restoration operation {operation!r}.")
-    digest = hashlib.sha256(data).hexdigest()[:16]
+    digest = upload_id(data, owner)
+    existing = folder_bytes(uploads_root() / digest)  # uploading the same archive again replaces it
+    if room_bytes is not None and len(data) > room_bytes + existing:
+        raise InvalidInput(_over_quota(room_bytes + existing))
     root, left_out = extract_zip(data, uploads_root(), digest, _accept)
     if not left_out and (root / MANIFEST).is_file():  # the same archive again: keep what its first upload left out
         left_out = list(json.loads((root / MANIFEST).read_text()).get("skipped", []))
     inner = _unwrap(root)
     manifest = {"title": safe_name(filename), "layout": detect_layout(inner), "operation": operation,
-                "inner": str(inner.relative_to(root)), "skipped": left_out[:50]}
+                "inner": str(inner.relative_to(root)), "skipped": left_out[:50], "owner": owner}
     (root / MANIFEST).write_text(json.dumps(manifest))
     used: set[Path] = set()
     try:
@@ -93,11 +104,58 @@ def save_upload(data: bytes, filename: str, operation: str | None = None) -> Dat
         shutil.rmtree(root, ignore_errors=True)  # an archive we cannot use is not kept
         raise
     _prune(root, used)
+    stored = folder_bytes(root)
+    if room_bytes is not None and stored > room_bytes + existing:
+        shutil.rmtree(root, ignore_errors=True)
+        raise InvalidInput(_over_quota(room_bytes + existing, stored))
     # what listings show, so pages never decode a whole dataset to draw a select box
     manifest.update(task=ds.task, operation=ds.operation, items=len(ds.samples), categories=list(ds.categories or ()),
+                    bytes=stored,
                     has_masks=any(s.masks is not None for s in ds.samples[:1]), report=list(ds.report[:50]))
     (root / MANIFEST).write_text(json.dumps(manifest))
     return ds
+
+
+def _over_quota(room: int, stored: int | None = None) -> str:
+    what = f"expands to {stored / 2**20:.0f} MB" if stored is not None else "is larger than that"
+    return (f"You have {max(room, 0) / 2**20:.0f} MB of dataset storage left and this archive {what}. Delete one "
+            "of your uploaded datasets first (Benchmark page, Your uploaded datasets).")
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def owner_bytes(owner: str) -> int:
+    """Disk used by the owner's uploaded datasets (as recorded when each was stored; walked when not)."""
+    return sum(int(e["bytes"]) if isinstance(e.get("bytes"), int) else folder_bytes(uploads_root() / e["id"])
+               for e in list_uploads() if e.get("owner") == owner)
+
+
+def _folder(upload_id: str) -> Path:
+    if not isinstance(upload_id, str) or not _ID.match(upload_id):
+        raise InvalidInput("Unknown uploaded dataset id.")
+    root = uploads_root() / upload_id
+    if not (root / MANIFEST).is_file():
+        raise InvalidInput("That uploaded dataset does not exist (any more).")
+    return root
+
+
+def manifest_of(upload_id: str) -> dict:
+    return json.loads((_folder(upload_id) / MANIFEST).read_text())
+
+
+def delete_upload(upload_id: str) -> None:
+    shutil.rmtree(_folder(upload_id))
+
+
+def rename_upload(upload_id: str, title: str) -> None:
+    root = _folder(upload_id)
+    manifest = json.loads((root / MANIFEST).read_text())
+    manifest["title"] = safe_name(title)
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest))
+    tmp.replace(root / MANIFEST)
 
 
 def _prune(root: Path, used: set[Path]) -> None:

@@ -21,6 +21,7 @@ class JobContext:
     device: str
     log_path: Path
     work_dir: Path | None = None  # partial files (removed when the job is cancelled or fails)
+    owner: str | None = None  # who submitted the job: owns what it makes (trained models)
     _last_beat: float = field(default=0.0, repr=False)
     _pending: list = field(default_factory=list, repr=False)  # curve points a busy store has not taken yet
     _busy_since: float | None = field(default=None, repr=False)
@@ -89,6 +90,7 @@ class LocalContext:
 
     echo: Callable[[str], None] | None = None
     job_id: int = 0
+    owner: str | None = None
     lines: list[str] = field(default_factory=list)
 
     def log(self, line: str) -> None:

@@ -68,16 +68,30 @@ def backend() -> str:
     return name
 
 
-def submit(kind: str, params: dict, *, title: str, device: str = "cpu") -> int:
+def check_job_room(owner: str | None, count: int = 1) -> None:
+    """Refuse `count` more jobs when the owner would then have more than IMGLAB_USER_JOBS queued or running."""
+    if owner is None:
+        return
+    limit = get_settings().user_jobs
+    held = job_rows.open_count(ensure_store(), owner)
+    if held + count > limit:
+        raise InvalidInput(f"You have {held} job{'s' if held != 1 else ''} queued or running and one person may "
+                           f"have at most {limit} at once; wait for one to finish or cancel one"
+                           + (f" (this launch needs room for {count})." if count > 1 else "."))
+
+
+def submit(kind: str, params: dict, *, title: str, device: str = "cpu", owner: str | None = None) -> int:
+    """Queue a job for `owner` (within their job quota) and start it if its slot is free."""
     if kind not in HANDLERS:
         raise InvalidInput(f"Unknown job kind {kind!r}.")
+    check_job_room(owner)
     chosen = backend()
     if chosen == "ray":
         from core.jobs import ray_backend
 
         ray_backend.check_auth()  # refused before anything is queued
     url = ensure_store()
-    job_id = job_rows.create(url, kind, title, params, device, backend=chosen)
+    job_id = job_rows.create(url, kind, title, params, device, backend=chosen, owner=owner)
     dispatch()
     return job_id
 
@@ -193,7 +207,8 @@ def dispatch() -> list[int]:
 def _start_queued() -> list[int]:
     url = ensure_store()
     started = []
-    while (job := job_rows.claim_next(url)) is not None:
+    window_s = get_settings().fair_window_s  # the slot goes to whoever used it least lately
+    while (job := job_rows.claim_next(url, window_s=window_s)) is not None:
         try:
             if job.backend == "ray":
                 from core.jobs import ray_backend

@@ -60,6 +60,9 @@ def sync() -> None:
     if not folder.is_dir():
         return
     with _LOCK:
+        for spec in [s for s in registry._REGISTRY.values() if s.source == "checkpoint"]:
+            if not (folder / f"{spec.name}.safetensors").is_file():  # deleted, here or by another process
+                registry.unregister_model(spec.name)
         for manifest_path in sorted(folder.glob("*.json")):
             try:
                 manifest = json.loads(manifest_path.read_text())
@@ -76,9 +79,11 @@ def sync() -> None:
 
 
 def import_checkpoint(data: bytes, filename: str, base: str, name: str, title: str = "",
-                      categories: tuple[str, ...] | None = None, meta: dict | None = None) -> str:
-    """Validate `data` as weights of the registered architecture `base` and register it as `name`.
-    Nothing is written or registered unless the whole checkpoint loads strictly."""
+                      categories: tuple[str, ...] | None = None, meta: dict | None = None, owner: str | None = None,
+                      room_bytes: int | None = None) -> str:
+    """Validate `data` as weights of the registered architecture `base` and register it as `name`, owned by
+    `owner`. Nothing is written or registered unless the whole checkpoint loads strictly and fits the owner's
+    `room_bytes` of checkpoint storage."""
     from safetensors.torch import save_file
 
     if not NAME.match(name or ""):
@@ -90,6 +95,8 @@ def import_checkpoint(data: bytes, filename: str, base: str, name: str, title: s
         raise InvalidCheckpoint("The checkpoint file is empty.")
     if len(data) > MAX_BYTES:
         raise InvalidCheckpoint(f"The checkpoint is {len(data) / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB.")
+    if room_bytes is not None and len(data) > room_bytes:
+        raise InvalidInput(_over_quota(room_bytes, len(data)))
     spec = registry.get_spec(base)
     if spec.source in ("classical", "checkpoint") or spec.base is not None:
         raise InvalidInput(f"{base} cannot take a checkpoint: choose a learned architecture.")
@@ -112,10 +119,71 @@ def import_checkpoint(data: bytes, filename: str, base: str, name: str, title: s
         save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(target))
     finally:
         Path(tmp).unlink(missing_ok=True)
+    if room_bytes is not None and target.stat().st_size > room_bytes:  # stored as float32: can exceed the upload
+        size = target.stat().st_size
+        target.unlink()
+        raise InvalidInput(_over_quota(room_bytes, size))
     manifest = {**(meta or {}), "name": name, "base": base, "title": title, "original_filename": Path(filename).name[:120],
-                "sha256": file_sha256(target), "created_at": datetime.now(timezone.utc).isoformat(),
+                "sha256": file_sha256(target), "created_at": datetime.now(timezone.utc).isoformat(), "owner": owner,
                 **({"categories": list(categories)} if categories else {})}
     (folder / f"{name}.json").write_text(json.dumps(manifest, indent=2))
     with _LOCK:
         _register(manifest, target)
     return name
+
+
+def _over_quota(room: int, size: int) -> str:
+    return (f"You have {max(room, 0) / 2**20:.0f} MB of checkpoint storage left and this checkpoint takes "
+            f"{size / 2**20:.0f} MB. Delete one of your models first (Models page, Your models).")
+
+
+def manifest_of(name: str) -> dict:
+    """The stored manifest of checkpoint `name` (its owner, base, title...)."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise InvalidInput("Unknown model name.")
+    path = checkpoints_dir() / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise InvalidInput(f"{name} is not a stored checkpoint (any more).") from None
+
+
+def stored() -> list[dict]:
+    """Every stored checkpoint's manifest, with its file size as `bytes`."""
+    folder = checkpoints_dir()
+    out = []
+    for manifest_path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        weights = manifest_path.with_suffix(".safetensors")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            out.append({**manifest, "bytes": weights.stat().st_size})
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def owner_bytes(owner: str) -> int:
+    return sum(m["bytes"] for m in stored() if m.get("owner") == owner)
+
+
+def delete_checkpoint(name: str) -> None:
+    """Its weights and manifest go, and it leaves the registry (other processes drop it at their next sync)."""
+    manifest_of(name)
+    folder = checkpoints_dir()
+    with _LOCK:
+        (folder / f"{name}.safetensors").unlink(missing_ok=True)
+        (folder / f"{name}.json").unlink(missing_ok=True)
+        registry.unregister_model(name)
+
+
+def retitle(name: str, title: str) -> None:
+    """A new title for a stored checkpoint (its name, which runs refer to, stays)."""
+    manifest = manifest_of(name)
+    manifest["title"] = " ".join(str(title).split())[:120] or manifest["name"]
+    path = checkpoints_dir() / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.replace(path)
+    with _LOCK:
+        registry.unregister_model(name)
+        _register(manifest, checkpoints_dir() / f"{name}.safetensors")

@@ -1,18 +1,21 @@
 """The API pages call. Functions take and return plain values; failures are LabError subclasses."""
-from core.services.catalog import (ModelInfo, add_checkpoint, checkpoint_bases, checkpoint_upload_mb, clear_weights_path,
-                                   list_model_infos, set_weights_path, weights_paths)
+from core.services.catalog import (ModelInfo, StoredModel, add_checkpoint, checkpoint_bases, checkpoint_upload_mb,
+                                   clear_weights_path, delete_model, list_model_infos, retitle_model, set_weights_path,
+                                   stored_models, weights_paths, weights_sources)
 from core.services.benchmark import plan, run_benchmark, submit_benchmark
 from core.services.classify import ClassificationResult, ImagePrediction, classify, explain
 from core.services.detect import DetectionResult, detect
 from core.services.generate import GenerationResult, generate
 from core.services.restore import MethodResult, RestorationResult, restore
-from core.services.results import model_names, run_detail, runs_table
+from core.services.quotas import Usage, usage
+from core.services.results import delete_runs, may_delete_run, model_names, run_detail, runs_table
 from core.services.segment import SegmentationResult, SegmentedImage, segment
 from core.services.store import ensure_store
-from core.services.datasets import PHOTO_SETS, UploadSummary, catalog, dataset_upload_mb, upload_dataset, uploaded
+from core.services.datasets import (PHOTO_SETS, UploadSummary, catalog, dataset_upload_mb, delete_upload, rename_upload,
+                                    upload_dataset, uploaded)
 from core.services.training import (SWEEP_OPTIMIZERS, curves, submit_sweep, submit_training, sweep_table, sweeps,
                                     trainable_models, training_datasets)
-from core.services.jobs import cancel_job, job_logs, job_status, list_jobs, public_text, recover_jobs
+from core.services.jobs import cancel_job, job_logs, job_status, list_jobs, may_cancel, public_text, recover_jobs
 
 __all__ = [
     "ModelInfo", "list_model_infos", "add_checkpoint", "checkpoint_bases", "set_weights_path", "clear_weights_path",
@@ -22,5 +25,7 @@ __all__ = [
     "ensure_store", "plan", "run_benchmark", "submit_benchmark", "PHOTO_SETS", "UploadSummary", "catalog",
     "upload_dataset", "uploaded", "SWEEP_OPTIMIZERS", "curves", "submit_sweep", "submit_training", "sweep_table",
     "sweeps", "trainable_models", "training_datasets", "cancel_job", "job_logs", "job_status", "list_jobs", "recover_jobs",
-    "checkpoint_upload_mb", "dataset_upload_mb", "public_text",
+    "checkpoint_upload_mb", "dataset_upload_mb", "public_text", "StoredModel", "delete_model", "retitle_model",
+    "stored_models", "weights_sources", "Usage", "usage", "delete_runs", "may_delete_run", "delete_upload",
+    "rename_upload", "may_cancel",
 ]

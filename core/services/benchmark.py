@@ -12,6 +12,7 @@ from core.errors import InvalidInput, LabError
 from core.metrics.features import FEATURE_SPACES
 from core.models.registry import get_spec
 from core.services.store import load_for_run, save_run
+from core.users import User, acting
 from db.repository import DatasetRef
 
 MAX_MODELS = 12
@@ -196,11 +197,14 @@ def run_benchmark(engine: Engine, models: list[str], dataset: dict, params: dict
 
 # -- as a background job ----------------------------------------------------------------------------------
 def submit_benchmark(models: list[str], dataset: dict, params: dict[str, Any] | None = None, *,
-                     allow_random: bool = False, device: str = "cpu", reproduces: int | None = None) -> int:
+                     allow_random: bool = False, device: str = "cpu", reproduces: int | None = None,
+                     user: User | None = None) -> int:
     """Queue a benchmark job; `reproduces` names the stored run it re-runs (the Leaderboard's reproduce action)."""
     from core.engine import pick_device
     from core.jobs import runner
 
+    owner = acting(user).name
+    runner.check_job_room(owner)  # before the dataset is loaded to check the plan
     require_weights(models, allow_random)  # first: refusing must not cost a dataset load
     p, ds, title = plan(models, dataset, params)
     slot = str(pick_device(device))
@@ -209,7 +213,7 @@ def submit_benchmark(models: list[str], dataset: dict, params: dict[str, Any] | 
     if reproduces is not None:
         job["reproduces"] = int(reproduces)
         title = f"reproduce run #{int(reproduces)}: {title}"
-    return runner.submit("benchmark", job, title=title, device=slot)
+    return runner.submit("benchmark", job, title=title, device=slot, owner=owner)
 
 
 def run_benchmark_job(job_params: dict[str, Any], ctx) -> dict[str, Any]:

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pathlib import Path
+
+from core.errors import InvalidInput
 from core.models.registry import list_models
+from core.users import User, acting, require
 
 
 @dataclass(frozen=True)
@@ -27,22 +31,78 @@ class ModelInfo:
 
 
 def list_model_infos(task: str | None = None, operation: str | None = None) -> list[ModelInfo]:
+    from core.models.weight_paths import entries
+
+    configured = entries()
     infos = []
     for spec in list_models(task, operation):
         avail = spec.check_weights()
+        status, detail = avail.status, avail.detail
+        if spec.name in configured:  # the file set on this page is what loads, whatever the default source
+            status, detail = "available", _configured_words(configured[spec.name])
         infos.append(ModelInfo(spec.name, spec.title, spec.task, spec.source, spec.description, spec.operation,
-                               spec.scale, avail.status, avail.detail, spec.num_classes, spec.license))
+                               spec.scale, status, detail, spec.num_classes, spec.license))
     # Models usable right away first; the bundled real-weights classifier leads its list.
     order = {"available": 0, "parameter-free": 0, "missing": 1}
     return sorted(infos, key=lambda i: (order[i.weights_status], i.source != "bundled", i.name))
 
 
-def add_checkpoint(data: bytes, filename: str, base: str, name: str, title: str = "") -> ModelInfo:
-    """Register an uploaded checkpoint as a new model; refused with a clear message otherwise."""
-    from core.models.checkpoints import import_checkpoint
+def _configured_words(entry: dict[str, str]) -> str:
+    who = f" by {entry['owner']}" if entry.get("owner") else ""
+    when = f" on {entry['set_at'][:10]}" if entry.get("set_at") else ""
+    return f"file {Path(entry['path']).name}, set on the Models page{who}{when} (replaces the default weights)"
 
-    new = import_checkpoint(data, filename, base, name, title)
+
+def add_checkpoint(data: bytes, filename: str, base: str, name: str, title: str = "",
+                   user: User | None = None) -> ModelInfo:
+    """Register an uploaded checkpoint as a new model owned by `user`, within their checkpoint storage; refused
+    with a clear message otherwise."""
+    from core.models.checkpoints import import_checkpoint
+    from core.services.quotas import checkpoint_room, storing
+
+    user = acting(user)
+    with storing(user):
+        new = import_checkpoint(data, filename, base, name, title, owner=user.name, room_bytes=checkpoint_room(user))
     return next(i for i in list_model_infos() if i.name == new)
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A checkpoint registered as a model (uploaded or trained), as the Models page lists it."""
+
+    name: str
+    title: str
+    base: str
+    owner: str | None
+    size_mb: float
+    added: str
+    origin: str
+
+
+def stored_models() -> list[StoredModel]:
+    from core.models.checkpoints import stored
+
+    return [StoredModel(m["name"], m.get("title") or m["name"], m.get("base", ""), m.get("owner"),
+                        round(m["bytes"] / 2**20, 1), str(m.get("created_at", ""))[:16].replace("T", " "),
+                        f"trained by job #{m['job_id']}" if m.get("job_id") else "uploaded")
+            for m in stored()]
+
+
+def delete_model(name: str, user: User | None = None) -> None:
+    """A stored checkpoint's files and registration; its runs stay in the results."""
+    from core.models.checkpoints import delete_checkpoint, manifest_of
+
+    require(acting(user), manifest_of(name).get("owner"), f"delete the model {name}")
+    delete_checkpoint(name)
+
+
+def retitle_model(name: str, title: str, user: User | None = None) -> None:
+    from core.models.checkpoints import manifest_of, retitle
+
+    require(acting(user), manifest_of(name).get("owner"), f"rename the model {name}")
+    if not (title or "").strip():
+        raise InvalidInput("Give the model a title.")
+    retitle(name, title)
 
 
 def checkpoint_bases() -> list[ModelInfo]:
@@ -52,16 +112,24 @@ def checkpoint_bases() -> list[ModelInfo]:
     return [i for i in list_model_infos() if i.source not in ("classical", "checkpoint") and get_spec(i.name).base is None]
 
 
-def set_weights_path(name: str, path: str) -> str:
-    """Use the weight file at `path` for model `name` from now on (validated by loading it)."""
+def set_weights_path(name: str, path: str, user: User | None = None) -> str:
+    """Use the weight file at `path` for model `name` from now on (validated by loading it). The registry's
+    models are shared by everyone: only admins."""
     from core.models.weight_paths import set_path
+    from core.services.jobs import public_text
 
-    return str(set_path(name, path))
+    user = acting(user)
+    require(user, None, f"change the weights of {name}")
+    try:
+        return str(set_path(name, path, owner=user.name))
+    except InvalidInput as exc:  # the message names folders of the server: by their role, as everywhere
+        raise InvalidInput(public_text(str(exc))) from None
 
 
-def clear_weights_path(name: str) -> None:
+def clear_weights_path(name: str, user: User | None = None) -> None:
     from core.models.weight_paths import clear_path
 
+    require(acting(user), None, f"change the weights of {name}")
     clear_path(name)
 
 
@@ -69,6 +137,14 @@ def weights_paths() -> dict[str, str]:
     from core.models.weight_paths import mapping
 
     return mapping()
+
+
+def weights_sources() -> list[dict[str, str]]:
+    """Models whose weights file was set on the Models page: the file, who set it and when."""
+    from core.models.weight_paths import entries
+
+    return [{"model": name, "path": e["path"], "owner": e.get("owner", ""), "set_at": e.get("set_at", "")}
+            for name, e in sorted(entries().items())]
 
 
 def checkpoint_upload_mb() -> int:

@@ -29,7 +29,7 @@ class ClassificationResult:
 
 
 def classify(engine: Engine, model: str, images: list[DecodedImage], *, allow_random: bool = False,
-             top_k: int = 5, batch_size: int = 8, dataset_kind: str = "upload") -> ClassificationResult:
+             top_k: int = 5, batch_size: int = 8, dataset_kind: str = "upload", owner: str | None = None) -> ClassificationResult:
     """Top-k predictions per image. Raises WeightsUnavailable unless weights exist or allow_random."""
     check_batch(images)
     loaded = load_for_run(engine, model, allow_random, "classification")
@@ -39,7 +39,7 @@ def classify(engine: Engine, model: str, images: list[DecodedImage], *, allow_ra
     labels = loaded.spec.categories or classification.label_names(loaded.spec.labels, int(logits[0].numel()))
     tops = classification.postprocess(logits, labels, k=top_k)
     predictions = [ImagePrediction(img.name, top) for img, top in zip(images, tops)]
-    run_id = save_run(
+    run_id = save_run(owner=owner,
         loaded=loaded, stats=stats, task="classification", kind="playground",
         dataset=images_dataset(images, dataset_kind),
         params={"top_k": top_k, "requested_batch_size": batch_size, "preprocess": cfg,

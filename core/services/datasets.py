@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.data import uploads
+from core.errors import InvalidInput
+from core.users import User, acting, require
 from core.data.datasets import PHOTO_SETS, DatasetInfo, degradation_words, describe, list_datasets, spec_from_name
 
 _SOURCES = {"upload": "uploaded", "builtin": "sample photo", "sample": "sample photo"}
@@ -38,23 +40,46 @@ class UploadSummary:
     items: int
     categories: tuple[str, ...]
     report: tuple[str, ...]
+    owner: str | None = None  # who uploaded it (None: from before owners were kept)
+    bytes: int = 0  # as stored
 
     @property
     def label(self) -> str:
         return f"{self.title} ({self.items} images, {self.task}{', ' + self.operation if self.operation else ''})"
 
 
-def _summary(ds) -> UploadSummary:
+def _summary(ds, owner: str | None) -> UploadSummary:
     return UploadSummary(ds.spec["id"], ds.title, ds.task, ds.operation, len(ds.samples), tuple(ds.categories or ()),
-                         ds.report)
+                         ds.report, owner, uploads.folder_bytes(uploads.uploads_root() / ds.spec["id"]))
 
 
 def catalog(task: str | None = None) -> list[DatasetInfo]:
     return list_datasets(task)
 
 
-def upload_dataset(data: bytes, filename: str, operation: str | None = None) -> UploadSummary:
-    return _summary(uploads.save_upload(data, filename, operation))
+def upload_dataset(data: bytes, filename: str, operation: str | None = None, user: User | None = None) -> UploadSummary:
+    """Stored for the uploader, within their dataset storage quota."""
+    from core.services.quotas import storing, upload_room
+
+    user = acting(user)
+    with storing(user):
+        stored = uploads.save_upload(data, filename, operation, owner=user.name, room_bytes=upload_room(user))
+    return _summary(stored, user.name)
+
+
+def delete_upload(upload_id: str, user: User | None = None) -> None:
+    """The dataset's files go; runs already stored on it stay (with its title)."""
+    entry = uploads.manifest_of(upload_id)
+    require(acting(user), entry.get("owner"), f"delete the dataset {entry.get('title', upload_id)}")
+    uploads.delete_upload(upload_id)
+
+
+def rename_upload(upload_id: str, title: str, user: User | None = None) -> None:
+    entry = uploads.manifest_of(upload_id)
+    require(acting(user), entry.get("owner"), f"rename the dataset {entry.get('title', upload_id)}")
+    if not (title or "").strip():
+        raise InvalidInput("Give the dataset a title.")
+    uploads.rename_upload(upload_id, title.strip())
 
 
 def uploaded(task: str | None = None) -> list[UploadSummary]:
@@ -64,7 +89,8 @@ def uploaded(task: str | None = None) -> list[UploadSummary]:
         if "task" not in entry:  # extraction never finished: not a usable dataset
             continue
         summary = UploadSummary(entry["id"], entry["title"], entry["task"], entry.get("operation"), entry["items"],
-                                tuple(entry.get("categories", ())), tuple(entry.get("report", ())))
+                                tuple(entry.get("categories", ())), tuple(entry.get("report", ())), entry.get("owner"),
+                                int(entry.get("bytes") or 0))
         instance_ok = task == "segmentation" and summary.task == "detection" and entry.get("has_masks")
         if task is None or summary.task == task or instance_ok:
             out.append(summary)

@@ -29,7 +29,7 @@ class DetectionResult:
 
 
 def detect(engine: Engine, model: str, images: list[DecodedImage], *, score_threshold: float = 0.5,
-           allow_random: bool = False, batch_size: int = 2, dataset_kind: str = "upload") -> DetectionResult:
+           allow_random: bool = False, batch_size: int = 2, dataset_kind: str = "upload", owner: str | None = None) -> DetectionResult:
     check_batch(images, limit=32)
     check_request(images)  # sizes and total pixels: shape_regions on one strip once took 7.8 GB
     if not 0 <= score_threshold <= 1:
@@ -38,7 +38,7 @@ def detect(engine: Engine, model: str, images: list[DecodedImage], *, score_thre
     outputs, stats = engine.run(loaded, [detection.to_tensor(img.pixels) for img in images], batch_size=batch_size)
     dets = [detection.postprocess(o, loaded.spec.categories, STORED_THRESHOLD) for o in outputs]
     kept = [[d for d in ds if d.score >= score_threshold] for ds in dets]
-    run_id = save_run(
+    run_id = save_run(owner=owner,
         loaded=loaded, stats=stats, task="detection", kind="playground", dataset=images_dataset(images, dataset_kind),
         params={"score_threshold": score_threshold, "requested_batch_size": batch_size, "allow_random": allow_random},
         outputs={"detections": [{"image": img.name, "boxes": detection.as_records(ds[:100])}

@@ -34,7 +34,7 @@ def latents(n: int, dim: int, seed: int, label: int | None = None) -> list[torch
 
 
 def generate(engine: Engine, model: str, *, samples: int = 16, seed: int = 0, label: int | None = None,
-             allow_random: bool = False) -> GenerationResult:
+             allow_random: bool = False, owner: str | None = None) -> GenerationResult:
     if not 1 <= samples <= 256:
         raise InvalidInput(f"Between 1 and 256 samples, got {samples}.")
     loaded = load_for_run(engine, model, allow_random, "generation")
@@ -48,7 +48,7 @@ def generate(engine: Engine, model: str, *, samples: int = 16, seed: int = 0, la
     nrow = int(np.ceil(np.sqrt(samples)))
     grid = make_grid(torch.stack(images).clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
     grid_u8 = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    run_id = save_run(
+    run_id = save_run(owner=owner,
         loaded=loaded, stats=stats, task="generation", kind="playground", dataset=None,
         params={"samples": samples, "label": label, "latent": "standard normal", "allow_random": allow_random},
         outputs={"grid_shape": list(grid_u8.shape)}, metrics=[], image_metrics=[], seed=seed,

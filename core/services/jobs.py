@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.config import REPO_ROOT, get_settings
 from core.jobs import runner
+from core.users import User, acting, may_change, require
 from db.jobs import JobInfo
 from db.session import is_busy
 
@@ -57,8 +58,15 @@ def job_status(job_id: int) -> JobInfo:
     return public_job(runner.status(job_id))
 
 
-def cancel_job(job_id: int) -> bool:
-    return runner.cancel(job_id)
+def cancel_job(job_id: int, user: User | None = None) -> bool:
+    """Only the job's owner or an admin."""
+    job = runner.status(job_id)
+    require(acting(user), job.owner, f"cancel job #{job.id}")
+    return runner.cancel(job.id)
+
+
+def may_cancel(job: JobInfo, user: User | None = None) -> bool:
+    return may_change(acting(user), job.owner)
 
 
 def job_logs(job_id: int) -> str:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from core.errors import InvalidInput
 from core.services.benchmark import PARAM_DEFAULTS, submit_benchmark
+from core.users import User
 from core.services.compare import TIMING
 from core.services.jobs import public_job
 from core.services.results import run_detail
@@ -49,7 +50,7 @@ def _same(a: float | None, b: float | None) -> bool:
     return a == b or math.isclose(a, b, rel_tol=REL_TOL, abs_tol=REL_TOL)
 
 
-def reproduce(run_id: int, device: str | None = None) -> int:
+def reproduce(run_id: int, device: str | None = None, user: User | None = None) -> int:
     """Queue a benchmark job with the run's model, dataset spec and parameters, on the run's device unless
     another is named; returns the job id."""
     detail = run_detail(run_id)
@@ -60,7 +61,7 @@ def reproduce(run_id: int, device: str | None = None) -> int:
     bench = {k: v for k, v in params.get("benchmark", {}).items() if k in PARAM_DEFAULTS}
     allow_random = bool(params.get("allow_random")) or detail["weights_status"] == "random"
     return submit_benchmark([detail["model"]], dataset, bench, allow_random=allow_random, device=device or detail["device"],
-                            reproduces=detail["run_id"])
+                            reproduces=detail["run_id"], user=user)
 
 
 def reproduced_from(run_id: int, recent_jobs: int = 200) -> int | None:

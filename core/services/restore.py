@@ -44,7 +44,7 @@ class RestorationResult:
 
 def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash: str, source_kind: str,
             operation: str, methods: list[str], sigma: float = 25.0, scale: int = 2, seed: int = 0,
-            blur_sigma: float = 2.0, max_side: int = 512, allow_random: bool = False) -> RestorationResult:
+            blur_sigma: float = 2.0, max_side: int = 512, allow_random: bool = False, owner: str | None = None) -> RestorationResult:
     """`sigma` is the noise level (0-255 scale) for denoise and the added noise for deblur."""
     if operation not in OPERATIONS:
         raise InvalidInput(f"Unknown restoration operation {operation!r}; choose one of {', '.join(OPERATIONS)}.")
@@ -105,7 +105,7 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
         if levels is not None:
             params["noise_level"] = noise_level_record(levels, [source_name])
             note = run_outputs["noise_level"] = params["noise_level"]["text"]
-        run_id = save_run(
+        run_id = save_run(owner=owner,
             loaded=loaded, stats=stats, task="restoration", kind="playground", dataset=dataset,
             params=params, outputs=run_outputs, metrics=metrics, image_metrics=per_image,
             seed=seed if operation != "super-resolution" else None,

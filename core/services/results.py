@@ -13,8 +13,10 @@ import pandas as pd
 from core.errors import InvalidInput
 from core.services import compare
 from core.services.datasets import dataset_title
-from core.services.jobs import scrubbed
+from core.services.jobs import public_text, scrubbed
 from core.services.store import ensure_store
+from core.users import User, acting, may_change, require
+from db import jobs as job_rows
 from db import repository
 
 KINDS = ("benchmark", "playground")
@@ -45,7 +47,7 @@ def runs_view(task: str | None = None, models: list[str] | None = None, include_
     metrics = [c for c in runs.columns if c not in repository.RUN_COLUMNS]
     runs = runs.assign(dataset=[dataset_title(n, t) for n, t in zip(runs["dataset"], runs["dataset_title"])],
                        weights=runs["weights"].map(lambda w: "untrained (random)" if w == "random" else w))
-    lead = ["run_id", "created_at", "task", "kind", "model", "weights", "dataset"]
+    lead = ["run_id", "created_at", "owner", "task", "kind", "model", "weights", "dataset"]
     hidden = {"dataset_hash", "dataset_title"}
     return runs[lead + metrics + [c for c in repository.RUN_COLUMNS if c not in lead and c not in hidden]]
 
@@ -188,6 +190,44 @@ def detail_metrics(detail: dict[str, Any]) -> pd.DataFrame:
 
 def provenance(detail: dict[str, Any]) -> dict[str, Any]:
     """Where a run's numbers come from; a weights file is named by its file name, never by its server path."""
-    keys = ("weights_hash", "weights_origin", "num_params", "dataset_hash", "device", "dtype", "batch_size", "seed",
+    keys = ("owner", "weights_hash", "weights_origin", "num_params", "dataset_hash", "device", "dtype", "batch_size", "seed",
             "code_version", "versions", "params", "outputs")
     return scrubbed({k: detail[k] for k in keys})
+
+
+def weights_words(detail: dict[str, Any]) -> str:
+    """Which weights the run used, in words: who ran it, the file (by name, never its server path) and its hash."""
+    who = f"Run by {detail['owner']}. " if detail.get("owner") else ""
+    if detail["weights_status"] == "random":
+        return who + "Weights: untrained (random initialisation)."
+    if detail["weights_status"] == "parameter-free":
+        return who + "No learned weights (a classical method)."
+    origin = public_text(detail.get("weights_origin") or "unknown")
+    digest = detail.get("weights_hash") or ""
+    return who + f"Weights: {origin}" + (f" (SHA-256 {digest[:12]}…)." if len(digest) == 64 else ".")
+
+
+def may_delete_run(detail: dict[str, Any], user: User | None = None) -> bool:
+    return may_change(acting(user), detail.get("owner"))
+
+
+def delete_runs(run_ids: list[Any], user: User | None = None) -> int:
+    """Delete runs (their values and per-image values) when `user` owns every one or is an admin; a benchmark
+    job left with no run loses its log and folder too. Returns how many were deleted."""
+    from core.jobs import runner
+
+    user = acting(user)
+    ids = sorted({run_id_of(r) for r in run_ids})
+    url = ensure_store()
+    found = repository.run_owners(url, ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(f"There is no run #{missing[0]}.")
+    for rid in ids:
+        require(user, found[rid][0], f"delete run #{rid}")
+    for job_id in repository.delete_runs(url, ids):
+        job = job_rows.get(url, job_id)
+        if job is not None and job.kind == "benchmark" and job_rows.delete(url, job_id):
+            runner.log_path(job_id).unlink(missing_ok=True)
+            runner.remove_partial(job_id)
+    return len(ids)

@@ -34,7 +34,7 @@ class SegmentationResult:
 
 
 def segment(engine: Engine, model: str, images: list[DecodedImage], *, allow_random: bool = False,
-            score_threshold: float = 0.5, max_side: int = 520, dataset_kind: str = "upload") -> SegmentationResult:
+            score_threshold: float = 0.5, max_side: int = 520, dataset_kind: str = "upload", owner: str | None = None) -> SegmentationResult:
     check_batch(images, limit=16)
     check_request(images)  # sizes and total pixels, before any tensor is built
     loaded = load_for_run(engine, model, allow_random, "segmentation")
@@ -59,7 +59,7 @@ def segment(engine: Engine, model: str, images: list[DecodedImage], *, allow_ran
             results.append(SegmentedImage(img.name, work, segmentation.overlay(work, labels), areas=area))
             fg = float((labels > 0).mean())
             per_image.append(ImageMetric(img.name, "foreground_fraction", fg, "labels>0"))
-    run_id = save_run(
+    run_id = save_run(owner=owner,
         loaded=loaded, stats=stats, task="segmentation", kind="playground", dataset=images_dataset(images, dataset_kind),
         params={"operation": spec.operation, "max_side": max_side, "score_threshold": score_threshold,
                 "input_norm": spec.input_norm, "allow_random": allow_random},

@@ -13,8 +13,10 @@ from core.errors import InvalidInput
 from core.metrics import names
 from core.jobs import runner
 from core.models.registry import list_models
+from core.services.quotas import require_checkpoint_room
 from core.services.store import ensure_store
 from core.training.config import OPTIMIZERS, TRAIN_DATASETS, TrainConfig
+from core.users import User, acting
 from core.wording import count
 from db import jobs as job_rows
 
@@ -36,23 +38,28 @@ def training_datasets(task: str) -> tuple[str, ...]:
     return TRAIN_DATASETS.get(task, ())
 
 
-def submit_training(config: dict[str, Any], device: str = "cpu") -> int:
+def submit_training(config: dict[str, Any], device: str = "cpu", user: User | None = None) -> int:
     from core.engine import pick_device
 
+    user = acting(user)
     cfg = TrainConfig.from_dict(config)
+    require_checkpoint_room(user)
     slot = str(pick_device(device))
     title = f"train {cfg.base} on {cfg.dataset} ({cfg.optimizer}, lr {cfg.lr:g}, {count(cfg.epochs, 'epoch')})"
-    return runner.submit("train", {"config": cfg.as_dict(), "device": slot}, title=title, device=slot)
+    return runner.submit("train", {"config": cfg.as_dict(), "device": slot}, title=title, device=slot, owner=user.name)
 
 
-def submit_sweep(config: dict[str, Any], optimizers: tuple[str, ...] = SWEEP_OPTIMIZERS, device: str = "cpu") -> list[int]:
-    """One job per optimizer, everything else equal; grouped by a sweep id."""
+def submit_sweep(config: dict[str, Any], optimizers: tuple[str, ...] = SWEEP_OPTIMIZERS, device: str = "cpu",
+                 user: User | None = None) -> list[int]:
+    """One job per optimizer, everything else equal; grouped by a sweep id. All are queued or none."""
     if not optimizers or set(optimizers) - set(OPTIMIZERS):
         raise InvalidInput(f"Sweep optimizers must be among {', '.join(OPTIMIZERS)}.")
+    user = acting(user)
     sweep = uuid.uuid4().hex[:8]
     for opt in optimizers:  # validate all before queueing any
         TrainConfig.from_dict({**config, "optimizer": opt, "sweep": sweep})
-    return [submit_training({**config, "optimizer": opt, "sweep": sweep}, device) for opt in optimizers]
+    runner.check_job_room(user.name, len(optimizers))
+    return [submit_training({**config, "optimizer": opt, "sweep": sweep}, device, user) for opt in optimizers]
 
 
 def curves(job_ids: list[int]) -> pd.DataFrame:

@@ -1,0 +1,72 @@
+"""What each user may still store and queue on a shared server (IMGLAB_USER_JOBS, IMGLAB_USER_UPLOAD_MB,
+IMGLAB_USER_CHECKPOINT_MB), counted from what is on disk and in the job table."""
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+
+from core.config import get_settings
+from core.data import uploads
+from core.errors import InvalidInput
+from core.models import checkpoints
+from core.services.store import ensure_store
+from core.users import User, acting
+from db import jobs as job_rows
+
+
+@dataclass(frozen=True)
+class Usage:
+    jobs: int
+    jobs_limit: int
+    upload_bytes: int
+    upload_limit: int
+    checkpoint_bytes: int
+    checkpoint_limit: int
+
+    @property
+    def upload_room(self) -> int:
+        return max(0, self.upload_limit - self.upload_bytes)
+
+    @property
+    def checkpoint_room(self) -> int:
+        return max(0, self.checkpoint_limit - self.checkpoint_bytes)
+
+    def words(self) -> str:
+        mb = 2**20
+        return (f"Jobs queued or running: {self.jobs} of {self.jobs_limit}. Dataset storage: "
+                f"{self.upload_bytes / mb:.1f} of {self.upload_limit / mb:.0f} MB. Checkpoint storage: "
+                f"{self.checkpoint_bytes / mb:.1f} of {self.checkpoint_limit / mb:.0f} MB.")
+
+
+_STORING: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+def storing(user: User) -> threading.Lock:
+    """Held while one of the user's uploads is checked against their room and stored, so two uploads at once
+    (two tabs) cannot both fit into the same room. Uploads are stored by the app's own process."""
+    return _STORING[user.name]
+
+
+def usage(user: User | None = None) -> Usage:
+    name = acting(user).name
+    s = get_settings()
+    return Usage(job_rows.open_count(ensure_store(), name), s.user_jobs, uploads.owner_bytes(name), s.user_upload_bytes,
+                 checkpoints.owner_bytes(name), s.user_checkpoint_bytes)
+
+
+def upload_room(user: User | None = None) -> int:
+    name = acting(user).name
+    return max(0, get_settings().user_upload_bytes - uploads.owner_bytes(name))
+
+
+def checkpoint_room(user: User | None = None) -> int:
+    name = acting(user).name
+    return max(0, get_settings().user_checkpoint_bytes - checkpoints.owner_bytes(name))
+
+
+def require_checkpoint_room(user: User | None = None) -> None:
+    """A training job registers a model: refused up front when the owner's checkpoint storage is full."""
+    if checkpoint_room(user) <= 0:
+        raise InvalidInput("Your checkpoint storage is full, and a training job stores the model it trains. Delete "
+                           "one of your models first (Models page, Your models).")
