@@ -2,7 +2,7 @@
 uploading its own photo and running classification (EfficientNet-Lite0) and denoising (every method with
 weights, at a 256 px working size) in a loop, against one `streamlit run app.py`.
 
-    python -m bench.load_sessions --sessions 10 --minutes 2
+    python -m bench.load_sessions --sessions 10 --minutes 2 [--max-concurrent-runs 2 --compare-uncapped]
 
 Prints sessions, completed requests, p50/p95 latency from click to answer (per kind), errors, model builds
 (from the server's log, IMGLAB_LOG_LEVEL=INFO) and the server's peak memory (RSS of its process tree, sampled
@@ -193,16 +193,14 @@ def _pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) >= 2 else (values[0] if values else float("nan"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=10)
-    parser.add_argument("--minutes", type=float, default=2.0)
-    args = parser.parse_args()
-
+def _load(sessions: int, minutes: float, cap: int | None) -> dict:
+    """One server, `sessions` browsers for `minutes`; `cap`: IMGLAB_MAX_CONCURRENT_RUNS (None: the default)."""
     workdir = Path(tempfile.mkdtemp(prefix="imglab-load-"))
     port = _free_port()
     env = {**os.environ, "IMGLAB_DATA_DIR": str(workdir / "data"), "IMGLAB_DEVICE": "cpu", "IMGLAB_LOG_LEVEL": "INFO"}
     env.pop("DATABASE_URL", None)
+    if cap is not None:
+        env["IMGLAB_MAX_CONCURRENT_RUNS"] = str(cap)
     log_path = workdir / "server.log"
     with open(log_path, "w") as log:
         server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -219,22 +217,48 @@ def main() -> None:
         watch = MemoryWatch(server.pid)
         watch.start()
         started = time.perf_counter()
-        out = asyncio.run(_drive(url, args.sessions, args.minutes, workdir))
-        wall = time.perf_counter() - started
+        out = asyncio.run(_drive(url, sessions, minutes, workdir))
+        out["wall"] = time.perf_counter() - started
         watch.stop.set()
     finally:
         server.terminate()
         server.wait(30)
-    builds = sum("model built:" in line for line in log_path.read_text().splitlines())
-    done = sum(len(v) for v in out["latency"].values())
-    print(f"sessions {args.sessions}, {wall:.0f} s, 2 cores, CPU only")
+    out["builds"] = sum("model built:" in line for line in log_path.read_text().splitlines())
+    out["done"] = sum(len(v) for v in out["latency"].values())
+    out["peak"] = watch.peak
+    return out
+
+
+def _report(title: str, sessions: int, out: dict) -> None:
+    wall, done = out["wall"], out["done"]
+    print(f"{title}: sessions {sessions}, {wall:.0f} s, 2 cores, CPU only")
     print(f"requests completed: {done} ({done / wall * 60:.1f} per minute), errors: {len(out['errors'])}, "
           f"cross-session leaks: {len(out['leaks'])}, clicks lost and repeated: {out['lost_clicks']}")
     for kind, values in sorted(out["latency"].items()):
         print(f"  {kind:9s} n={len(values):4d}  p50 {_pct(values, 50):6.2f} s  p95 {_pct(values, 95):6.2f} s")
-    print(f"model builds: {builds}; server peak RSS (process tree): {watch.peak / 2**20:.0f} MiB")
+    print(f"model builds: {out['builds']}; server peak RSS (process tree): {out['peak'] / 2**20:.0f} MiB")
     for line in (out["errors"] + out["leaks"])[:10]:
         print("  " + line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--max-concurrent-runs", type=int, default=None,
+                        help="IMGLAB_MAX_CONCURRENT_RUNS for the server (default: the app's default)")
+    parser.add_argument("--compare-uncapped", action="store_true",
+                        help="also run the same load with (practically) no cap and print the ratios")
+    args = parser.parse_args()
+
+    capped = _load(args.sessions, args.minutes, args.max_concurrent_runs)
+    _report(f"cap {args.max_concurrent_runs or 'default'}", args.sessions, capped)
+    if args.compare_uncapped:
+        free = _load(args.sessions, args.minutes, 10_000)
+        _report("no cap", args.sessions, free)
+        rate = lambda o: o["done"] / o["wall"]  # noqa: E731
+        print(f"capped / uncapped: peak RSS {capped['peak'] / free['peak']:.2f}, "
+              f"requests per minute {rate(capped) / rate(free):.2f}")
 
 
 if __name__ == "__main__":

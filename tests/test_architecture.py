@@ -51,7 +51,7 @@ def test_every_page_starts_with_page_setup(page):
 
 # Services that change or create something someone owns: a page must say who is asking (a forgotten user is
 # refused in a shared mode, so this catches it before a student does).
-ACTING = {"cancel_job", "submit_benchmark", "submit_training", "submit_sweep", "upload_dataset", "add_checkpoint",
+ACTING = {"cancel_job", "job_logs", "submit_benchmark", "submit_training", "submit_sweep", "upload_dataset", "add_checkpoint",
           "set_weights_path", "clear_weights_path", "delete_runs", "delete_upload", "rename_upload", "delete_model",
           "retitle_model", "reproduce", "classify", "detect", "segment", "restore", "generate"}
 

@@ -95,7 +95,10 @@ def test_only_the_owner_or_an_admin_cancels_a_job(db_url):
         services.cancel_job(legacy, ALICE)
     assert job_rows.get(db_url, mine).status == "queued" and job_rows.get(db_url, legacy).status == "queued"
     job = services.job_status(mine)
-    assert job.owner == "alice" and services.may_cancel(job, ALICE) and not services.may_cancel(job, BOB)
+    assert job.owner == "alice" and services.may_manage_job(job, ALICE) and not services.may_manage_job(job, BOB)
+    with pytest.raises(NotAllowed, match="Only alice .* can read the log of job"):
+        services.job_logs(mine, BOB)
+    assert services.job_logs(mine, ALICE) == services.job_logs(legacy, TEACHER) == ""  # none written yet
     assert services.cancel_job(mine, ALICE) and services.cancel_job(legacy, TEACHER)
     assert {job_rows.get(db_url, j).status for j in (mine, legacy)} == {"cancelled"}
 

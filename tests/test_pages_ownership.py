@@ -67,7 +67,9 @@ def test_someone_elses_job_has_no_cancel_button(signed_in, db_url):
     bob = signed_in("bob@school", "pages/benchmark.py")
     assert any("on cpu · by alice@school" in shown(m.value) for m in bob.markdown)
     assert not [b for b in bob.button if b.key and b.key.endswith(f"_cancel_{job}")]
+    assert not [e for e in bob.expander if e.label.startswith("Logs")]  # a worker's log is its owner's to read
     alice = signed_in("alice@school", "pages/benchmark.py")
+    assert [e.label for e in alice.expander if e.label.startswith("Logs")] == ["Logs of your jobs"]
     [cancel] = [b for b in alice.button if b.key and b.key.endswith(f"_cancel_{job}")]
     cancel.click().run()
     assert job_rows.get(db_url, job).status == "cancelled"

@@ -56,7 +56,7 @@ def _job_row(job, key: str) -> None:
     if job.active or job.status == "queued":
         st.progress(job.progress, text=plain(_progress_text(job), 120))
         user = current_user()
-        if services.may_cancel(job, user) and st.button("Cancel", key=f"{key}_cancel_{job.id}", icon=":material/stop:"):
+        if services.may_manage_job(job, user) and st.button("Cancel", key=f"{key}_cancel_{job.id}", icon=":material/stop:"):
             if guarded(services.cancel_job, job.id, user):
                 st.toast(f"Job #{job.id} cancelled")
     elif job.status == "failed":
@@ -120,10 +120,13 @@ def jobs_panel(kind: str, key: str = "jobs") -> None:
             _training_result(chosen, key)
         else:
             _runs_table(chosen, key)
-    with st.expander("Logs"):
-        by_id = {j.id: j for j in jobs}
-        picked = st.selectbox("Job", list(by_id), format_func=lambda i: f"#{i} {by_id[i].title}", key=f"{key}_log_pick")
-        st.code(guarded(services.job_logs, picked) or "(empty)", language=None)
+    user = current_user()
+    readable = {j.id: j for j in jobs if services.may_manage_job(j, user)}  # a log is its owner's (or an admin's)
+    if readable:
+        with st.expander("Logs of your jobs" if not user.admin else "Logs"):
+            picked = st.selectbox("Job", list(readable), format_func=lambda i: f"#{i} {readable[i].title}",
+                                  key=f"{key}_log_pick")
+            st.code(guarded(services.job_logs, picked, user) or "(empty)", language=None)
 
 
 # -- the job a page just launched ---------------------------------------------------------------------------

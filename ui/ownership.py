@@ -30,7 +30,8 @@ def _manage(noun: str, items: list, key: str, rename, delete) -> None:
     if not items:
         st.caption(f"You have no {noun}s to manage yet.")
         return
-    chosen = st.selectbox(noun.capitalize(), items, key=f"{key}_pick", format_func=lambda i: i.label)
+    chosen = st.selectbox(f"{noun.capitalize()} to rename or delete", items, key=f"{key}_pick",
+                          format_func=lambda i: i.label)
     title = st.text_input("New title", key=f"{key}_title", max_chars=120)
     c1, c2 = st.columns(2)
     if c1.button("Rename", key=f"{key}_rename", disabled=not title.strip()):

@@ -15,7 +15,7 @@ from core.services.datasets import (PHOTO_SETS, UploadSummary, catalog, dataset_
                                     upload_dataset, uploaded)
 from core.services.training import (SWEEP_OPTIMIZERS, curves, submit_sweep, submit_training, sweep_table, sweeps,
                                     trainable_models, training_datasets)
-from core.services.jobs import cancel_job, job_logs, job_status, list_jobs, may_cancel, public_text, recover_jobs
+from core.services.jobs import cancel_job, job_logs, job_status, list_jobs, may_manage_job, public_text, recover_jobs
 
 __all__ = [
     "ModelInfo", "list_model_infos", "add_checkpoint", "checkpoint_bases", "set_weights_path", "clear_weights_path",
@@ -27,5 +27,5 @@ __all__ = [
     "sweeps", "trainable_models", "training_datasets", "cancel_job", "job_logs", "job_status", "list_jobs", "recover_jobs",
     "checkpoint_upload_mb", "dataset_upload_mb", "public_text", "StoredModel", "delete_model", "retitle_model",
     "stored_models", "weights_sources", "Usage", "usage", "delete_runs", "may_delete_run", "delete_upload",
-    "rename_upload", "may_cancel",
+    "rename_upload", "may_manage_job",
 ]

@@ -65,12 +65,15 @@ def cancel_job(job_id: int, user: User | None = None) -> bool:
     return runner.cancel(job.id)
 
 
-def may_cancel(job: JobInfo, user: User | None = None) -> bool:
+def may_manage_job(job: JobInfo, user: User | None = None) -> bool:
+    """The owner or an admin: cancels the job and reads its log (a worker's traceback is theirs to read)."""
     return may_change(acting(user), job.owner)
 
 
-def job_logs(job_id: int) -> str:
-    return public_text(runner.logs(job_id))
+def job_logs(job_id: int, user: User | None = None) -> str:
+    job = runner.status(job_id)
+    require(acting(user), job.owner, f"read the log of job #{job.id}")
+    return public_text(runner.logs(job.id))
 
 
 def store_busy(exc: BaseException) -> bool:
