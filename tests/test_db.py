@@ -108,14 +108,19 @@ def test_list_runs_filters_and_pivots_metrics(store_url):
     assert repository.metric_names(store_url) == ["psnr"]
 
 
-def _writer(url: str, worker: int, n: int) -> None:
+def _writer(url: str, worker: int, n: int, start) -> None:
+    start.wait(60)  # all at once
     for i in range(n):
         repository.record_run(url, make_record(f"w{worker}", psnr=float(i)))
 
 
 def test_twenty_processes_writing_at_once_store_every_row(store_url):
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(store_url, w, 5)) for w in range(20)]
+    # 20 real processes, forked from a server process that imported this module once (not 20 fresh
+    # interpreters each importing SQLAlchemy and pytest: that took 75 s of the 2-core CI), none with a connection
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    start = ctx.Barrier(20)
+    procs = [ctx.Process(target=_writer, args=(store_url, w, 5, start)) for w in range(20)]
     for p in procs:
         p.start()
     for p in procs:

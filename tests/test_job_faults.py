@@ -137,8 +137,10 @@ def test_recovery_never_signals_a_process_that_holds_a_stale_rows_pid(runner, by
     url = ensure_store()
     token = procs.new_token()
     real_start = procs.start_time(bystander.pid)
-    if identity == "same start time, no token":  # the recorded worker started when the bystander did
-        job_id = running_row(url, bystander.pid, token, real_start)
+    if identity == "same start time, no token":  # after a reboot: same PID and start tick, but not the worker;
+        job_id = running_row(url, bystander.pid, token, real_start)  # its beat (from before) tells
+        monkeypatch.setattr(runner, "HEARTBEAT_WINDOW_S", 0.0)
+        time.sleep(0.05)
     elif identity == "token, other start time":  # a process carrying the token, but not the one recorded
         impostor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", token],
                                     start_new_session=True)
@@ -199,6 +201,29 @@ def test_a_live_worker_is_recognised_and_stopped_with_its_group(runner, signals,
     finally:
         if worker.poll() is None:
             worker.kill(), worker.wait()
+
+
+def test_a_worker_in_the_middle_of_its_exec_is_neither_failed_nor_signalled(runner, signals, monkeypatch):
+    """While the spawned worker is in the middle of its exec, /proc shows the right PID and start time but not
+    yet the token on its command line or in its environment (with vfork the dispatcher resumes before the kernel
+    sets them). A poll at that instant (the jobs panel polls every 2 s) once failed the job as 'process is gone';
+    the worker then found its job failed. Such a process is alive, and never signalled."""
+    from core.jobs import procs
+    from core.services.store import ensure_store
+
+    url = ensure_store()
+    token = procs.new_token()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        wait_for(lambda: procs.start_time(child.pid) is not None, timeout=5, interval=0.05)
+        started = procs.start_time(child.pid)
+        job_id = running_row(url, child.pid, token, started)  # the token is nowhere in that process yet
+        assert procs.state(child.pid, token, started) == procs.UNKNOWN
+        assert runner.reap() == [] and runner.status(job_id).status == "running"
+        assert not procs.stop(child.pid, token, started, grace_s=0.2) and signals == []
+        assert procs.state(child.pid, token, started + 1) == procs.GONE  # another start time: another process
+    finally:
+        child.kill(), child.wait()
 
 
 # -- 3. a locked store --------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def test_a_benchmark_of_models_without_weights_is_refused_before_it_is_queued(db
 # -- a training job's words and result --------------------------------------------------------------------------
 class Recorder:
     def __init__(self):
-        self.job_id, self.calls, self.lines = None, [], []
+        self.job_id, self.calls, self.lines, self.owner = None, [], [], None
 
     def progress(self, fraction, message=None, force=False):
         self.calls.append((fraction, message))
@@ -175,7 +175,7 @@ def test_a_training_title_counts_its_epochs(db_url, monkeypatch):
     from core.services import training
 
     titles = []
-    monkeypatch.setattr(runner, "submit", lambda kind, params, title, device: titles.append(title) or 1)
+    monkeypatch.setattr(runner, "submit", lambda kind, params, title, device, owner: titles.append(title) or 1)
     training.submit_training({"base": "small_cnn_digits", "dataset": "shapes", "pretrained": False, "epochs": 1})
     training.submit_training({"base": "small_cnn_digits", "dataset": "shapes", "pretrained": False, "epochs": 3})
     assert titles == ["train small_cnn_digits on shapes (adam, lr 0.001, 1 epoch)",

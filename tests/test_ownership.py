@@ -286,3 +286,20 @@ def test_a_run_records_the_weights_file_it_used(settings_env, tmp_path, db_url):
     words = services.results.weights_words(detail)
     assert words.startswith("Run by alice. Weights: <data folder>/admin-files/lite0-copy.pth (SHA-256 ")
     assert str(tmp_path) not in words
+
+
+def test_the_embedded_default_has_no_quotas_unless_set(settings_env, monkeypatch):
+    """One local user on their own machine queues and stores as much as they like (today's behaviour); a shared
+    server has the defaults; a variable that is set always counts."""
+    from core.config import get_settings
+
+    monkeypatch.delenv("IMGLAB_AUTH", raising=False)
+    s = get_settings()
+    assert (s.user_jobs, s.user_upload_bytes, s.user_checkpoint_bytes) == (None, None, None)
+    assert services.usage().words() == ("Jobs queued or running: 0 (no limit). Dataset storage: 0.0 MB (no limit). "
+                                         "Checkpoint storage: 0.0 MB (no limit).")
+    settings_env(IMGLAB_AUTH="proxy")
+    s = get_settings()
+    assert (s.user_jobs, s.user_upload_bytes, s.user_checkpoint_bytes) == (4, 1024 * 2**20, 1024 * 2**20)
+    settings_env(IMGLAB_AUTH="none", IMGLAB_USER_JOBS=7)
+    assert get_settings().user_jobs == 7 and get_settings().user_upload_bytes is None

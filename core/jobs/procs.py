@@ -77,13 +77,18 @@ def _carries(pid: int, token: str) -> bool:
 
 def state(pid: int | None, token: str | None, started: float | None) -> str:
     """OURS: the process holding `pid` is the job's worker. GONE: no live process, or another one, holds it.
-    UNKNOWN: this host cannot tell (no identity recorded, a worker on another host, no /proc nor psutil)."""
+    UNKNOWN: this host cannot tell (no identity recorded, a worker on another host, no /proc nor psutil, or the
+    worker is still being exec'd)."""
     if not pid or not token or started is None or not on_this_host(token) or not (_PROC.is_dir() or _psutil()):
         return UNKNOWN
     now = start_time(pid)
-    if now is None:
+    if now is None or now != started:
         return GONE
-    return OURS if now == started and _carries(pid, token) else GONE
+    # The process with the recorded PID and start time, without the token: the worker in the middle of its exec
+    # (with vfork the dispatcher resumes before the kernel has set the new command line and environment, and on
+    # a loaded machine the child can stay there for milliseconds: a poll then once failed a starting job), or,
+    # after a reboot, a stranger that happens to match. Either way: not proof of death, never signalled.
+    return OURS if _carries(pid, token) else UNKNOWN
 
 
 def _members(pgid: int, token: str | None) -> list[int]:

@@ -70,9 +70,9 @@ def backend() -> str:
 
 def check_job_room(owner: str | None, count: int = 1) -> None:
     """Refuse `count` more jobs when the owner would then have more than IMGLAB_USER_JOBS queued or running."""
-    if owner is None:
-        return
     limit = get_settings().user_jobs
+    if owner is None or limit is None:
+        return
     held = job_rows.open_count(ensure_store(), owner)
     if held + count > limit:
         raise InvalidInput(f"You have {held} job{'s' if held != 1 else ''} queued or running and one person may "

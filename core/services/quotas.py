@@ -17,26 +17,23 @@ from db import jobs as job_rows
 
 @dataclass(frozen=True)
 class Usage:
+    """What a user holds against their limits (None: no limit)."""
+
     jobs: int
-    jobs_limit: int
+    jobs_limit: int | None
     upload_bytes: int
-    upload_limit: int
+    upload_limit: int | None
     checkpoint_bytes: int
-    checkpoint_limit: int
-
-    @property
-    def upload_room(self) -> int:
-        return max(0, self.upload_limit - self.upload_bytes)
-
-    @property
-    def checkpoint_room(self) -> int:
-        return max(0, self.checkpoint_limit - self.checkpoint_bytes)
+    checkpoint_limit: int | None
 
     def words(self) -> str:
-        mb = 2**20
-        return (f"Jobs queued or running: {self.jobs} of {self.jobs_limit}. Dataset storage: "
-                f"{self.upload_bytes / mb:.1f} of {self.upload_limit / mb:.0f} MB. Checkpoint storage: "
-                f"{self.checkpoint_bytes / mb:.1f} of {self.checkpoint_limit / mb:.0f} MB.")
+        return (f"Jobs queued or running: {self.jobs}{_of(self.jobs_limit, '')}. Dataset storage: "
+                f"{self.upload_bytes / 2**20:.1f}{_of(self.upload_limit, ' MB', 2**20)}. Checkpoint storage: "
+                f"{self.checkpoint_bytes / 2**20:.1f}{_of(self.checkpoint_limit, ' MB', 2**20)}.")
+
+
+def _of(limit: int | None, unit: str, scale: int = 1) -> str:
+    return f" of {limit / scale:.0f}{unit}" if limit is not None else f"{unit} (no limit)"
 
 
 _STORING: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -55,18 +52,20 @@ def usage(user: User | None = None) -> Usage:
                  checkpoints.owner_bytes(name), s.user_checkpoint_bytes)
 
 
-def upload_room(user: User | None = None) -> int:
-    name = acting(user).name
-    return max(0, get_settings().user_upload_bytes - uploads.owner_bytes(name))
+def upload_room(user: User | None = None) -> int | None:
+    """Bytes of datasets the user may still store (None: no limit)."""
+    limit = get_settings().user_upload_bytes
+    return None if limit is None else max(0, limit - uploads.owner_bytes(acting(user).name))
 
 
-def checkpoint_room(user: User | None = None) -> int:
-    name = acting(user).name
-    return max(0, get_settings().user_checkpoint_bytes - checkpoints.owner_bytes(name))
+def checkpoint_room(user: User | None = None) -> int | None:
+    limit = get_settings().user_checkpoint_bytes
+    return None if limit is None else max(0, limit - checkpoints.owner_bytes(acting(user).name))
 
 
 def require_checkpoint_room(user: User | None = None) -> None:
     """A training job registers a model: refused up front when the owner's checkpoint storage is full."""
-    if checkpoint_room(user) <= 0:
+    room = checkpoint_room(user)
+    if room is not None and room <= 0:
         raise InvalidInput("Your checkpoint storage is full, and a training job stores the model it trains. Delete "
                            "one of your models first (Models page, Your models).")
