@@ -148,7 +148,9 @@ def _slot_usage(s, window_s: float, devices, now: datetime) -> dict[tuple[str | 
             .group_by(JobRow.owner, JobRow.device))
     if devices is not None:
         stmt = stmt.where(JobRow.device.in_(list(devices)))
-    return {(owner, device): float(used or 0.0) for owner, device, used in s.execute(stmt)}
+    # whole seconds: the dialects' date arithmetic leaves float noise (20 min as 1199.9999 s) that would
+    # otherwise decide ties, which belong to the oldest job
+    return {(owner, device): float(round(used or 0.0)) for owner, device, used in s.execute(stmt)}
 
 
 def slot_usage(url: str, window_s: float, devices: tuple[str, ...] | None = None,
