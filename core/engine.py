@@ -142,7 +142,8 @@ class Engine:
         self._lock = threading.Lock()
         self._build_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self.builds = 0  # how many models were actually built (cache misses)
-        self._running = threading.BoundedSemaphore(max(1, get_settings().max_concurrent_runs))
+        cap = get_settings().max_concurrent_runs
+        self._running = threading.BoundedSemaphore(max(1, cap)) if cap else contextlib.nullcontext()
         # Test hook: called with the batch size before each forward; may raise to inject faults (OOM).
         self.fault_hook: Callable[[int], None] | None = None
 
@@ -233,8 +234,8 @@ class Engine:
 
     def run(self, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int = 8, warmup: int = 0) -> tuple[list[Any], RunStats]:
         """Run the model over CHW tensors; same-shape neighbours are batched. OOM halves the batch. At most
-        IMGLAB_MAX_CONCURRENT_RUNS runs compute at once on one engine (the others wait, untimed): many users of
-        one server share its cores and memory instead of all computing at once."""
+        IMGLAB_MAX_CONCURRENT_RUNS runs compute at once on one engine when that is set (the others wait,
+        untimed): a server short of memory trades latency for a lower peak."""
         if not inputs:
             raise InvalidInput("Nothing to run: no inputs were given.")
         if batch_size < 1:

@@ -28,6 +28,14 @@ PARAM_WORDS = {
 }
 PHOTO_SET_WORDS = {"skimage": "scikit-image (10 photos)", "sklearn": "scikit-learn (2 photos)"}
 
+
+def dataset_label(option) -> str:
+    kind, dataset = option
+    if kind == "builtin":
+        return dataset.title
+    return f"uploaded: {dataset.label}" + (f" by {dataset.owner}" if dataset.owner else "")
+
+
 setup, jobs = st.columns([3, 2], gap="large")
 FEATURE_SPACES = {"auto": "FID, whichever Inception copy is available (recommended)",
                   "inception": "FID, Inception only (fail rather than fall back)",
@@ -61,9 +69,7 @@ with setup:
     if not options:
         st.info("No dataset for this task yet: upload one above.")
         st.stop()
-    kind, choice = st.selectbox("Dataset", options, key="bm_dataset",
-                                format_func=lambda o: o[1].title if o[0] == "builtin" else
-                          f"uploaded: {o[1].label}" + (f" by {o[1].owner}" if o[1].owner else ""))
+    kind, choice = st.selectbox("Dataset", options, key="bm_dataset", format_func=dataset_label)
     if kind == "builtin":
         st.caption(choice.description)
         spec = {"name": choice.name}

@@ -22,51 +22,50 @@ def _done(fn, *args) -> bool:
     return True
 
 
-def _manage(noun: str, items: list, key: str, rename, delete) -> None:
-    """A picker over the `items` the user may change, with rename and (confirmed) delete."""
+def _manage(noun: str, items: list[tuple[str, str]], key: str, rename, delete) -> None:
+    """A picker over the (id, label) `items` the user may change, with rename and (confirmed) delete."""
     flash = st.session_state.pop(f"{key}_flash", None)
     if flash:
         st.success(flash)
     if not items:
         st.caption(f"You have no {noun}s to manage yet.")
         return
-    chosen = st.selectbox(f"{noun.capitalize()} to rename or delete", items, key=f"{key}_pick",
-                          format_func=lambda i: i.label)
+    labels = dict(items)
+    chosen = st.selectbox(f"{noun.capitalize()} to rename or delete", list(labels), key=f"{key}_pick",
+                          format_func=labels.get)
     title = st.text_input("New title", key=f"{key}_title", max_chars=120)
     c1, c2 = st.columns(2)
     if c1.button("Rename", key=f"{key}_rename", disabled=not title.strip()):
-        if guarded(_done, rename, chosen.id, title, current_user()):
+        if guarded(_done, rename, chosen, title, current_user()):
             st.session_state[f"{key}_flash"] = f"Renamed to {plain(title.strip())}."
             st.rerun()
     if c2.button("Delete", key=f"{key}_delete", icon=":material/delete:"):
-        st.session_state[f"{key}_confirm"] = chosen.id
-    if st.session_state.get(f"{key}_confirm") == chosen.id:
-        st.warning(f"Delete {plain(chosen.label)} and its files? Runs already stored stay in the results.")
+        st.session_state[f"{key}_confirm"] = chosen
+    if st.session_state.get(f"{key}_confirm") == chosen:
+        st.warning(f"Delete {plain(labels[chosen])} and its files? Runs already stored stay in the results.")
         if st.button("Yes, delete it", key=f"{key}_yes", type="primary"):
             st.session_state.pop(f"{key}_confirm", None)
-            if guarded(_done, delete, chosen.id, current_user()):
-                st.session_state[f"{key}_flash"] = f"Deleted {plain(chosen.label)}."
+            if guarded(_done, delete, chosen, current_user()):
+                st.session_state[f"{key}_flash"] = f"Deleted {plain(labels[chosen])}."
                 st.rerun()
 
 
-class _Item:
-    def __init__(self, id: str, label: str):
-        self.id, self.label = id, label
+def _by(owner: str | None, user) -> str:
+    """Whose it is, when it is not the user's own (an admin sees everyone's)."""
+    return "" if owner == user.name else f", by {owner}" if owner else ", shared (from before users were recorded)"
 
 
 def uploads_manager(key: str = "own_uploads") -> None:
     """The user's uploaded datasets (an admin: everyone's)."""
     user = current_user()
-    mine = [u for u in guarded(services.uploaded) or [] if may_change(user, u.owner)]
-    items = [_Item(u.id, f"{u.label}, {u.bytes / 2**20:.1f} MB" + (f", by {u.owner}" if u.owner != user.name else ""))
-             for u in mine]
+    items = [(u.id, f"{u.label}, {u.bytes / 2**20:.1f} MB{_by(u.owner, user)}")
+             for u in guarded(services.uploaded) or [] if may_change(user, u.owner)]
     _manage("dataset", items, key, services.rename_upload, services.delete_upload)
 
 
 def models_manager(key: str = "own_models") -> None:
     """The checkpoints registered as models that the user may change (an admin: all of them)."""
     user = current_user()
-    mine = [m for m in guarded(services.stored_models) or [] if may_change(user, m.owner)]
-    items = [_Item(m.name, f"{m.title} ({m.name}, {m.size_mb} MB" + (f", by {m.owner})" if m.owner != user.name else ")"))
-             for m in mine]
+    items = [(m.name, f"{m.title} ({m.name}, {m.size_mb} MB{_by(m.owner, user)})")
+             for m in guarded(services.stored_models) or [] if may_change(user, m.owner)]
     _manage("model", items, key, services.retitle_model, services.delete_model)
