@@ -126,7 +126,7 @@ def resolve(settings: AuthSettings, headers: Iterable[tuple[str, str]] = (), pee
         if name is None:
             raise NotSignedIn("Your sign-in did not say who you are (no verified e-mail address, no id). Sign in "
                               "again, or ask whoever runs this server.")
-        return User(name, admin=name in settings.admins or name in {a.lower() for a in settings.admins})
+        return User(name, admin=name in {a.lower() for a in settings.admins})
     if name is None:
         raise NotSignedIn(NOT_SIGNED_IN)
     return User(name, admin=name in settings.admins)
