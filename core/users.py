@@ -126,7 +126,9 @@ def resolve(settings: AuthSettings, headers: Iterable[tuple[str, str]] = (), pee
         if name is None:
             raise NotSignedIn("Your sign-in did not say who you are (no verified e-mail address, no id). Sign in "
                               "again, or ask whoever runs this server.")
-        return User(name, admin=name in {a.lower() for a in settings.admins})
+        # an address is compared in lower case; a provider's id exactly as listed
+        by_address = email is not None and name in {a.lower() for a in settings.admins}
+        return User(name, admin=by_address or name in settings.admins)
     if name is None:
         raise NotSignedIn(NOT_SIGNED_IN)
     return User(name, admin=name in settings.admins)

@@ -76,6 +76,9 @@ def test_streamlit_login_gives_the_email_else_the_subject(monkeypatch):
     verified = {"is_logged_in": True, "email_verified": True, "sub": "g-1"}
     assert resolve(s, oidc={**verified, "email": "T@School.edu"}) == User("t@school.edu", admin=True)
     assert resolve(s, oidc={"is_logged_in": True, "sub": "12345"}) == User("12345")
+    monkeypatch.setenv("IMGLAB_ADMINS", "t@school.edu,AbC-9")  # a provider's id is matched exactly as listed
+    assert resolve(auth_settings(), oidc={"is_logged_in": True, "sub": "AbC-9"}) == User("AbC-9", admin=True)
+    assert resolve(auth_settings(), oidc={"is_logged_in": True, "sub": "abc-9"}) == User("abc-9")
     # an address the provider did not verify could be anyone's: the provider's id names the person instead
     assert resolve(s, oidc={**verified, "email_verified": False, "email": "t@school.edu"}) == User("g-1")
     assert resolve(s, oidc={"is_logged_in": True, "email": "t@school.edu", "sub": "g-2"}) == User("g-2")
