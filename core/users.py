@@ -121,13 +121,13 @@ def resolve(settings: AuthSettings, headers: Iterable[tuple[str, str]] = (), pee
             raise NotSignedIn("Sign in to use the app.")
         # An address the provider has not verified could be anyone's (some providers let people type their
         # own), so it names nobody: then the provider's own id does. Addresses are compared in lower case.
-        email = info.get("email") if info.get("email_verified") is True else None
-        name = (clean_name(email) or "").lower() or clean_name(info.get("sub"))
+        address = (clean_name(info.get("email")) or "").lower() if info.get("email_verified") is True else ""
+        name = address or clean_name(info.get("sub"))
         if name is None:
             raise NotSignedIn("Your sign-in did not say who you are (no verified e-mail address, no id). Sign in "
                               "again, or ask whoever runs this server.")
         # an address is compared in lower case; a provider's id exactly as listed
-        by_address = email is not None and name in {a.lower() for a in settings.admins}
+        by_address = bool(address) and name in {a.lower() for a in settings.admins}
         return User(name, admin=by_address or name in settings.admins)
     if name is None:
         raise NotSignedIn(NOT_SIGNED_IN)
