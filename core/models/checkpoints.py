@@ -55,25 +55,27 @@ def _register(manifest: dict, path: Path) -> None:
 
 
 def sync() -> None:
-    """Register every stored checkpoint not yet in the registry (cheap: one directory listing)."""
+    """Match the registry to the stored checkpoints (cheap: one directory listing; only manifests of checkpoints
+    not yet registered are read): new ones are registered, deleted ones (here or by another process) leave."""
     folder = checkpoints_dir()
     if not folder.is_dir():
         return
     with _LOCK:
-        for spec in [s for s in registry._REGISTRY.values() if s.source == "checkpoint"]:
-            if not (folder / f"{spec.name}.safetensors").is_file():  # deleted, here or by another process
-                registry.unregister_model(spec.name)
+        stored = {p.stem for p in folder.glob("*.safetensors")}
+        for spec in [s for s in registry._REGISTRY.values() if s.source == "checkpoint" and s.name not in stored]:
+            registry.unregister_model(spec.name)
         for manifest_path in sorted(folder.glob("*.json")):
+            if manifest_path.stem in registry._REGISTRY or manifest_path.stem not in stored:
+                continue  # manifests are written as <name>.json
             try:
                 manifest = json.loads(manifest_path.read_text())
                 name = manifest["name"]
             except (OSError, ValueError, KeyError):
                 continue
-            path = folder / f"{name}.safetensors"
-            if name in registry._REGISTRY or not path.is_file():
+            if name in registry._REGISTRY or name not in stored:
                 continue
             try:
-                _register(manifest, path)
+                _register(manifest, folder / f"{name}.safetensors")
             except Exception:  # a manifest whose base vanished is skipped, not fatal
                 continue
 

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from core.errors import InvalidInput
+from core.jobs import runner
 from core.services import compare
 from core.services.datasets import dataset_title
 from core.services.jobs import public_text, scrubbed
@@ -214,8 +215,6 @@ def may_delete_run(detail: dict[str, Any], user: User | None = None) -> bool:
 def delete_runs(run_ids: list[Any], user: User | None = None) -> int:
     """Delete runs (their values and per-image values) when `user` owns every one or is an admin; a benchmark
     job left with no run loses its log and folder too. Returns how many were deleted."""
-    from core.jobs import runner
-
     user = acting(user)
     ids = sorted({run_id_of(r) for r in run_ids})
     url = ensure_store()
