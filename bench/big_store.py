@@ -3,7 +3,7 @@
 and 8 per-image values per run, inserted in bulk."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ def build_store(url: str, n_runs: int, seed: int = 0) -> tuple[pd.DataFrame, np.
     per-image values [run, image], and the model rows."""
     migrate.upgrade(url)
     rng = np.random.default_rng(seed)
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     models = [{"id": i + 1, "name": f"model{i:02d}", "task": "restoration", "source": "test",
                "weights_status": "random" if i % 5 == 0 else "pretrained", "weights_hash": f"h{i}", "weights_origin": "",
                "num_params": 1000 * (i + 1), "meta": {"title": f"Model {i}"}, "created_at": t0} for i in range(N_MODELS)]

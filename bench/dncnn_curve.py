@@ -3,7 +3,7 @@
     python -m bench.dncnn_curve [--epochs 4] [--train-size 800] [--batch 16] [--patch 32] [--threads 1]
 
 All variants train with the same data, seed, optimiser and budget through the Fine-tune training code
-(core.training.run.train_restoration) and print the validation PSNR after every epoch:
+(core.tasks.restoration's training step through core.training.run.train) and print the validation PSNR after every epoch:
 - "before": DnCNN as it was: PyTorch's default initialisation (BatchNorm scale 1; the last conv adds a random
   offset of about 0.3 to every pixel) and the [0, 1] clamp in training too, so clipped pixels had no gradient;
 - "zero last layer": He initialisation, a zero last conv (the untrained net is the identity), no clamp in
@@ -26,9 +26,9 @@ from core.models.registry import register_model, unregister_model
 from core.models.small_nets import DnCNN
 from core.models.weights import seeded_init
 from core.models.registry import WeightsInfo
-from core.training import data as train_data
-from core.training.config import TrainConfig
-from core.training.run import train_restoration
+from core.tasks import training_sets as train_data
+from core.tasks.train_config import TrainConfig
+from core.training.run import train
 
 
 class DnCNNBefore(DnCNN):
@@ -84,11 +84,11 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         ctx = LocalContext(echo=lambda line, label=label: print(f"{label}: {line}", flush=True)
                            if line.startswith("epoch") else None)
-        _, result, _ = train_restoration(cfg, ctx, td, torch.device("cpu"))
+        _, result, _ = train(cfg, ctx, td, torch.device("cpu"))
         times[label] = time.perf_counter() - t0
         curves[label] = [row["val_psnr"] for row in result.history]
         unregister_model(name)
-    # the noisy validation input's own PSNR (same fixed noise as train_restoration draws)
+    # the noisy validation input's own PSNR (same fixed noise as the restoration training step draws)
     from core.tasks.restoration import to_tensor
 
     val_clean = torch.stack([to_tensor(x) for x in td.val.targets])

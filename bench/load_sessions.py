@@ -134,7 +134,7 @@ async def _session(browser, url: str, index: int, photo: Path, names: list[str],
             await settled()  # the upload's own rerun
             before = await _stored_run(page)
             classify = lambda: page.get_by_role("button", name="Classify").click()  # noqa: E731
-            await timed("classify", classify, lambda: _new_run(page, before, classify, out))
+            await timed("classify", classify, lambda before=before, classify=classify: _new_run(page, before, classify, out))
             text = await page.locator("body").inner_text()
             others = [n for n in names if n != photo.name and n in text]
             if others:
@@ -153,7 +153,7 @@ async def _session(browser, url: str, index: int, photo: Path, names: list[str],
                 await page.wait_for_timeout(800)
             before = await _stored_run(page)
             restore = lambda: page.get_by_role("button", name="Restore").click()  # noqa: E731
-            await timed("denoise", restore, lambda: _new_run(page, before, restore, out))
+            await timed("denoise", restore, lambda before=before, restore=restore: _new_run(page, before, restore, out))
             await page.get_by_text("Classification", exact=True).click()
             await page.get_by_role("button", name="Classify").wait_for()
             await page.wait_for_timeout(800)
@@ -181,7 +181,7 @@ async def _drive(url: str, n: int, minutes: float, workdir: Path) -> dict:
         async def bounded(i: int) -> None:
             try:
                 await asyncio.wait_for(_session(browser, url, i, photos[i], names, until, out), grace)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 out["errors"].append(f"session {i}: still waiting {grace:.0f} s after the start; stopped")
 
         await asyncio.gather(*(bounded(i) for i in range(n)))

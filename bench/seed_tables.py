@@ -80,7 +80,7 @@ def restoration_table(engine: Engine, title: str, dataset: dict, rows: list[tupl
     first = next(iter(outcomes.values()))
     if input_row:
         d = run_detail(first.run_id)
-        print(f"| degraded input | - | {d['outputs']['input_psnr']:.2f} | {d['outputs']['input_ssim']:.4f} | - |")
+        print(f"| degraded input | - | {d.outputs['input_psnr']:.2f} | {d.outputs['input_ssim']:.4f} | - |")
     for name in names:
         if name in outcomes and outcomes[name].run_id:
             m = outcomes[name].metrics
@@ -101,14 +101,14 @@ def _detection_rows(o, count: int) -> None:
     print(f"\n### Detection on {count} synthetic shapes scenes ({o.model}, IoU 0.5, score >= 0.5, run #{o.run_id})\n")
     print("| object category | precision (%) | recall (%) | F1 (%) | AP50 (%) | objects |")
     print("|---|---|---|---|---|---|")
-    for row in d["outputs"]["per_class"]:
+    for row in d.outputs["per_class"]:
         print(f"| {row['class']} | {100 * row['precision']:.1f} | {100 * row['recall']:.1f} | {100 * row['f1']:.1f} "
               f"| {100 * row['ap50']:.1f} | {row['gt']} |")
     m = o.metrics
     print(f"| overall (micro) | {100 * m['precision']:.1f} | {100 * m['recall']:.1f} | {100 * m['f1']:.1f} "
           f"| {100 * m['map50']:.1f} (mAP) | |")
-    print(f"\nmAP@[.5:.95] = {m['map']:.3f}; max-F1 point: F1 {100 * d['outputs']['max_f1']['f1']:.1f}% at score "
-          f">= {d['outputs']['max_f1']['score_threshold']:.2f}")
+    print(f"\nmAP@[.5:.95] = {m['map']:.3f}; max-F1 point: F1 {100 * d.outputs['max_f1']['f1']:.1f}% at score "
+          f">= {d.outputs['max_f1']['score_threshold']:.2f}")
 
 
 def generation_table(engine: Engine, model: str | None) -> None:
@@ -118,7 +118,7 @@ def generation_table(engine: Engine, model: str | None) -> None:
         return
     [o] = run_benchmark(engine, [model], {"name": "shapes-real", "count": 256, "seed": 0}, {"samples": 256})
     d = run_detail(o.run_id)
-    for _, row in d["metrics"].iterrows():
+    for _, row in d.metrics.iterrows():
         if row["metric"] in ("fid", "kid", "fd_efficientnet_lite0"):
             print(f"| {model} | {row['metric']} = {row['value']:.2f} | {row['convention']} | run #{o.run_id} |")
 

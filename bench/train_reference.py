@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 RESTORE = {"dataset": "patches", "pretrained": False, "optimizer": "adam", "schedule": "cosine"}
@@ -145,21 +145,21 @@ def held_out(engine, name: str, recipe: dict) -> dict:
     ours = _quality(outcomes[name].metrics)
     baselines = {b: _quality(outcomes[b].metrics) for b in recipe["baselines"]}
     ok, why = target_met(recipe, ours, baselines, untrained)
-    out = {"dataset": recipe["held_out"], "dataset_title": detail.get("dataset"), "metrics": ours,
-           "conventions": {r["metric"]: r["convention"] for _, r in detail["metrics"].iterrows()},
+    out = {"dataset": recipe["held_out"], "dataset_title": detail.dataset, "metrics": ours,
+           "conventions": {r["metric"]: r["convention"] for _, r in detail.metrics.iterrows()},
            "baselines": baselines, "target": why, "target_met": ok}
     if untrained is not None:
         out["untrained"] = untrained
     if recipe["held_out"]["name"] == "shapes-detect":
-        out["per_class"] = detail["outputs"].get("per_class")
-        out["baseline_per_class"] = {b: run_detail(outcomes[b].run_id)["outputs"].get("per_class")
+        out["per_class"] = detail.outputs.get("per_class")
+        out["baseline_per_class"] = {b: run_detail(outcomes[b].run_id).outputs.get("per_class")
                                      for b in recipe["baselines"]}
     return out
 
 
 def _untrained_generation(engine, name: str, recipe: dict) -> dict:
     """The same generator with random weights, scored the same way: what training bought."""
-    from core.benchmark.evaluate import evaluate_generation
+    from core.tasks.generation import evaluate_generation
     from core.data.datasets import load_dataset
 
     ev = evaluate_generation(engine, engine.load(name, "random"), load_dataset(recipe["held_out"]), 64, None,
@@ -232,7 +232,7 @@ def publish(name: str, job, out_dir: Path, engine, note: str | None = None) -> d
         "size_bytes": target.stat().st_size, "recipe": config,
         "trained_with": "Fine-tune job (core.services.training.submit_training -> core.training.run)",
         "device": job.device, "torch": torch.__version__, "code_version": _git_commit(),
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "job": summary | {"id": job.id, "train_time_s": train_time,
                           "test": {k: v for k, v in result.items() if k.startswith("test_")}, "history": hist_rows},
     }

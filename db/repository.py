@@ -1,12 +1,13 @@
-"""Queries of the results store. Inputs are plain dataclasses; outputs are dicts or DataFrames, never
-live ORM objects. Aggregations run in SQL."""
+"""Queries of the results store. Inputs are plain dataclasses; outputs are dicts, DataFrames or frozen
+dataclasses of plain values (RunDetail), never live ORM objects. Aggregations run in SQL."""
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable
 
 import pandas as pd
 from sqlalchemy import delete, select
@@ -226,7 +227,38 @@ def metric_by_model(url: str, metric: str, task: str | None = None, models: list
     return out.drop(columns=["metric", "conventions"]).reset_index(drop=True)
 
 
-def run_detail(url: str, run_id: int) -> dict[str, Any] | None:
+@dataclass(frozen=True, eq=False)  # eq=False: DataFrame fields cannot be compared or hashed by value
+class RunDetail:
+    """One stored run with its model, dataset and values, as run_detail reads it."""
+    run_id: int
+    task: str
+    kind: str  # playground | benchmark | ...
+    status: str
+    owner: str | None  # who ran it; None for runs from before owners were kept
+    job_id: int | None  # the background job that produced it, if any
+    model: str  # the model's registry name
+    weights_status: str  # pretrained | random | parameter-free
+    weights_hash: str  # sha256, or "random-init:seed" / "none"
+    weights_origin: str  # where the weights came from (may be a server path: scrub before showing)
+    num_params: int
+    dataset: str | None  # the dataset's stored name; None when the run had no dataset
+    dataset_hash: str | None  # content hash of the dataset
+    dataset_title: str | None  # the title stored in the dataset's meta, if any
+    device: str
+    dtype: str
+    batch_size: int
+    seed: int | None
+    params: dict[str, Any]
+    outputs: dict[str, Any]
+    code_version: str
+    versions: dict[str, Any]  # library versions: torch, torchvision, timm, python...
+    created_at: datetime
+    finished_at: datetime | None
+    metrics: pd.DataFrame  # aggregate values: columns metric, value, convention; by metric name
+    image_metrics: pd.DataFrame  # per-image values: columns image, metric, value, convention; in stored order
+
+
+def run_detail(url: str, run_id: int) -> RunDetail | None:
     with session_scope(url) as s:
         run = s.get(RunRow, run_id)
         if run is None:
@@ -242,20 +274,20 @@ def run_detail(url: str, run_id: int) -> dict[str, Any] | None:
                                          .where(ImageMetricRow.run_id == run_id).order_by(ImageMetricRow.id))],
             columns=["image", "metric", "value", "convention"],
         )
-        return {
-            "run_id": run.id, "task": run.task, "kind": run.kind, "status": run.status, "owner": run.owner,
-            "job_id": run.job_id,
-            "model": run.model.name, "weights_status": run.model.weights_status,
-            "weights_hash": run.model.weights_hash, "weights_origin": run.model.weights_origin,
-            "num_params": run.model.num_params,
-            "dataset": run.dataset.name if run.dataset else None,
-            "dataset_hash": run.dataset.content_hash if run.dataset else None,
-            "dataset_title": (run.dataset.meta or {}).get("title") if run.dataset else None,
-            "device": run.device, "dtype": run.dtype, "batch_size": run.batch_size, "seed": run.seed,
-            "params": run.params, "outputs": run.outputs, "code_version": run.code_version,
-            "versions": run.versions, "created_at": run.created_at, "finished_at": run.finished_at,
-            "metrics": metrics, "image_metrics": images,
-        }
+        return RunDetail(
+            run_id=run.id, task=run.task, kind=run.kind, status=run.status, owner=run.owner,
+            job_id=run.job_id,
+            model=run.model.name, weights_status=run.model.weights_status,
+            weights_hash=run.model.weights_hash, weights_origin=run.model.weights_origin,
+            num_params=run.model.num_params,
+            dataset=run.dataset.name if run.dataset else None,
+            dataset_hash=run.dataset.content_hash if run.dataset else None,
+            dataset_title=(run.dataset.meta or {}).get("title") if run.dataset else None,
+            device=run.device, dtype=run.dtype, batch_size=run.batch_size, seed=run.seed,
+            params=run.params, outputs=run.outputs, code_version=run.code_version,
+            versions=run.versions, created_at=run.created_at, finished_at=run.finished_at,
+            metrics=metrics, image_metrics=images,
+        )
 
 
 def run_owners(url: str, run_ids: list[int]) -> dict[int, tuple[str | None, int | None]]:

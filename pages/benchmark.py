@@ -2,7 +2,6 @@
 import streamlit as st
 
 from core import services
-from core.models.registry import TASKS
 from ui.identity import current_user
 from ui.jobs_panel import jobs_panel, launch_status, remember_launch
 from ui.ownership import quota_caption, uploads_manager
@@ -37,13 +36,13 @@ def dataset_label(option) -> str:
 
 
 setup, jobs = st.columns([3, 2], gap="large")
-FEATURE_SPACES = {"auto": "FID, whichever Inception copy is available (recommended)",
+FEATURE_SPACE_WORDS = {"auto": "FID, whichever Inception copy is available (recommended)",
                   "inception": "FID, Inception only (fail rather than fall back)",
                   "pytorch-fid": "FID with pytorch-fid's Inception copy", "fid-helper": "FID with the installed Inception copy",
                   "lite0": "Fréchet distance in EfficientNet-Lite0 features (not FID)"}
 
 with setup:
-    task = st.selectbox("Task", TASKS, key="bm_task")
+    task = st.selectbox("Task", services.task_names(), key="bm_task")
     with st.expander("Upload a dataset (zip)"):
         st.markdown("ImageFolder (`class/image.png`) for classification; images + one COCO `.json` for detection and "
                     "instance masks; `images/` + `masks/` (+ `classes.txt`) for semantic segmentation; "
@@ -87,7 +86,7 @@ with setup:
         operation = choice.operation
     else:
         spec = {"name": "upload", "id": choice.id}
-        operation = choice.operation if task != "segmentation" or choice.task != "detection" else "instance"
+        operation = services.operation_for(task, choice.task, choice.operation)
 
     infos = services.list_model_infos(task, operation)
     names = st.multiselect("Models", [i.name for i in infos], key="bm_models",
@@ -100,21 +99,24 @@ with setup:
         allow_random = st.checkbox("Benchmark those with random weights (stored as **untrained**)", key="bm_random")
 
     params = {"batch_size": st.number_input("Batch size", 1, 256, 8, key="bm_bs")}
-    if task == "detection" or operation == "instance":
+    options = services.benchmark_options(task, operation)
+    if "score_threshold" in options:
         params["score_threshold"] = st.slider("Score threshold for P/R/F1", 0.0, 1.0, 0.5, 0.05, key="bm_thr")
-    if task == "restoration":
+    if "y_channel" in options:
         params["y_channel"] = st.checkbox("Also PSNR/SSIM on the Y channel with border crop (BasicSR profile)",
                                           value=operation == "super-resolution", key="bm_y")
-    if task == "generation":
+    if "samples" in options:
         params["samples"] = st.number_input("Generated samples", 2, 10_000, 256, key="bm_samples")
+    if "seed" in options:
         params["seed"] = st.number_input("Seed", 0, 2**31 - 1, 0, key="bm_seed")
+    if "feature_space" in options:
         params["feature_space"] = st.selectbox(
-            "Feature space", ["auto", "inception", "pytorch-fid", "fid-helper", "lite0"], key="bm_fs",
-            format_func=FEATURE_SPACES.get,
+            "Feature space", services.FEATURE_SPACES, key="bm_fs",
+            format_func=lambda space: FEATURE_SPACE_WORDS.get(space, space),
             help="FID (with KID beside it) is defined on the 2015-12-05 Inception-v3 network. Two copies can be "
                  "used: pytorch-fid's, when its weight file is on the server, and the one installed with the app "
                  "(checked before use). The EfficientNet-Lite0 distance is not FID and gets its own column.")
-    device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="bm_device")
+    device = st.selectbox("Device", services.DEVICE_CHOICES, key="bm_device")
     if st.button("Launch benchmark", type="primary", disabled=not names, key="bm_launch"):
         job_id = guarded(services.submit_benchmark, names, spec, params, allow_random=allow_random, device=device,
                          user=current_user())

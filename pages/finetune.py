@@ -3,7 +3,6 @@ import streamlit as st
 
 from core import services
 from core.charts import training_curves
-from core.models.registry import TASKS
 from core.services.training import no_curve_note
 from ui.identity import current_user
 from ui.jobs_panel import jobs_panel, launch_status, remember_launch
@@ -19,7 +18,8 @@ st.caption("Training runs in a background worker. The trained model is registere
 
 form, follow = st.columns([3, 2], gap="large")
 with form:
-    task = st.selectbox("Task", [t for t in TASKS if services.trainable_models(t)], key="ft_task")
+    task = st.selectbox("Task", services.trainable_tasks(), key="ft_task")
+    choices = services.training_choices(task)
     infos = {i.name: i for i in services.list_model_infos(task)}  # models with weights first
     order = list(infos)
     bases = sorted(services.trainable_models(task), key=lambda n: order.index(n) if n in order else len(order))
@@ -31,7 +31,7 @@ with form:
         st.warning(f"{plain(base)} has no pretrained weights here: the job would fail. Train from scratch or provide "
                    "them on the Models page.")
     config = {"base": base, "pretrained": start.startswith("pretrained")}
-    config["dataset"] = st.selectbox("Training data", services.training_datasets(task), key="ft_dataset")
+    config["dataset"] = st.selectbox("Training data", choices.datasets, key="ft_dataset")
     if config["dataset"] == "upload":
         uploads = guarded(services.uploaded, "classification") or []
         if not uploads:
@@ -45,23 +45,26 @@ with form:
     max_steps = c3.number_input("Max steps (0 = no limit)", 0, 1_000_000, 0, key="ft_steps")
     config["max_steps"] = int(max_steps) or None
     c1, c2, c3 = st.columns(3)
-    config["optimizer"] = c1.selectbox("Optimizer", ["adam", "adamw", "sgd", "adagrad", "rmsprop"], key="ft_opt")
+    config["optimizer"] = c1.selectbox("Optimizer", choices.optimizers, key="ft_opt")
     config["lr"] = c2.number_input("Learning rate", 1e-6, 10.0, 1e-3, format="%.0e", key="ft_lr")
-    config["schedule"] = c3.selectbox("Schedule", ["constant", "step", "cosine"], key="ft_sched")
+    config["schedule"] = c3.selectbox("Schedule", choices.schedules, key="ft_sched")
     c1, c2, c3 = st.columns(3)
     config["momentum"] = c1.number_input("Momentum (SGD, RMSprop)", 0.0, 0.999, 0.9, key="ft_mom")
     config["weight_decay"] = c2.number_input("Weight decay (L2)", 0.0, 1.0, 0.0, format="%.0e", key="ft_wd")
-    dropout = c3.number_input("Dropout (-1 = model default)", -1.0, 0.95, -1.0, 0.05, key="ft_drop")
-    config["dropout"] = None if dropout < 0 else dropout
-    config["augment"] = st.multiselect("Augmentation", ["flip", "crop", "color", "noise"], key="ft_aug")
+    if choices.dropout:
+        dropout = c3.number_input("Dropout (-1 = model default)", -1.0, 0.95, -1.0, 0.05, key="ft_drop")
+        config["dropout"] = None if dropout < 0 else dropout
+    if choices.augmentations:
+        config["augment"] = st.multiselect("Augmentation", choices.augmentations, key="ft_aug")
     c1, c2, c3 = st.columns(3)
-    config["freeze_backbone"] = c1.checkbox("Freeze the backbone (train the head only)", key="ft_freeze")
+    if choices.freeze_backbone:
+        config["freeze_backbone"] = c1.checkbox("Freeze the backbone (train the head only)", key="ft_freeze")
     config["seed"] = c2.number_input("Seed", 0, 2**31 - 1, 0, key="ft_seed")
     patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, 0, key="ft_pat")
     config["patience"] = int(patience) or None
     if config["dataset"] in ("shapes", "patches"):
         config["train_size"] = st.number_input("Training images / patches", 8, 20_000, 512, key="ft_size")
-    if task == "restoration":
+    if choices.degradation:
         c1, c2 = st.columns(2)
         config["noise_sigma"] = c1.number_input("Noise sigma (denoise; added noise for deblur)", 0.0, 100.0, 25.0,
                                                 key="ft_sigma")
@@ -69,7 +72,7 @@ with form:
     name = st.text_input("Name of the trained model (optional)", key="ft_name",
                          help="3-60 lower-case letters, digits, '-' or '_'; default <base>-job<id>.")
     config["name"] = name.strip() or None
-    device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="ft_device")
+    device = st.selectbox("Device", services.DEVICE_CHOICES, key="ft_device")
     b1, b2 = st.columns(2)
     if b1.button("Launch training", type="primary", key="ft_launch"):
         job_id = guarded(services.submit_training, config, device, current_user())

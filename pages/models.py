@@ -13,7 +13,7 @@ page_setup()
 st.title("Models")
 user = current_user()
 infos = services.list_model_infos()
-task = st.segmented_control("Task", ["all", "classification", "detection", "segmentation", "restoration", "generation"],
+task = st.segmented_control("Task", ["all", *services.task_names()],
                             default="all", key="models_task", required=True)
 rows = [{"name": i.name, "task": i.task, "kind": i.operation or "", "source": i.source,
          "weights": {"missing": "missing → untrained only"}.get(i.weights_status, i.weights_status),

@@ -70,26 +70,26 @@ run_id = st.selectbox("Run", ids, key="res_run_id")
 detail = guarded(services.run_detail, requested) if requested is not None else None
 if detail is None:
     detail = guarded(services.run_detail, run_id)
-if detail:
-    st.markdown(f"**Run #{detail['run_id']}** · {plain(detail['model'])} "
-                f"({'untrained (random)' if detail['weights_status'] == 'random' else detail['weights_status']}) on "
-                f"{plain(results.dataset_title(detail['dataset'], detail['dataset_title']))}")
+if detail is not None:
+    st.markdown(f"**Run #{detail.run_id}** · {plain(detail.model)} "
+                f"({'untrained (random)' if detail.weights_status == 'random' else detail.weights_status}) on "
+                f"{plain(results.dataset_title(detail.dataset, detail.dataset_title))}")
     left, right = st.columns(2)
     left.dataframe(results.detail_metrics(detail), hide_index=True, key="detail_metrics",
                    column_config={"metric": st.column_config.TextColumn("metric", width="medium"),
                                   "value": st.column_config.NumberColumn("value", format="%.4g"),
                                   "convention": st.column_config.TextColumn("how it was computed", width="large")})
-    if not detail["image_metrics"].empty:
-        left.dataframe(detail["image_metrics"], hide_index=True, key="detail_images")
+    if not detail.image_metrics.empty:
+        left.dataframe(detail.image_metrics, hide_index=True, key="detail_images")
     right.caption(plain(results.weights_words(detail)))
     right.json(results.provenance(detail), expanded=False)
     if services.may_delete_run(detail, current_user()):
-        if right.button(f"Delete run #{detail['run_id']}", key="res_delete", icon=":material/delete:"):
-            st.session_state["res_confirm"] = detail["run_id"]
-        if st.session_state.get("res_confirm") == detail["run_id"]:
-            right.warning(f"Delete run #{detail['run_id']} with its per-image values? This cannot be undone.")
+        if right.button(f"Delete run #{detail.run_id}", key="res_delete", icon=":material/delete:"):
+            st.session_state["res_confirm"] = detail.run_id
+        if st.session_state.get("res_confirm") == detail.run_id:
+            right.warning(f"Delete run #{detail.run_id} with its per-image values? This cannot be undone.")
             if right.button("Yes, delete it", key="res_delete_yes", type="primary"):
                 st.session_state.pop("res_confirm", None)
-                if guarded(services.delete_runs, [detail["run_id"]], current_user()):
+                if guarded(services.delete_runs, [detail.run_id], current_user()):
                     st.query_params.pop("run", None)
                     st.rerun()

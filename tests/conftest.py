@@ -13,6 +13,18 @@ os.environ.setdefault("IMGLAB_OFFLINE", "1")
 os.environ.setdefault("IMGLAB_DEVICE", "cpu")
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """core.config.get_settings() is cached: every test starts and ends with it read afresh from the environment,
+    so a variable a test set (monkeypatch restores it after the test) never outlives that test. A test that sets
+    one after settings were read calls get_settings.cache_clear() itself (or uses settings_env)."""
+    from core.config import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture
 def settings_env(monkeypatch, tmp_path):
     """A fresh data dir and SQLite store for one test; returns a function to set more env vars."""
@@ -89,11 +101,13 @@ class PickleExploit:
 @pytest.fixture
 def no_reference_weights(monkeypatch, tmp_path):
     """The small nets as a fresh architecture with nothing to load: the shipped reference weights hidden."""
+    from core.config import get_settings
     from core.models.reference import DIR_ENV
 
     empty = tmp_path / "no-reference-weights"
     empty.mkdir()
     monkeypatch.setenv(DIR_ENV, str(empty))
+    get_settings.cache_clear()
     return empty
 
 

@@ -200,7 +200,7 @@ def forging_relay(target_url: str, forged: dict[str, str]):
         while not stop.is_set():
             try:
                 client, _ = listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.errors import InvalidInput, WeightsUnavailable
+from core.errors import InvalidInput
 
 
 @pytest.fixture
@@ -23,14 +23,14 @@ def bench(settings_env):
 
 
 def metric(detail, name):
-    return detail["metrics"].set_index("metric").loc[name]
+    return detail.metrics.set_index("metric").loc[name]
 
 
 def test_classical_detector_per_class_prf_on_synthetic_shapes(bench):
     from core.data.datasets import load_dataset
 
     [(outcome, d)] = bench(["shape_regions"], {"name": "shapes-detect", "count": 40})
-    per_class = {row["class"]: row for row in d["outputs"]["per_class"]}
+    per_class = {row["class"]: row for row in d.outputs["per_class"]}
     assert set(per_class) == {"circle", "square", "triangle"}
     gts = load_dataset({"name": "shapes-detect", "count": 40}).samples
     assert sum(r["gt"] for r in per_class.values()) == sum(len(s.target.labels) for s in gts)
@@ -40,8 +40,8 @@ def test_classical_detector_per_class_prf_on_synthetic_shapes(bench):
     assert metric(d, "f1")["value"] > 0.9 and metric(d, "map50")["value"] > 0.9
     assert "IoU>=0.5, score>=0.5" in metric(d, "precision")["convention"]
     assert "101 recall points" in metric(d, "map")["convention"]
-    assert d["weights_status"] == "parameter-free" and d["kind"] == "benchmark"
-    assert len(d["outputs"]["pr_curves"]["square"]["recall"]) > 0
+    assert d.weights_status == "parameter-free" and d.kind == "benchmark"
+    assert len(d.outputs["pr_curves"]["square"]["recall"]) > 0
     assert metric(d, "latency_p95_ms")["value"] >= metric(d, "latency_p50_ms")["value"] > 0
 
 
@@ -49,10 +49,10 @@ def test_classification_needs_trained_weights_unless_allowed(bench, no_reference
     [(refused, _)] = bench(["small_cnn_digits"], {"name": "digits", "limit": 30})
     assert refused.run_id is None and "weights" in refused.error.lower()
     [(ok, d)] = bench(["small_cnn_digits"], {"name": "digits", "limit": 30}, allow_random=True)
-    assert d["weights_status"] == "random"
-    cm = np.array(d["outputs"]["confusion"]["matrix"])
+    assert d.weights_status == "random"
+    cm = np.array(d.outputs["confusion"]["matrix"])
     assert cm.sum() == 30 and cm.shape[0] == cm.shape[1] >= 10
-    correct = d["image_metrics"].query("metric == 'correct'")["value"]
+    correct = d.image_metrics.query("metric == 'correct'")["value"]
     assert metric(d, "top1")["value"] == pytest.approx(correct.mean())
     assert metric(d, "top1")["value"] <= metric(d, "top5")["value"] <= 1.0
     assert "crop_pct" in metric(d, "top1")["convention"]
@@ -76,16 +76,16 @@ def test_restoration_scores_match_direct_metrics_and_keep_the_sr_profile(bench):
 
     up = torch.nn.functional.interpolate(to_tensor(ds.samples[0].image)[None], scale_factor=2, mode="bicubic",
                                          align_corners=False)[0]
-    per = d["image_metrics"].set_index(["image", "metric"])["value"]
+    per = d.image_metrics.set_index(["image", "metric"])["value"]
     p_y, _ = psnr_ssim(to_uint8(up), ds.samples[0].target, Convention(channel="y", crop_border=2))
     assert per[("astronaut", "psnr_y")] == pytest.approx(p_y, abs=1e-6)
     assert metric(d, "psnr_y")["convention"].startswith("y,range=255,crop=2")
     assert metric(d, "psnr")["value"] == pytest.approx(np.mean([per[(k, "psnr")] for k in ("astronaut", "camera")]))
     [(_, dn)] = bench(["median_denoise"], {"name": "photos-denoise", "limit": 1, "max_side": 64, "sigma": 25})
-    assert dn["outputs"]["input_psnr"] == pytest.approx(psnr_ssim(load_dataset(
+    assert dn.outputs["input_psnr"] == pytest.approx(psnr_ssim(load_dataset(
         {"name": "photos-denoise", "limit": 1, "max_side": 64}).samples[0].image, load_dataset(
         {"name": "photos-denoise", "limit": 1, "max_side": 64}).samples[0].target, RGB)[0])
-    assert metric(dn, "psnr")["value"] > dn["outputs"]["input_psnr"]  # the median filter helps at sigma 25
+    assert metric(dn, "psnr")["value"] > dn.outputs["input_psnr"]  # the median filter helps at sigma 25
 
 
 def test_generation_fd_is_named_by_its_feature_space_and_never_fid(bench, monkeypatch):
@@ -93,7 +93,7 @@ def test_generation_fd_is_named_by_its_feature_space_and_never_fid(bench, monkey
 
     [(o, d)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 24}, {"samples": 16, "feature_space": "lite0"},
                      allow_random=True)
-    names = set(d["metrics"]["metric"])
+    names = set(d.metrics["metric"])
     assert "fd_efficientnet_lite0" in names and not {"fid", "kid"} & names
     row = metric(d, "fd_efficientnet_lite0")
     assert row["value"] > 0 and "n_gen=16, n_ref=24" in row["convention"] and "biased" in row["convention"]
@@ -104,25 +104,25 @@ def test_generation_fd_is_named_by_its_feature_space_and_never_fid(bench, monkey
     monkeypatch.setattr(features, "fid_helper_available", lambda: False)
     [(o2, d2)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 24}, {"samples": 16}, allow_random=True)
     assert metric(d2, "fd_efficientnet_lite0")["value"] == pytest.approx(row["value"])
-    assert "fid" not in set(d2["metrics"]["metric"])
+    assert "fid" not in set(d2.metrics["metric"])
 
 
 def test_generation_auto_stores_true_fid_and_kid_offline(bench):
     """Offline, auto takes the hash-checked fid-helper TorchScript: the column is "fid" (with "kid" beside it),
     and the convention names the implementation, the input range, the resize and the sample counts."""
     from core.metrics import features
-    from core.services.store import HIGHER_IS_BETTER
+    from core.metrics import registry as metric_registry
 
     [(o, d)] = bench(["dcgan_shapes"], {"name": "shapes-real", "count": 16}, {"samples": 16}, allow_random=True)
-    names = set(d["metrics"]["metric"])
+    names = set(d.metrics["metric"])
     assert {"fid", "kid"} <= names and not any(n.startswith("fd_") for n in names)
     fid, kid = metric(d, "fid"), metric(d, "kid")
     assert fid["convention"].startswith(features.FID_HELPER_CONVENTION) and "n_gen=16, n_ref=16" in fid["convention"]
     assert "uint8 0-255" in fid["convention"] and "resize to 299" in fid["convention"]
     assert "m=16" in kid["convention"] and "n_gen=16, n_ref=16" in kid["convention"]
-    assert fid["value"] > 0 and HIGHER_IS_BETTER["fid"] is HIGHER_IS_BETTER["kid"] is False
-    assert d["outputs"]["feature_space"] == "inception-v3-2015-12-05-pool3-fidhelper-ts-tf1bilinear"
-    assert d["outputs"]["kid_std"] == 0.0  # one subset size = both set sizes: every subset is the full set
+    assert fid["value"] > 0 and metric_registry.higher_is_better("fid") is metric_registry.higher_is_better("kid") is False
+    assert d.outputs["feature_space"] == "inception-v3-2015-12-05-pool3-fidhelper-ts-tf1bilinear"
+    assert d.outputs["kid_std"] == 0.0  # one subset size = both set sizes: every subset is the full set
     [cached] = (features.get_settings().data_dir / "feature_cache").glob("*.npz")
     with np.load(cached) as z:  # the reference features are kept (for KID) next to their Gaussian
         assert z["feats"].shape == (16, 2048) and np.allclose(z["feats"].mean(0), z["mu"])
@@ -144,7 +144,7 @@ def test_fid_without_the_inception_file_says_which_file(bench, monkeypatch):
 def test_semantic_segmentation_scores(bench):
     [(o, d)] = bench(["unet_shapes"], {"name": "shapes-semantic", "count": 4}, allow_random=True)
     assert 0 <= metric(d, "miou")["value"] <= metric(d, "pixel_accuracy")["value"] + 1
-    assert [r["class"] for r in d["outputs"]["per_class"]] == ["background", "circle", "square", "triangle"]
+    assert [r["class"] for r in d.outputs["per_class"]] == ["background", "circle", "square", "triangle"]
 
 
 def test_plan_refuses_bad_requests(settings_env):
@@ -214,7 +214,7 @@ def test_lpips_column_only_when_the_alexnet_file_is_there(bench, settings_env, t
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     spec = {"name": "photos-denoise", "limit": 1, "max_side": 64}
     [(_, d)] = bench(["median_denoise"], spec)
-    assert "lpips" not in set(d["metrics"]["metric"]) and "alexnet-owt-7be5be79.pth" in d["outputs"]["lpips"]
+    assert "lpips" not in set(d.metrics["metric"]) and "alexnet-owt-7be5be79.pth" in d.outputs["lpips"]
     target = perceptual.backbone_file()
     target.parent.mkdir(parents=True)
     torch.manual_seed(0)
@@ -256,7 +256,7 @@ def test_instance_segmentation_mask_ap_on_an_uploaded_coco_set(bench, settings_e
     upload = upload_dataset(buf.getvalue(), "objects.zip")
     [(o, d)] = bench(["watershed_instances"], {"name": "upload", "id": upload.id}, {"score_threshold": 0.5})
     assert o.error is None, o.error
-    names = set(d["metrics"]["metric"])
+    names = set(d.metrics["metric"])
     assert {"mask_map", "mask_map50", "map", "map50", "f1"} <= names
     assert 0.2 < metric(d, "mask_map50")["value"] <= 1  # watershed finds most of the flat shapes
-    assert d["outputs"]["mask_per_class"][0]["class"] == "object"
+    assert d.outputs["mask_per_class"][0]["class"] == "object"

@@ -235,7 +235,7 @@ def test_only_the_owner_may_delete_a_run(visit, hosted, tmp_path):
     stored = alice.get_by_text(re.compile(r"Stored as run #\d+ ")).first
     stored.wait_for()
     run = int(re.search(r"run #(\d+)", stored.inner_text()).group(1))
-    assert repository.run_detail(_store(data_dir), run)["owner"] == "alice"
+    assert repository.run_detail(_store(data_dir), run).owner == "alice"
 
     bob = visit("bob", f"/results?run={run}", "Results")
     bob.get_by_text(f"Run #{run} · ").first.wait_for()

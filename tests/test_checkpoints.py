@@ -1,13 +1,15 @@
 """Uploaded checkpoints: round trip into the registry, and the hostile cases of DESIGN.md 1-4."""
 import io
+import json
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save
 
 from core import services
-from core.errors import InvalidCheckpoint, InvalidInput
+from core.errors import InvalidCheckpoint, InvalidInput, ModelNotFound
 from core.models import checkpoints, registry
 from core.models.registry import create, get_spec
 from tests.conftest import PickleExploit
@@ -102,3 +104,25 @@ def test_bad_requests_are_refused(clean_registry, kwargs, message):
     args.update(kwargs)
     with pytest.raises((InvalidInput, InvalidCheckpoint), match=message):
         services.add_checkpoint(args["data"], args["filename"], args["base"], args["name"])
+
+
+def test_a_lookup_does_not_list_the_checkpoint_folder_but_finds_what_another_process_stored(clean_registry, tmp_path,
+                                                                                             monkeypatch):
+    """get_spec used to re-read the folder on every call (22.6 ms a lookup with 300 checkpoints): now a lookup of
+    a known model touches no file, and one that misses syncs once (a training job in another process stored it)."""
+    services.add_checkpoint(save(digits_state()), "digits.safetensors", "small_cnn_digits", "known-digits")
+    listings = []
+    real_glob = Path.glob
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: listings.append(str(self)) or real_glob(self, pattern))
+    for _ in range(50):
+        assert get_spec("known-digits").base == "small_cnn_digits"
+        assert get_spec("efficientnet_lite0").task == "classification"
+    assert listings == []
+    # another process writes a checkpoint: this registry learns of it at the first lookup that misses
+    folder = tmp_path / "checkpoints"
+    (folder / "other-digits.safetensors").write_bytes((folder / "known-digits.safetensors").read_bytes())
+    manifest = json.loads((folder / "known-digits.json").read_text())
+    (folder / "other-digits.json").write_text(json.dumps({**manifest, "name": "other-digits"}))
+    assert get_spec("other-digits").base == "small_cnn_digits" and len(listings) == 2  # safetensors + manifests
+    with pytest.raises(ModelNotFound):
+        get_spec("no-such-digits")

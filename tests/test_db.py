@@ -62,14 +62,31 @@ def test_foreign_keys_are_enforced(store_url):
 def test_run_round_trip_keeps_provenance_and_infinity(store_url):
     run_id = repository.record_run(store_url, make_record(psnr=math.inf))
     detail = repository.run_detail(store_url, run_id)
-    assert detail["model"] == "m1" and detail["weights_hash"] == "abc" and detail["num_params"] == 123
-    assert detail["dataset"] == "ds" and detail["dataset_hash"] == "hash-ds"
-    assert detail["versions"] == {"torch": "2.14.1", "timm": "1.0.31"} and detail["code_version"] == "abc123"
-    assert detail["seed"] == 7 and detail["batch_size"] == 4 and detail["params"] == {"sigma": 25}
-    value = detail["metrics"].set_index("metric").loc["psnr", "value"]
+    assert detail.model == "m1" and detail.weights_hash == "abc" and detail.num_params == 123
+    assert detail.dataset == "ds" and detail.dataset_hash == "hash-ds"
+    assert detail.versions == {"torch": "2.14.1", "timm": "1.0.31"} and detail.code_version == "abc123"
+    assert detail.seed == 7 and detail.batch_size == 4 and detail.params == {"sigma": 25}
+    value = detail.metrics.set_index("metric").loc["psnr", "value"]
     assert math.isinf(value) and value > 0
-    assert detail["metrics"].set_index("metric").loc["psnr", "convention"] == "rgb,range=255,crop=0"
-    assert math.isinf(detail["image_metrics"]["value"].iloc[0])
+    assert detail.metrics.set_index("metric").loc["psnr", "convention"] == "rgb,range=255,crop=0"
+    assert math.isinf(detail.image_metrics["value"].iloc[0])
+
+
+def test_run_detail_is_a_typed_record_and_none_for_an_unknown_id(store_url):
+    import dataclasses
+
+    run_id = repository.record_run(store_url, make_record(model="m2", dataset="ds2"))
+    detail = repository.run_detail(store_url, run_id)
+    assert isinstance(detail, repository.RunDetail)
+    assert detail.run_id == run_id and detail.model == "m2" and detail.task == "restoration"
+    assert detail.kind == "playground" and detail.weights_status == "pretrained" and detail.owner is None
+    assert detail.dataset == "ds2" and detail.dataset_hash == "hash-ds2" and detail.dataset_title is None
+    assert list(detail.metrics.columns) == ["metric", "value", "convention"]
+    assert list(detail.image_metrics.columns) == ["image", "metric", "value", "convention"]
+    assert detail.metrics["metric"].tolist() == ["psnr"] and detail.image_metrics["image"].tolist() == ["camera"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        detail.model = "other"  # type: ignore[misc]
+    assert repository.run_detail(store_url, run_id + 1000) is None
 
 
 def test_models_and_datasets_are_reused_across_runs(store_url):

@@ -54,5 +54,5 @@ def test_landmarks_are_drawn_and_stored_with_the_run(engine, db_url):
     drawn = draw(image.pixels, [face])
     x, y = (round(v) for v in face.keypoints[2])  # the nose
     assert tuple(drawn[y, x]) == KEYPOINT_COLOR
-    stored = services.run_detail(result.run_id)["outputs"]["detections"][0]["boxes"][0]
+    stored = services.run_detail(result.run_id).outputs["detections"][0]["boxes"][0]
     assert stored["name"] == "face" and len(stored["keypoints"]) == 5

@@ -152,7 +152,7 @@ def test_model_inputs_carry_the_known_or_estimated_level():
 
 def test_benchmark_viewer_and_playground_record_the_noise_level(settings_env, db_url):
     from core import services
-    from core.benchmark.evaluate import evaluate_restoration
+    from core.tasks.restoration import evaluate_restoration
     from core.engine import Engine
     from core.services import viewer
 
@@ -162,7 +162,7 @@ def test_benchmark_viewer_and_playground_record_the_noise_level(settings_env, db
     out = services.run_benchmark(engine, ["ffdnet"], spec)
     assert out[0].error is None and out[0].metrics["psnr"] > 25
     detail = services.run_detail(out[0].run_id)
-    assert detail["params"]["noise_level"] == {"source": "degradation", "sigma": 25.0,
+    assert detail.params["noise_level"] == {"source": "degradation", "sigma": 25.0,
                                                "text": "noise level 25 (from the degradation)"}
     # the Compare page's viewer recomputes the output with the same level: same PSNR as stored
     view = viewer.view_image(engine, [out[0].run_id], "astronaut")
@@ -188,7 +188,7 @@ def test_benchmark_viewer_and_playground_record_the_noise_level(settings_env, db
     assert by["ffdnet"].note == "noise level 30 (from the degradation)" and by["gaussian_denoise"].note == ""
     assert by["ffdnet"].psnr > by["gaussian_denoise"].psnr
     stored = services.run_detail(by["ffdnet"].run_id)
-    assert stored["params"]["noise_level"]["sigma"] == 30.0 and stored["outputs"]["noise_level"] == by["ffdnet"].note
+    assert stored.params["noise_level"]["sigma"] == 30.0 and stored.outputs["noise_level"] == by["ffdnet"].note
 
 
 def test_models_catalog_shows_the_licence():

@@ -34,7 +34,7 @@ def runner(settings_env):
 @pytest.fixture
 def short_locks(settings_env, tmp_path):
     """A store whose retry budget is a fraction of a second (busy timeout 100 ms, first pause 10 ms)."""
-    from core.services.store import ensure_store
+    from core.store import ensure_store
 
     settings_env(IMGLAB_BUSY_TIMEOUT_MS=100, IMGLAB_STORE_RETRY_DELAY_S=0.01)
     return ensure_store()
@@ -113,7 +113,7 @@ def test_a_queued_job_starts_right_after_the_running_worker_is_killed(runner):
 def test_a_heartbeat_reap_dispatches_the_queue_itself(runner, monkeypatch):
     """A worker this host cannot check (no identity: another host, an older version) is failed by its beat age;
     the same reap starts the job that waited for its slot."""
-    from core.services.store import ensure_store
+    from core.store import ensure_store
     from db import jobs as rows
 
     url = ensure_store()
@@ -132,7 +132,7 @@ def test_a_heartbeat_reap_dispatches_the_queue_itself(runner, monkeypatch):
 def test_recovery_never_signals_a_process_that_holds_a_stale_rows_pid(runner, bystander, signals, identity,
                                                                      monkeypatch):
     from core.jobs import procs
-    from core.services.store import ensure_store
+    from core.store import ensure_store
 
     url = ensure_store()
     token = procs.new_token()
@@ -167,7 +167,7 @@ def test_recovery_never_signals_a_process_that_holds_a_stale_rows_pid(runner, by
 
 def test_cancel_never_signals_a_process_that_holds_the_rows_pid(runner, bystander, signals):
     from core.jobs import procs
-    from core.services.store import ensure_store
+    from core.store import ensure_store
 
     url = ensure_store()
     job_id = running_row(url, bystander.pid, procs.new_token(), procs.start_time(bystander.pid))
@@ -180,7 +180,7 @@ def test_a_live_worker_is_recognised_and_stopped_with_its_group(runner, signals,
     """The positive case: the process carrying the row's token, started when recorded, is ours. A late beat
     never fails it (the store may have been locked); its death is seen at the next reap; stop() ends it."""
     from core.jobs import procs
-    from core.services.store import ensure_store
+    from core.store import ensure_store
 
     url = ensure_store()
     token = procs.new_token()
@@ -209,7 +209,7 @@ def test_a_worker_in_the_middle_of_its_exec_is_neither_failed_nor_signalled(runn
     sets them). A poll at that instant (the jobs panel polls every 2 s) once failed the job as 'process is gone';
     the worker then found its job failed. Such a process is alive, and never signalled."""
     from core.jobs import procs
-    from core.services.store import ensure_store
+    from core.store import ensure_store
 
     url = ensure_store()
     token = procs.new_token()
@@ -285,7 +285,7 @@ def test_a_lock_past_the_retry_budget_does_not_fail_a_healthy_job(runner, settin
     age decides: the window must outlast the lock."""
     from core import services
     from core.jobs import procs
-    from core.services.store import ensure_store
+    from core.store import ensure_store
     from db.session import retry_budget_s
 
     settings_env(IMGLAB_BUSY_TIMEOUT_MS=200, IMGLAB_STORE_RETRY_DELAY_S=0.05)
@@ -311,7 +311,7 @@ def _busy_page():
     import streamlit as st
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    from core.services.store import ensure_store
+    from core.store import ensure_store
     from db import jobs as rows
     from ui.state import guarded
 

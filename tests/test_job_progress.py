@@ -86,7 +86,7 @@ def test_benchmark_progress_names_the_model_that_is_running(settings_env):
 def test_photos_of_different_sizes_report_one_by_one():
     import torch
 
-    from core.benchmark.evaluate import slices
+    from core.tasks.evaluation import slices
 
     same = [torch.zeros(3, 8, 8)] * 5
     mixed = [torch.zeros(3, 8, 8), torch.zeros(3, 8, 8), torch.zeros(3, 9, 8), torch.zeros(3, 8, 8)]
@@ -129,7 +129,7 @@ class Recorder:
 
 def test_a_training_job_says_what_it_does_and_its_result_reads_as_words(settings_env, no_reference_weights):
     from core.services.training import training_outcome
-    from core.training.config import TrainConfig
+    from core.tasks.train_config import TrainConfig
     from core.training.run import TRAIN_SHARE, run_training_job
 
     cfg = TrainConfig.from_dict({"base": "small_cnn_digits", "dataset": "shapes", "pretrained": False, "epochs": 1,
@@ -238,7 +238,7 @@ def test_job_results_and_reproduction_messages_show_no_server_paths(db_url):
     from core.services import jobs as job_service
     from core.services.benchmark import run_benchmark
     from core.services.reproduce import reproduction
-    from core.services.store import ensure_store
+    from core.store import ensure_store
     from db import jobs as job_rows
 
     [run] = run_benchmark(Engine("cpu"), ["gaussian_denoise"], {"name": "photos-denoise", "limit": 1, "max_side": 32})

@@ -62,10 +62,10 @@ def test_benchmark_job_runs_in_a_worker_and_links_its_runs(runner):
     assert job.progress == 1.0 and job.pid and job.pid != os.getpid()
     assert len(job.result["run_ids"]) == 2 and job.result["errors"] == {}
     detail = run_detail(job.result["run_ids"][0])
-    assert detail["kind"] == "benchmark" and detail["model"] == "gaussian_denoise"
-    assert detail["dataset"] == "photos-denoise(limit=2,max_side=64,photos=skimage,seed=0,sigma=25.0)"
-    assert set(detail["image_metrics"]["image"]) == {"astronaut", "camera"}
-    psnr = detail["metrics"].set_index("metric").loc["psnr", "value"]
+    assert detail.kind == "benchmark" and detail.model == "gaussian_denoise"
+    assert detail.dataset == "photos-denoise(limit=2,max_side=64,photos=skimage,seed=0,sigma=25.0)"
+    assert set(detail.image_metrics["image"]) == {"astronaut", "camera"}
+    psnr = detail.metrics.set_index("metric").loc["psnr", "value"]
     assert 20 < psnr < 40
     assert "finished" in runner.logs(job_id)
     # the app polls (reap); a worker that has exited is reaped then, not left as a zombie of the server
@@ -121,7 +121,7 @@ def test_killed_worker_is_marked_failed_within_the_heartbeat_window(runner, monk
 
 
 def test_restart_recovery_fails_orphans_and_starts_queued_jobs(runner, monkeypatch):
-    from core.services.store import ensure_store
+    from core.store import ensure_store
     from db import jobs as rows
 
     url = ensure_store()
@@ -145,7 +145,7 @@ def test_unknown_kind_and_job_are_refused(runner):
 
 
 def test_a_corrupt_pid_never_kills_init_or_the_app(runner):
-    from core.services.store import ensure_store
+    from core.store import ensure_store
     from db import jobs as rows
 
     url = ensure_store()

@@ -10,8 +10,9 @@ import pytest
 from safetensors.torch import save
 
 from core import services
+from core.config import get_settings
 from core.errors import InvalidInput
-from core.models import checkpoints, registry
+from core.models import registry
 from core.models.registry import create
 from core.users import LOCAL, NotAllowed, NotSignedIn, User, acting, auth_settings, resolve
 from db import jobs as job_rows
@@ -26,6 +27,7 @@ ALICE, BOB, TEACHER = User("alice"), User("bob"), User("teacher", admin=True)
 def proxy(monkeypatch, **env):
     for key, value in {"IMGLAB_AUTH": "proxy", **env}.items():
         monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
     return auth_settings()
 
 
@@ -53,6 +55,7 @@ def test_a_proxy_header_counts_only_from_a_trusted_address(monkeypatch):
     with pytest.raises(NotSignedIn):  # uvicorn may have taken the peer address from it: nobody
         resolve(s, forged, "127.0.0.1")
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "")  # uvicorn ignores it: the peer address is the real one
+    get_settings.cache_clear()
     assert resolve(auth_settings(), forged, "127.0.0.1") == User("alice")
     with pytest.raises(NotSignedIn):  # a service called without a user in a shared mode acts for nobody
         acting(None)
@@ -62,9 +65,11 @@ def test_the_header_name_and_a_bad_setting(monkeypatch):
     s = proxy(monkeypatch, IMGLAB_USER_HEADER="X-Forwarded-User")
     assert resolve(s, [("X-Remote-User", "bob"), ("x-forwarded-user", "alice")], "::1").name == "alice"
     monkeypatch.setenv("IMGLAB_TRUSTED_PROXIES", "localhost")
+    get_settings.cache_clear()
     with pytest.raises(ValueError, match="IMGLAB_TRUSTED_PROXIES"):
         auth_settings()
     monkeypatch.setenv("IMGLAB_AUTH", "ldap")
+    get_settings.cache_clear()
     with pytest.raises(ValueError, match="IMGLAB_AUTH"):
         auth_settings()
 
@@ -72,11 +77,13 @@ def test_the_header_name_and_a_bad_setting(monkeypatch):
 def test_streamlit_login_gives_the_email_else_the_subject(monkeypatch):
     monkeypatch.setenv("IMGLAB_AUTH", "oidc")
     monkeypatch.setenv("IMGLAB_ADMINS", "t@school.edu")
+    get_settings.cache_clear()
     s = auth_settings()
     verified = {"is_logged_in": True, "email_verified": True, "sub": "g-1"}
     assert resolve(s, oidc={**verified, "email": "T@School.edu"}) == User("t@school.edu", admin=True)
     assert resolve(s, oidc={"is_logged_in": True, "sub": "12345"}) == User("12345")
     monkeypatch.setenv("IMGLAB_ADMINS", "t@school.edu,AbC-9")  # a provider's id is matched exactly as listed
+    get_settings.cache_clear()
     assert resolve(auth_settings(), oidc={"is_logged_in": True, "sub": "AbC-9"}) == User("AbC-9", admin=True)
     assert resolve(auth_settings(), oidc={"is_logged_in": True, "sub": "abc-9"}) == User("abc-9")
     # an address the provider did not verify could be anyone's: the provider's id names the person instead
@@ -127,8 +134,8 @@ def test_runs_record_their_owner_and_only_they_or_an_admin_delete_them(db_url):
     rec = make_record(model="m2")
     rec.job_id = job
     bob_run = repository.record_run(db_url, rec)  # a job's runs belong to whoever submitted the job
-    repository_owner = repository.run_detail(db_url, bob_run)["owner"]
-    assert repository_owner == "bob" and repository.run_detail(db_url, alice_run)["owner"] is None
+    repository_owner = repository.run_detail(db_url, bob_run).owner
+    assert repository_owner == "bob" and repository.run_detail(db_url, alice_run).owner is None
 
     from core.jobs import runner
 
@@ -285,7 +292,7 @@ def test_a_run_records_the_weights_file_it_used(settings_env, tmp_path, db_url):
     services.set_weights_path("efficientnet_lite0", str(path), TEACHER)
     result = services.classify(Engine("cpu"), "efficientnet_lite0", [builtin_image("chelsea")], owner="alice")
     detail = services.run_detail(result.run_id)
-    assert detail["owner"] == "alice" and detail["weights_origin"] == str(path)
+    assert detail.owner == "alice" and detail.weights_origin == str(path)
     words = services.results.weights_words(detail)
     assert words.startswith("Run by alice. Weights: <data folder>/admin-files/lite0-copy.pth (SHA-256 ")
     assert str(tmp_path) not in words

@@ -92,7 +92,8 @@ def test_denoise_shows_metrics_and_before_after(app):
     app.switch_page("pages/results.py").run()
     app.selectbox(key="res_metric").set_value("psnr").run()
     spec = chart_specs(app)[0]
-    assert spec["layout"]["title"]["text"].startswith("PSNR (dB) ↑ on camera (sample photo), noise σ 30 (Playground run, not a benchmark)<br><sup>RGB, values 0-255, no border crop")
+    assert spec["layout"]["title"]["text"].startswith(
+        "PSNR (dB) ↑ on camera (sample photo), noise σ 30 (Playground run, not a benchmark)<br><sup>RGB, values 0-255, no border crop")
     assert set(spec["data"][0]["x"]) == {"ffdnet", "bilateral_denoise", "dncnn", "gaussian_denoise",
                                          "median_denoise", "nlm_denoise", "unet_denoise"}
 

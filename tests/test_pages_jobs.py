@@ -96,7 +96,7 @@ def test_a_finished_training_job_shows_its_model_scores_and_links_and_a_failed_o
 
 
 def test_time_left_appears_only_once_the_bar_has_moved_and_never_reads_zero(app, monkeypatch):
-    from core.services.store import ensure_store
+    from core.store import ensure_store
     from db import jobs as job_rows
     import ui.jobs_panel as panel
 

@@ -22,8 +22,11 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 @pytest.fixture
 def signed_in(db_url, monkeypatch):
     """Open the app as a user of a server that signs people in with st.login (OIDC); teacher@school is admin."""
+    from core.config import get_settings
+
     monkeypatch.setenv("IMGLAB_AUTH", "oidc")
     monkeypatch.setenv("IMGLAB_ADMINS", "teacher@school")
+    get_settings.cache_clear()
 
     def open_as(email: str | None, page: str | None = None, configured: bool = True) -> AppTest:
         at = AppTest.from_file(APP, default_timeout=120)

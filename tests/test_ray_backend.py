@@ -8,6 +8,7 @@ import secrets
 
 import pytest
 
+from core.config import get_settings
 from core.errors import LabError
 from tests.test_jobs import wait_for
 
@@ -27,6 +28,7 @@ def ray_env(settings_env, monkeypatch):
     monkeypatch.setenv("IMGLAB_JOB_BACKEND", "ray")
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    get_settings.cache_clear()
     yield ray
     if ray.is_initialized():
         ray.shutdown()
@@ -42,7 +44,7 @@ def test_benchmark_job_runs_on_a_local_ray_instance(ray_env, store_url):
     assert job.status == "done", (job.message, services.job_logs(job_id))
     assert job.backend == "ray" and job.pid not in (None, os.getpid())
     detail = services.run_detail(job.result["run_ids"][0])
-    assert detail["model"] == "gaussian_denoise" and 20 < detail["metrics"].set_index("metric").loc["psnr", "value"] < 40
+    assert detail.model == "gaussian_denoise" and 20 < detail.metrics.set_index("metric").loc["psnr", "value"] < 40
     assert ray.is_initialized() and ray.get_runtime_context().gcs_address
     from db import repository
 
@@ -62,12 +64,14 @@ def test_ray_backend_refuses_to_submit_without_token_auth(settings_env, monkeypa
 
     monkeypatch.setenv("IMGLAB_JOB_BACKEND", "ray")
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    get_settings.cache_clear()
     with pytest.raises(LabError, match="token authentication"):
         runner.submit("sleep", {"seconds": 1}, title="x")
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", "/nonexistent/token")
     monkeypatch.setenv("HOME", "/nonexistent")
+    get_settings.cache_clear()
     with pytest.raises(LabError, match="no token was found"):
         runner.submit("sleep", {"seconds": 1}, title="x")
     assert runner.list_jobs() == []  # nothing queued

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from core.config import get_settings
 from core.models import reference
 from core.models.registry import create, get_spec, list_models
 
@@ -46,12 +47,13 @@ def _flip_a_weight(path):
 def test_a_changed_reference_file_is_refused(tmp_path, monkeypatch, db_url):
     from core.engine import Engine
     from core.errors import WeightsUnavailable
-    from core.services.store import load_for_run
+    from core.runs import load_for_run
 
     shutil.copytree(reference.reference_dir(), tmp_path / "ref")
     target = tmp_path / "ref" / "dncnn.safetensors"
     target.write_bytes(_flip_a_weight(target))
     monkeypatch.setenv(reference.DIR_ENV, str(tmp_path / "ref"))
+    get_settings.cache_clear()
     avail = get_spec("dncnn").check_weights()
     assert avail.status == "missing" and "do not match their manifest" in avail.detail
     assert str(tmp_path) not in avail.detail  # no server path in the message
@@ -70,6 +72,7 @@ def test_a_file_changed_in_place_with_its_timestamp_restored_is_still_refused(tm
 
     shutil.copytree(reference.reference_dir(), tmp_path / "ref")
     monkeypatch.setenv(reference.DIR_ENV, str(tmp_path / "ref"))
+    get_settings.cache_clear()
     target = tmp_path / "ref" / "srcnn_x4.safetensors"
     assert get_spec("srcnn_x4").check_weights().status == "available"  # the hash is now cached
     st = target.stat()
@@ -84,6 +87,7 @@ def test_a_reference_manifest_that_is_not_json_means_no_reference(tmp_path, monk
     (tmp_path / "ref" / "srcnn_x4.json").write_text("{not json")
     (tmp_path / "ref" / "edsr_lite_x4.json").write_text('{"sha256": "00", "held_out": []}')
     monkeypatch.setenv(reference.DIR_ENV, str(tmp_path / "ref"))
+    get_settings.cache_clear()
     for name in ("srcnn_x4", "edsr_lite_x4"):
         assert reference.find_reference(name) is None
         assert get_spec(name).check_weights().status == "missing"
@@ -174,7 +178,7 @@ def test_reference_shapes_detector_finds_the_shapes(db_url):
                                           ("cdcgan_digits", {"name": "digits-real", "count": 64})])
 def test_reference_generators_are_far_closer_to_real_images_than_untrained(db_url, name, dataset):
     """Fréchet distance in EfficientNet-Lite0 features (cheaper than Inception on a CI CPU) of 64 samples."""
-    from core.benchmark.evaluate import evaluate_generation
+    from core.tasks.generation import evaluate_generation
     from core.data.datasets import load_dataset
     from core.engine import Engine
 
@@ -193,6 +197,7 @@ def test_retrained_reference_weights_are_not_served_from_the_model_cache(tmp_pat
 
     shutil.copytree(reference.reference_dir(), tmp_path / "ref")
     monkeypatch.setenv(reference.DIR_ENV, str(tmp_path / "ref"))
+    get_settings.cache_clear()
     engine = Engine("cpu")
     first = engine.load("srcnn_x2")
     assert engine.load("srcnn_x2") is first  # cached

@@ -27,16 +27,16 @@ def test_classify_upload_stores_run_with_provenance(engine, db_url):
     assert result.stats.items == 2 and result.stats.warmup == 1
 
     detail = services.run_detail(result.run_id)
-    assert detail["model"] == "efficientnet_lite0" and detail["weights_status"] == "pretrained"
-    assert detail["weights_hash"] == file_sha256(_lite0_file())
-    assert detail["versions"]["torch"] == library_versions()["torch"]
-    assert detail["versions"]["timm"] == library_versions()["timm"]
-    assert detail["params"]["preprocess"]["crop_pct"] == 0.875
-    assert detail["outputs"]["predictions"][0]["top"][0][1] == "tiger cat"
-    assert detail["dataset"] == "upload:my cat.jpg+1" and len(detail["dataset_hash"]) == 64
-    metrics = detail["metrics"].set_index("metric")["value"]
+    assert detail.model == "efficientnet_lite0" and detail.weights_status == "pretrained"
+    assert detail.weights_hash == file_sha256(_lite0_file())
+    assert detail.versions["torch"] == library_versions()["torch"]
+    assert detail.versions["timm"] == library_versions()["timm"]
+    assert detail.params["preprocess"]["crop_pct"] == 0.875
+    assert detail.outputs["predictions"][0]["top"][0][1] == "tiger cat"
+    assert detail.dataset == "upload:my cat.jpg+1" and len(detail.dataset_hash) == 64
+    metrics = detail.metrics.set_index("metric")["value"]
     assert metrics["latency_ms_per_image"] > 0 and metrics["throughput_img_s"] > 0 and metrics["peak_mem_mb"] > 0
-    top1 = detail["image_metrics"].set_index("image")["value"]
+    top1 = detail.image_metrics.set_index("image")["value"]
     assert top1["my cat.jpg"] == pytest.approx(result.predictions[0].top[0].prob)
 
     runs = services.runs_table()
@@ -49,7 +49,7 @@ def test_classify_without_weights_refuses_unless_random_is_asked(engine, db_url)
         services.classify(engine, "resnet18", [image])
     result = services.classify(engine, "resnet18", [image], allow_random=True)
     assert not result.weights.trained
-    assert services.run_detail(result.run_id)["weights_status"] == "random"
+    assert services.run_detail(result.run_id).weights_status == "random"
     assert services.runs_table().set_index("model").loc["resnet18", "weights"] == "random"
 
 
@@ -71,12 +71,12 @@ def test_denoise_demo_beats_the_noisy_input_and_is_stored(engine, db_url):
     assert all(m.psnr > result.degraded_psnr + 3 and m.ssim > result.degraded_ssim for m in result.methods)
     assert by["nlm_denoise"].psnr > by["gaussian_denoise"].psnr  # the stronger classical method wins
     detail = services.run_detail(by["nlm_denoise"].run_id)
-    assert detail["params"]["degradation"] == {"type": "gaussian_noise", "sigma": 25, "seed": 0,
+    assert detail.params["degradation"] == {"type": "gaussian_noise", "sigma": 25, "seed": 0,
                                                "scale_0_255": True, "working_size": [256, 256]}
-    stored = detail["metrics"].set_index("metric")
+    stored = detail.metrics.set_index("metric")
     assert stored.loc["psnr", "value"] == pytest.approx(by["nlm_denoise"].psnr)
     assert stored.loc["psnr", "convention"] == "rgb,range=255,crop=0"
-    assert detail["seed"] == 0 and detail["weights_status"] == "parameter-free"
+    assert detail.seed == 0 and detail.weights_status == "parameter-free"
 
 
 def test_same_seed_same_numbers(engine, db_url):
@@ -101,7 +101,7 @@ def test_super_resolution_stores_rgb_and_basicsr_y_metrics(engine, db_url):
                               scale=4, max_side=255)
     assert result.target.shape == (252, 252, 3) and result.degraded.shape == (63, 63, 3)
     assert 20 < result.methods[0].psnr < 30
-    stored = services.run_detail(result.methods[0].run_id)["metrics"].set_index("metric")
+    stored = services.run_detail(result.methods[0].run_id).metrics.set_index("metric")
     assert stored.loc["psnr_y", "convention"] == "y,range=255,crop=4"
     with pytest.raises(InvalidInput, match="upscales x2"):
         services.restore(engine, load_builtin("astronaut"), source_name="a", source_hash="h", source_kind="builtin",

@@ -27,8 +27,8 @@ def test_detector_without_weights_is_refused_then_runs_untrained(engine, db_url)
     assert all(d.score >= 0.05 for d in dets) and [d.score for d in dets] == sorted((d.score for d in dets), reverse=True)
     assert result.above(1.01) == [[]]
     detail = services.run_detail(result.run_id)
-    assert detail["weights_status"] == "random" and detail["params"]["score_threshold"] == 0.3
-    assert detail["image_metrics"]["value"].iloc[0] == len(result.above(0.3)[0])
+    assert detail.weights_status == "random" and detail.params["score_threshold"] == 0.3
+    assert detail.image_metrics["value"].iloc[0] == len(result.above(0.3)[0])
 
 
 def test_boxes_are_drawn_in_their_class_colour():
@@ -53,7 +53,7 @@ def test_otsu_and_watershed_on_the_coins_photo(engine, db_url):
     instances = services.segment(engine, "watershed_instances", [coins])
     assert 20 <= len(instances.images[0].instances) <= 35  # the photo holds 24 coins
     detail = services.run_detail(instances.run_id)
-    assert detail["params"]["operation"] == "instance" and detail["weights_status"] == "parameter-free"
+    assert detail.params["operation"] == "instance" and detail.weights_status == "parameter-free"
 
 
 def test_semantic_torchvision_model_labels_every_pixel(engine, db_url):
@@ -82,7 +82,7 @@ def test_deblur_classical_methods_beat_the_blurred_input_in_ssim(engine, db_url,
                                  source_kind="builtin", operation="deblur", methods=["unet_deblur"], max_side=64,
                                  allow_random=True)
     assert not untrained.methods[0].trained
-    assert services.run_detail(untrained.methods[0].run_id)["weights_status"] == "random"
+    assert services.run_detail(untrained.methods[0].run_id).weights_status == "random"
 
 
 def test_generation_is_deterministic_per_seed(engine, db_url):
@@ -92,7 +92,7 @@ def test_generation_is_deterministic_per_seed(engine, db_url):
     assert a.grid.shape == (3 * 34 + 2, 3 * 34 + 2, 3)
     np.testing.assert_array_equal(a.grid, b.grid)
     assert not np.array_equal(a.grid, c.grid)
-    assert services.run_detail(a.run_id)["seed"] == 3
+    assert services.run_detail(a.run_id).seed == 3
     with pytest.raises(InvalidInput, match="conditional"):
         services.generate(engine, "cdcgan_digits", label=None, allow_random=True)
     with pytest.raises(InvalidInput, match="Between 1 and 256"):

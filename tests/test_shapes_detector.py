@@ -10,9 +10,9 @@ from core.data.synthetic import scene
 from core.errors import InvalidInput
 from core.jobs.context import LocalContext
 from core.models.registry import create, get_spec, register_model, unregister_model
-from core.models.small_nets import SHAPES_CATEGORIES
+from core.annotations import SHAPES_CATEGORIES
 from core.tasks.detection import to_tensor
-from core.training.config import TrainConfig
+from core.tasks.train_config import TrainConfig
 
 NAME = "fasterrcnn_tiny_shapes"
 
@@ -67,8 +67,9 @@ def test_eval_returns_torchvision_detections_in_image_coordinates(hw):
 
 
 def test_a_tiny_training_through_the_detection_path_reduces_the_loss():
-    from core.training import data as train_data
-    from core.training.run import _build, train_detection
+    from core.tasks import training_sets as train_data
+    from core.tasks.fitting import build_model
+    from core.training.run import train
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -77,8 +78,8 @@ def test_a_tiny_training_through_the_detection_path_reduces_the_loss():
                                      "batch_size": 4, "train_size": 16, "lr": 2e-3, "optimizer": "adam", "seed": 0})
         assert cfg.task == "detection"
         td = train_data.detection(cfg)
-        assert _build(cfg, td.categories)[1] is False  # same classes: the head is kept, not replaced
-        model, result, extra = train_detection(cfg, LocalContext(), td, torch.device("cpu"))
+        assert build_model(cfg, td.categories)[1] is False  # same classes: the head is kept, not replaced
+        model, result, extra = train(cfg, LocalContext(), td, torch.device("cpu"))
     finally:
         torch.set_num_threads(threads)
     losses = [h["train_loss"] for h in result.history]

@@ -2,7 +2,8 @@
 import pytest
 
 from core.data.datasets import describe, load_dataset, spec_from_name
-from core.services.compare import metric_title, short_convention
+from core.metrics.registry import title as metric_title
+from core.services.compare import short_convention
 from core.services.datasets import dataset_title
 
 

@@ -2,7 +2,6 @@
 benchmarked; OOM halving through the fault hook; cancel removes partial files; the optimizer sweep."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from core.errors import InvalidInput
@@ -54,7 +53,7 @@ def test_a_tiny_job_of_every_trainable_task_registers_its_model(jobs):
         assert r["steps"] == cfg.get("max_steps", 2) and r["epochs_run"] == 1 and r["run_id"] is not None
         assert r["epoch_time_s"] > 0 and r["peak_mem_mb"] > 0 and r["time_to_best_s"] >= 0
         detail = jobs.run_detail(r["run_id"])
-        assert detail["model"] == r["model"] and detail["kind"] == "benchmark" and detail["weights_status"] == "pretrained"
+        assert detail.model == r["model"] and detail.kind == "benchmark" and detail.weights_status == "pretrained"
         curves = jobs.curves([job_id])
         assert r["metric"] in set(curves["name"]) and set(curves["epoch"]) == {1}
     classifier = get_spec(jobs.job_status(ids[0]).result["model"])
@@ -62,6 +61,7 @@ def test_a_tiny_job_of_every_trainable_task_registers_its_model(jobs):
 
 
 def test_oom_halves_the_batch_and_the_job_still_finishes(jobs, monkeypatch):
+    from core.config import get_settings
     from core.jobs import runner
     from core.jobs.context import JobContext
     from core.training import loops
@@ -69,6 +69,7 @@ def test_oom_halves_the_batch_and_the_job_still_finishes(jobs, monkeypatch):
     from db import jobs as rows
 
     monkeypatch.setenv(loops.FAULT_ENV, "8")
+    get_settings.cache_clear()  # settings are read once; this test's hook is read afresh
     url = jobs.ensure_store()
     job_id = rows.create(url, "train", "oom", {}, "cpu")
     rows.claim_next(url)

@@ -11,6 +11,7 @@ import streamlit as st
 from core import services
 from core.charts import sweep_bars, training_curves
 from core.eval_charts import confusion_figure, grouped_metric_bars, pareto_scatter, pr_figure, spread_figure
+from core.metrics import registry as metric_registry
 from core.services import compare
 from core.wording import count
 from ui.state import guarded
@@ -62,7 +63,7 @@ def metrics_view() -> None:
     c1, c2 = st.columns(2)
     with c1:
         metrics = pick_many("Metrics", names, "metrics", "cmpm_metrics", default=[primary.metric] if primary else names[:1],
-                            format_func=compare.metric_title)
+                            format_func=metric_registry.title)
     with c2:
         chosen = pick_many("Models (all when empty)", models, "models", "cmpm_models", limit=len(models))
     if chosen:
@@ -72,11 +73,13 @@ def metrics_view() -> None:
         if summary is not None and not summary.empty:
             mixed = summary[summary["conventions"] > 1]["metric"].unique()
             if len(mixed):
-                st.warning(f"{', '.join(compare.metric_title(m) for m in mixed)} were stored under several conventions on this dataset; the bars "
+                st.warning(f"{', '.join(metric_registry.title(m) for m in mixed)} were stored under several conventions on this "
+                           "dataset; the bars "
                            "average them — the Leaderboard shows them apart.")
-            conv = "; ".join(f"{compare.metric_title(m)}: {compare.short_convention(c)}" for m, c in
+            conv = "; ".join(f"{metric_registry.title(m)}: {compare.short_convention(c)}" for m, c in
                              summary.groupby("metric")["convention"].first().items() if m not in compare.TIMING)
-            st.plotly_chart(grouped_metric_bars(summary, html.escape(board.title) + (f"<br><sup>{html.escape(conv)}</sup>" if conv else "")),
+            subtitle = f"<br><sup>{html.escape(conv)}</sup>" if conv else ""
+            st.plotly_chart(grouped_metric_bars(summary, html.escape(board.title) + subtitle),
                             key="cmpm_bars")
             export_buttons(summary, f"metrics-{board.task}", "cmpm_export")
     per_image = guarded(compare.image_metrics_of, board) or []
@@ -86,13 +89,13 @@ def metrics_view() -> None:
     st.subheader("Per-image spread")
     c1, c2 = st.columns([2, 1])
     with c1:
-        metric = pick("Per-image metric", per_image, "spread", "cmpm_spread", format_func=compare.metric_title)
+        metric = pick("Per-image metric", per_image, "spread", "cmpm_spread", format_func=metric_registry.title)
     with c2:
         kind = pick("Plot", ["box", "violin"], "plot", "cmpm_plot")
     values = guarded(compare.image_spread, board, metric)
     if values is not None and not values.empty:
-        st.plotly_chart(spread_figure(values, compare.metric_title(metric), kind,
-                                      f"{compare.metric_title(metric)} per image — {html.escape(board.title)}"),
+        st.plotly_chart(spread_figure(values, metric_registry.title(metric), kind,
+                                      f"{metric_registry.title(metric)} per image — {html.escape(board.title)}"),
                         key="cmpm_spread_chart")
         export_buttons(values, f"per-image-{metric}", "cmpm_spread_export")
 
@@ -114,9 +117,9 @@ def cost_view() -> None:
                  format_func=lambda c: board.column(c).header)
     with c2:
         x = pick("Cost (x)", costs, "x", "cmpc_x",
-                 format_func=lambda c: compare.metric_title(c) if c == "num_params" else board.column(c).header)
+                 format_func=lambda c: metric_registry.title(c) if c == "num_params" else board.column(c).header)
     log_x = c3.toggle("log x", value=x == "num_params", key="cmpc_log")
-    x_title = compare.metric_title("num_params") if x == "num_params" else board.column(x).header
+    x_title = metric_registry.title("num_params") if x == "num_params" else board.column(x).header
     points = guarded(compare.quality_cost, board, y, x)
     if points is None:
         return
@@ -135,7 +138,7 @@ def _run_picker(board, key: str) -> int:
 
 def classes_view() -> None:
     """Per-class P/R/F1 of one run, its PR curves (detection) and confusion matrix (classification)."""
-    board = board_picker("cmpk", ("classification", "detection", "segmentation"))
+    board = board_picker("cmpk", services.tasks_with_table("per_class"))
     if board is None:
         return
     run_id = _run_picker(board, "cmpk_run")
@@ -185,13 +188,13 @@ def tables_view() -> None:
         sweep_view()
         return
     if which == "method":
-        chosen = dataset_picker("cmpt", ("restoration", "generation"))
+        chosen = dataset_picker("cmpt", services.tasks_with_table("methods"))
         if chosen is None:
             return
         table = guarded(compare.method_table, *chosen)
         name = f"methods-{chosen[0]}"
     else:
-        board = board_picker("cmpt", ("detection", "classification"))
+        board = board_picker("cmpt", services.tasks_with_table("class_table"))
         if board is None:
             return
         run_id = _run_picker(board, "cmpt_run")

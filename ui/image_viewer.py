@@ -32,7 +32,7 @@ def _order(board, run_id: int) -> tuple[list[str], str]:
 
 
 def images_view() -> None:
-    board = board_picker("cmpi", viewer.VIEWABLE)
+    board = board_picker("cmpi", viewer.viewable())
     if board is None:
         return
     labels = dict(zip(board.table["run_id"].astype(int), board.table["model"]))
@@ -66,7 +66,7 @@ def images_view() -> None:
         for o in view.outputs:
             if o.label == name and o.value is not None:
                 stored = f" (stored {o.stored:.4g})" if o.stored is not None else ""
-                caption += f": {'PSNR' if view.task == 'restoration' else 'value'} {o.value:.4g}{stored}" + (f" · {plain(o.note)}" if o.note else "")
+                caption += f": {o.value_label} {o.value:.4g}{stored}" + (f" · {plain(o.note)}" if o.note else "")
         col.image(restoration.zoom(restoration.same_size(img, reference), cx, cy, factor), caption=caption, width="stretch")
 
     st.subheader("Before / after")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.metrics import registry as metric_registry
 from core.services import reproduce
-from core.services.compare import Column, metric_title, short_convention
-from core.services.store import HIGHER_IS_BETTER
+from core.services.compare import Column, short_convention
 from ui.state import guarded
 from ui.text import plain
 
@@ -47,9 +47,10 @@ def runs_config(metrics: list[str]) -> dict:
     """Results table: metric columns named with units; conventions differ per run, so Run details states them."""
     config = dict(COMMON)
     for name in metrics:
-        better = {True: "higher is better", False: "lower is better"}.get(HIGHER_IS_BETTER.get(name), "")
+        higher = metric_registry.higher_is_better(name)
+        better = {True: "higher is better", False: "lower is better"}.get(higher, "")
         config[name] = st.column_config.NumberColumn(
-            metric_title(name) + _ARROW[HIGHER_IS_BETTER.get(name)], format="%.4g",
+            metric_registry.title(name) + _ARROW[higher], format="%.4g",
             help=f"{better}; how each run computed it (convention) is in Run details below".lstrip("; "))
     return config
 

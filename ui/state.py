@@ -5,7 +5,8 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -70,7 +71,7 @@ def guarded(fn: Callable[..., T], *args, **kwargs) -> T | None:
 
 
 def device_picker() -> Engine | None:
-    choice = st.sidebar.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="device",
+    choice = st.sidebar.selectbox("Device", services.DEVICE_CHOICES, key="device",
                                   help="auto picks CUDA, then Apple MPS, then the CPU.")
     engine = guarded(get_engine, choice)
     if engine is not None:

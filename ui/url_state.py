@@ -3,7 +3,8 @@ export of any table a view shows."""
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import streamlit as st

@@ -7,6 +7,7 @@ from functools import lru_cache
 import numpy as np
 
 from core.errors import InvalidInput
+from core.data.decode import DecodedImage
 
 # name -> skimage.data loader; all ship inside the scikit-image wheel (no download).
 BUILTIN_IMAGES = (
@@ -46,8 +47,6 @@ def array_sha256(pixels: np.ndarray) -> str:
 
 def builtin_image(name: str):
     """A builtin image as a DecodedImage, so it flows through the same paths as uploads."""
-    from core.data.decode import DecodedImage
-
     pixels = load_builtin(name)
     return DecodedImage(name=name, pixels=pixels, source_format="skimage", source_mode="RGB",
                         sha256=array_sha256(pixels))

@@ -23,8 +23,8 @@ from core.data.builtin import BUILTIN_IMAGES, load_builtin
 from core.data.degrade import add_gaussian_noise, crop_to_multiple, downscale_bicubic, gaussian_blur, limit_side
 from core.data.synthetic import SHAPE_NAMES, scene
 from core.errors import InvalidInput
-from core.metrics.detection import ImageTruth
-from core.models.small_nets import DIGITS_CATEGORIES, SHAPES_CATEGORIES
+from core.annotations import ImageTruth
+from core.annotations import DIGITS_CATEGORIES, SHAPES_CATEGORIES
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from core.models.small_nets import SHAPES_CATEGORIES
+from core.annotations import SHAPES_CATEGORIES
 
 SHAPE_NAMES = SHAPES_CATEGORIES[1:]  # circle, square, triangle; index in SHAPES_CATEGORIES is the class id
 

@@ -29,7 +29,7 @@ from core.data.archive import InvalidArchive, extract_zip
 from core.data.datasets import Dataset, Sample
 from core.data.decode import UPLOAD_EXTENSIONS, PixelBudget, decode_image, probe_image, safe_name
 from core.errors import InvalidImage, InvalidInput
-from core.metrics.detection import ImageTruth
+from core.annotations import ImageTruth
 
 MANIFEST = ".imglab.json"
 LAYOUTS = ("imagefolder", "coco", "masks", "pairs")

@@ -24,11 +24,11 @@ class RayUnavailable(LabError):
 
 
 def check_auth() -> None:
-    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+    s = get_settings()
+    if s.ray_auth_mode != "token":
         raise RayUnavailable("The Ray backend needs token authentication: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
                              "(or RAY_AUTH_TOKEN_PATH) for the app and the cluster.")
-    token_path = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    has_token = bool(os.environ.get("RAY_AUTH_TOKEN")) or (token_path and Path(token_path).is_file()) or (
+    has_token = s.ray_auth_token_set or (s.ray_auth_token_path and s.ray_auth_token_path.is_file()) or (
         Path.home() / ".ray" / "auth_token").is_file()
     if not has_token:
         raise RayUnavailable("RAY_AUTH_MODE=token is set but no token was found (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH "
@@ -43,7 +43,7 @@ def _connect():
         raise RayUnavailable("The Ray backend needs the ray package (pip install ray).") from None
     with _LOCK:
         if not ray.is_initialized():
-            address = os.environ.get("RAY_ADDRESS") or None
+            address = get_settings().ray_address
             try:
                 # the cluster's nodes import this code: a local instance from this checkout, a remote
                 # cluster from the same path on its nodes (same image or checkout)
@@ -61,9 +61,7 @@ def _run_worker(job_id: int, env: dict[str, str]) -> int:
     os.environ.update(env)
     if env.get("IMGLAB_REPO") and env["IMGLAB_REPO"] not in sys.path:
         sys.path.insert(0, env["IMGLAB_REPO"])
-    from core.config import get_settings as settings
-
-    settings.cache_clear()
+    get_settings.cache_clear()  # this process's settings come from `env`
     from core.jobs.worker import main
 
     return main(job_id)

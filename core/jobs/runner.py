@@ -15,14 +15,14 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 from core.config import REPO_ROOT, get_settings
 from core.errors import InvalidInput, LabError
 from core.jobs import procs
-from core.jobs.handlers import HANDLERS
-from core.services.store import ensure_store
+from core.jobs import handlers
+from core.store import ensure_store
 from db import jobs as job_rows
 from db.jobs import JobInfo
 from db.session import retry_budget_s
@@ -31,14 +31,14 @@ HEARTBEAT_S = 2.0
 
 
 def heartbeat_window_s(configured: float | None = None) -> float:
-    """IMGLAB_HEARTBEAT_WINDOW_S (default 15 s), raised to the store's retry budget plus two beats and a second
-    when set below it: a window shorter than a tolerated lock would fail healthy jobs."""
+    """IMGLAB_HEARTBEAT_WINDOW_S (default 15 s, Settings.heartbeat_window_s), raised to the store's retry budget
+    plus two beats and a second when set below it: a window shorter than a tolerated lock would fail healthy jobs."""
     if configured is None:
-        configured = float(os.environ.get("IMGLAB_HEARTBEAT_WINDOW_S") or 15.0)
+        configured = get_settings().heartbeat_window_s
     return max(float(configured), retry_budget_s() + 2 * HEARTBEAT_S + 1.0)
 
 
-HEARTBEAT_WINDOW_S = heartbeat_window_s()
+HEARTBEAT_WINDOW_S = heartbeat_window_s()  # read once at import, as before (tests pin it with monkeypatch.setattr)
 STARTING_GRACE_S = 120.0  # importing torch in a fresh worker can take a while on a loaded machine
 _CHILDREN: list[subprocess.Popen] = []  # workers this process started; polled so exited ones are reaped
 
@@ -62,10 +62,8 @@ def remove_partial(job_id: int) -> None:
 
 
 def backend() -> str:
-    name = os.environ.get("IMGLAB_JOB_BACKEND", "local").strip().lower()
-    if name not in ("local", "ray"):
-        raise InvalidInput(f"IMGLAB_JOB_BACKEND must be local or ray, got {name!r}.")
-    return name
+    """IMGLAB_JOB_BACKEND: "local" or "ray" (Settings checks it: InvalidInput otherwise)."""
+    return get_settings().job_backend
 
 
 def check_job_room(owner: str | None, count: int = 1) -> None:
@@ -82,8 +80,7 @@ def check_job_room(owner: str | None, count: int = 1) -> None:
 
 def submit(kind: str, params: dict, *, title: str, device: str = "cpu", owner: str | None = None) -> int:
     """Queue a job for `owner` (within their job quota) and start it if its slot is free."""
-    if kind not in HANDLERS:
-        raise InvalidInput(f"Unknown job kind {kind!r}.")
+    module = handlers.module_of(kind)  # refuses a kind nobody registered
     check_job_room(owner)
     chosen = backend()
     if chosen == "ray":
@@ -91,7 +88,7 @@ def submit(kind: str, params: dict, *, title: str, device: str = "cpu", owner: s
 
         ray_backend.check_auth()  # refused before anything is queued
     url = ensure_store()
-    job_id = job_rows.create(url, kind, title, params, device, backend=chosen, owner=owner)
+    job_id = job_rows.create(url, kind, title, params, device, backend=chosen, owner=owner, handler=module)
     dispatch()
     return job_id
 
@@ -149,7 +146,7 @@ def _death(job: JobInfo) -> tuple[str, datetime | None] | None:
     if job_rows.beat_age_s(job) <= limit:
         return None
     what = "stopped sending heartbeats" if job.status == "running" else "never started"
-    return f"the worker {what} (died, killed or the host restarted)", job.heartbeat_at or datetime.now(timezone.utc)
+    return f"the worker {what} (died, killed or the host restarted)", job.heartbeat_at or datetime.now(UTC)
 
 
 def _reap() -> list[int]:

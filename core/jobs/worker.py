@@ -11,18 +11,20 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
+from core.config import get_settings
 from core.errors import LabError
-
-FINISH_PATIENCE_S = float(os.environ.get("IMGLAB_FINISH_PATIENCE_S") or 600.0)
+from core.jobs import handlers, procs, runner
+from core.jobs.context import Cancelled, JobContext
+from core.store import ensure_store
+from db import jobs as job_rows
+from db.session import is_busy
 
 
 def beat_until(stop: threading.Event, url: str, job_id: int, interval: float, log: Callable[[str], None]) -> None:
     """Beat every `interval` s until `stop` is set or the row is no longer running (cancelled or reaped). A failed
     beat (store locked past its retry budget, connection lost) is logged and tried again: the thread outlives it."""
-    from db import jobs as job_rows
-
     failures = 0
     while not stop.wait(interval):
         try:
@@ -38,10 +40,11 @@ def beat_until(stop: threading.Event, url: str, job_id: int, interval: float, lo
             failures = 0
 
 
-def persist(call: Callable[[], object], log: Callable[[str], None], patience_s: float = FINISH_PATIENCE_S):
-    """A write the job's outcome depends on, retried while the store is busy (up to `patience_s`)."""
-    from db.session import is_busy
-
+def persist(call: Callable[[], object], log: Callable[[str], None], patience_s: float | None = None):
+    """A write the job's outcome depends on, retried while the store is busy (up to `patience_s`; by default
+    IMGLAB_FINISH_PATIENCE_S, 600 s)."""
+    if patience_s is None:
+        patience_s = get_settings().finish_patience_s
     deadline = time.monotonic() + patience_s
     while True:
         try:
@@ -54,12 +57,6 @@ def persist(call: Callable[[], object], log: Callable[[str], None], patience_s: 
 
 
 def main(job_id: int, token: str | None = None) -> int:
-    from core.jobs import procs, runner
-    from core.jobs.context import Cancelled, JobContext
-    from core.jobs.handlers import HANDLERS
-    from core.services.store import ensure_store
-    from db import jobs as job_rows
-
     url = ensure_store()
     if not job_rows.mark_running(url, job_id, os.getpid(), token, procs.start_time(os.getpid())):
         print(f"job {job_id} is not waiting to start (or was given to another worker); nothing to do", flush=True)
@@ -71,7 +68,7 @@ def main(job_id: int, token: str | None = None) -> int:
     ctx.log(f"job {job_id} ({job.kind}) started in process {os.getpid()} on {job.device}")
     try:
         ctx.progress(0.0, "loading PyTorch and the job's code", force=True)
-        result = HANDLERS[job.kind](job.params, ctx)
+        result = handlers.resolve(job.kind, job.handler)(job.params, ctx)
         persist(ctx.flush_metrics, ctx.log)
         persist(lambda: job_rows.finish(url, job_id, "done", "finished", result), ctx.log)
         ctx.log("finished")
@@ -80,11 +77,13 @@ def main(job_id: int, token: str | None = None) -> int:
         ctx.log("stopped: the job was cancelled")
         code = 0
     except LabError as exc:  # a clear, user-facing reason
-        persist(lambda: job_rows.finish(url, job_id, "failed", str(exc)), ctx.log)
+        reason = str(exc)
+        persist(lambda: job_rows.finish(url, job_id, "failed", reason), ctx.log)
         ctx.log(f"failed: {exc}")
         code = 1
     except Exception as exc:
-        persist(lambda: job_rows.finish(url, job_id, "failed", f"{type(exc).__name__}: {exc}"), ctx.log)
+        reason = f"{type(exc).__name__}: {exc}"
+        persist(lambda: job_rows.finish(url, job_id, "failed", reason), ctx.log)
         ctx.log("failed:\n" + traceback.format_exc())
         code = 1
     finally:

@@ -10,31 +10,16 @@ Area ranges other than "all" are not computed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from core.annotations import ImagePred, ImageTruth
 from core.errors import InvalidInput
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
 RECALL_POINTS = np.linspace(0.0, 1.0, int(np.round(1.0 / 0.01)) + 1, endpoint=True)
 MAX_DETS = 100
-
-
-@dataclass
-class ImageTruth:
-    """Ground truth of one image: class ids, geometries (xyxy boxes N x 4 or boolean masks N x H x W), crowd flags."""
-
-    labels: np.ndarray
-    geoms: np.ndarray
-    crowd: np.ndarray | None = None
-
-
-@dataclass
-class ImagePred:
-    labels: np.ndarray
-    scores: np.ndarray
-    geoms: np.ndarray
 
 
 def box_iou(dets: np.ndarray, gts: np.ndarray, crowd: np.ndarray) -> np.ndarray:

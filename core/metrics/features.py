@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from core.config import get_settings
 from core.errors import InvalidCheckpoint, InvalidInput, WeightsUnavailable
 from core.metrics.frechet import GaussianStats, fit_gaussian
+from core.models.weights import torch_hub_checkpoint, torch_hub_download
 
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -62,8 +63,6 @@ class Extractor:
 
 
 def fid_weights_file() -> Path:
-    from core.models.weights import torch_hub_checkpoint
-
     return torch_hub_checkpoint(FID_WEIGHTS_URL)
 
 
@@ -91,8 +90,6 @@ def fid_helper_available() -> bool:
 
 def _inception(device: torch.device) -> Extractor:
     from pytorch_fid.inception import InceptionV3
-
-    from core.models.weights import torch_hub_download
 
     if not inception_available() and torch_hub_download(FID_WEIGHTS_URL) is None:
         where = f"the file {fid_weights_file().name} is not in the server's torch hub cache"

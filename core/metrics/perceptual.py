@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from core.errors import WeightsUnavailable
+from core.models.weights import torch_hub_checkpoint, torch_hub_download
 
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 CONVENTION = "LPIPS v0.1 alex (lpips 0.1.4), RGB scaled to [-1, 1], spatial mean"
@@ -20,14 +21,10 @@ _LOCK = threading.Lock()
 
 
 def backbone_file():
-    from core.models.weights import torch_hub_checkpoint
-
     return torch_hub_checkpoint(ALEXNET_URL)
 
 
 def lpips_model(device: torch.device) -> torch.nn.Module:
-    from core.models.weights import torch_hub_download
-
     with _LOCK:
         key = f"{device}|{backbone_file()}"
         if key not in _MODELS:

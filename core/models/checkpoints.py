@@ -7,7 +7,7 @@ import os
 import re
 import tempfile
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from core.config import get_settings
@@ -54,17 +54,23 @@ def _register(manifest: dict, path: Path) -> None:
     )(file_weights_builder(source, make))
 
 
-def sync() -> None:
+_SYNCED: Path | None = None  # the folder the registry last matched
+
+
+def sync(only_if_moved: bool = False) -> None:
     """Match the registry to the stored checkpoints (cheap: one directory listing; only manifests of checkpoints
-    not yet registered are read): new ones are registered, deleted ones (here or by another process) leave."""
+    not yet registered are read): new ones are registered, deleted ones (here or by another process) leave.
+    only_if_moved: do nothing when the registry already matched this data folder (lookups call it so; a
+    listing or a lookup that misses syncs for real)."""
+    global _SYNCED
     folder = checkpoints_dir()
-    if not folder.is_dir():
+    if only_if_moved and folder == _SYNCED:
         return
     with _LOCK:
-        stored = {p.stem for p in folder.glob("*.safetensors")}
+        stored = {p.stem for p in folder.glob("*.safetensors")} if folder.is_dir() else set()
         for spec in [s for s in registry._REGISTRY.values() if s.source == "checkpoint" and s.name not in stored]:
             registry.unregister_model(spec.name)
-        for manifest_path in sorted(folder.glob("*.json")):
+        for manifest_path in sorted(folder.glob("*.json")) if stored else []:
             if manifest_path.stem in registry._REGISTRY or manifest_path.stem not in stored:
                 continue  # manifests are written as <name>.json
             try:
@@ -78,6 +84,7 @@ def sync() -> None:
                 _register(manifest, folder / f"{name}.safetensors")
             except Exception:  # a manifest whose base vanished is skipped, not fatal
                 continue
+        _SYNCED = folder
 
 
 def import_checkpoint(data: bytes, filename: str, base: str, name: str, title: str = "",
@@ -126,7 +133,7 @@ def import_checkpoint(data: bytes, filename: str, base: str, name: str, title: s
         target.unlink()
         raise InvalidInput(_over_quota(room_bytes, size))
     manifest = {**(meta or {}), "name": name, "base": base, "title": title, "original_filename": Path(filename).name[:120],
-                "sha256": file_sha256(target), "created_at": datetime.now(timezone.utc).isoformat(), "owner": owner,
+                "sha256": file_sha256(target), "created_at": datetime.now(UTC).isoformat(), "owner": owner,
                 **({"categories": list(categories)} if categories else {})}
     (folder / f"{name}.json").write_text(json.dumps(manifest, indent=2))
     with _LOCK:

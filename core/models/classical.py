@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
 from core.models.registry import WeightsInfo, register_model
-from core.models.small_nets import SHAPES_CATEGORIES
+from core.annotations import SHAPES_CATEGORIES
 
 PARAMETER_FREE = WeightsInfo("parameter-free", None, "classical algorithm")
 

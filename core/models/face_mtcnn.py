@@ -221,7 +221,7 @@ def _availability() -> Availability:
     description="Three-stage cascade (P-Net, R-Net, O-Net), 0.5M parameters, with the real weights shipped in "
                 "the pip package facenet-pytorch; boxes, scores and five landmarks per face.",
     categories=("background", "face"), weights="pip package facenet-pytorch (data/pnet.pt, rnet.pt, onet.pt)",
-    availability=_availability, amp=False, license="mit",
+    availability=_availability, amp=False, license="mit", trainable=False,  # a fixed cascade of three networks
 )
 def mtcnn_face(pretrained: bool):
     if not pretrained:

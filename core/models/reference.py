@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,9 +17,11 @@ from pathlib import Path
 
 import torch
 
+from core.config import REFERENCE_DIR_ENV, get_settings
 from core.models.hashing import file_sha256
+from core.errors import InvalidCheckpoint, WeightsUnavailable
 
-DIR_ENV = "IMGLAB_REFERENCE_DIR"  # another folder of reference weights (tests, a retrained set)
+DIR_ENV = REFERENCE_DIR_ENV  # another folder of reference weights (tests, a retrained set)
 ORIGIN = "trained by this project"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{1,59}$")
 _WORD = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
@@ -29,8 +30,8 @@ _MAX_WEIGHTS_BYTES = 200 << 20
 
 
 def reference_dir() -> Path:
-    configured = os.environ.get(DIR_ENV)
-    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "reference_weights"
+    """IMGLAB_REFERENCE_DIR, else the repository's reference_weights/ (Settings.reference_dir)."""
+    return get_settings().reference_dir
 
 
 def _mismatch(name: str, actual: str, expected: str) -> str:
@@ -78,8 +79,6 @@ class ReferenceWeights:
     def load(self) -> tuple[dict[str, torch.Tensor], str]:
         """The state dict and its SHA-256, both from one read of the file; WeightsUnavailable on a mismatch."""
         from safetensors.torch import load as load_safetensors
-
-        from core.errors import InvalidCheckpoint, WeightsUnavailable
 
         if self.path.stat().st_size > _MAX_WEIGHTS_BYTES:
             raise WeightsUnavailable(self.name, f"reference_weights/{self.name}.safetensors is too large", "")

@@ -8,11 +8,13 @@ from __future__ import annotations
 import difflib
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
+from collections.abc import Callable
 
 import torch.nn as nn
 
 from core.errors import DuplicateModel, InvalidInput, ModelNotFound
+from core.models.reference import ORIGIN
 
 TASKS: tuple[str, ...] = ("classification", "detection", "segmentation", "restoration", "generation")
 WeightsStatus = Literal["pretrained", "random", "parameter-free"]
@@ -31,8 +33,6 @@ class WeightsInfo:
     @property
     def label(self) -> str:
         """Where the weights come from, in a student's words (tables and captions)."""
-        from core.models.reference import ORIGIN
-
         if self.status == "random":
             return "untrained (random weights)"
         if self.status == "parameter-free":
@@ -105,26 +105,46 @@ def unregister_model(name: str) -> None:
         _REGISTRY.pop(name, None)
 
 
-def _ensure_loaded() -> None:
-    # Importing the adapter modules runs their @register_model decorators; stored checkpoints follow.
-    from core.models import (checkpoints, classical, classifiers, face_mtcnn, ffdnet,  # noqa: F401
-                             shapes_detector, torchvision_models, trainable, variants)
+_LOAD_LOCK = threading.RLock()
+_checkpoints = None  # the checkpoints module, once the adapters are loaded
+_loading = False
 
-    checkpoints.sync()
+
+def _ensure_loaded(refresh: bool = False) -> None:
+    """Load the adapter modules once (importing them runs their @register_model decorators) and match the stored
+    checkpoints: at start-up and whenever the data folder changed; `refresh` re-reads the folder listing (for
+    listings, which must show what another process stored or deleted). A lookup never lists the folder."""
+    global _checkpoints, _loading
+    if _checkpoints is None:
+        with _LOAD_LOCK:
+            if _checkpoints is None:
+                if _loading:  # an adapter module looks up a model it derives from while the adapters load
+                    return
+                _loading = True
+                try:
+                    from core.models import (checkpoints, classical, classifiers, face_mtcnn, ffdnet,  # noqa: F401
+                                             shapes_detector, torchvision_models, trainable, variants)
+                finally:
+                    _loading = False
+                _checkpoints = checkpoints
+    _checkpoints.sync(only_if_moved=not refresh)
 
 
 def get_spec(name: str) -> ModelSpec:
     _ensure_loaded()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
+    spec = _REGISTRY.get(name)
+    if spec is None:  # a checkpoint another process (a training job) stored since: one listing, then give up
+        _ensure_loaded(refresh=True)
+        spec = _REGISTRY.get(name)
+    if spec is None:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ModelNotFound(f"No model named {name!r} is registered.{hint}") from None
+        raise ModelNotFound(f"No model named {name!r} is registered.{hint}")
+    return spec
 
 
 def list_models(task: str | None = None, operation: str | None = None) -> list[ModelSpec]:
-    _ensure_loaded()
+    _ensure_loaded(refresh=True)
     with _LOCK:  # checkpoints may be registered from another session meanwhile
         specs = [s for s in _REGISTRY.values() if task is None or s.task == task]
     if operation is not None:

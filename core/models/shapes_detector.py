@@ -19,7 +19,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.ops import MultiScaleRoIAlign
 
 from core.models.registry import register_model
-from core.models.small_nets import SHAPES_CATEGORIES
+from core.annotations import SHAPES_CATEGORIES
 from core.models.weights import WeightFileSource, file_weights_builder
 
 NAME = "fasterrcnn_tiny_shapes"

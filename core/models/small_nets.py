@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+
 def _restored(x: torch.Tensor, training: bool) -> torch.Tensor:
     return x if training else x.clamp(0, 1)
 
@@ -22,8 +23,6 @@ def _zero_init(conv: nn.Module) -> None:
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)
 
-SHAPES_CATEGORIES = ("background", "circle", "square", "triangle")
-DIGITS_CATEGORIES = tuple(str(i) for i in range(10))
 
 
 class SmallCNN(nn.Module):

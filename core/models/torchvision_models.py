@@ -20,6 +20,8 @@ DETECTORS = {
     "ssdlite320_mobilenet_v3_large": ("SSDlite320 MobileNetV3-L", "Mobile single-shot detector, 3.4M parameters, COCO."),
     "fcos_resnet50_fpn": ("FCOS ResNet-50 FPN", "Anchor-free one-stage detector, 32M parameters, COCO."),
 }
+# Fine-tunable here: heads.set_num_classes can give their box predictor the training set's classes.
+FINE_TUNABLE = {"fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_resnet50_fpn"}
 SEMANTIC = {
     "deeplabv3_mobilenet_v3_large": ("DeepLabV3 MobileNetV3-L", "Atrous spatial pyramid pooling, 11M parameters, VOC classes."),
     "deeplabv3_resnet50": ("DeepLabV3 ResNet-50", "Atrous spatial pyramid pooling, 42M parameters, VOC classes."),
@@ -56,7 +58,7 @@ def _register(name: str, title: str, description: str, task: str, operation: str
     categories = tuple(weights.meta["categories"])
     n = len(categories)
 
-    if task == "segmentation" and operation == "semantic":
+    if operation == "semantic":  # torchvision's semantic segmenters: dict output, aux head in some checkpoints
         def make() -> nn.Module:
             return SemanticOut(get_model(name, weights=None, weights_backbone=None, num_classes=n))
 
@@ -78,7 +80,7 @@ def _register(name: str, title: str, description: str, task: str, operation: str
         name, task=task, source="torchvision", title=title, description=description,
         categories=categories, weights=f"torchvision {weights} ({weights.url.rsplit('/', 1)[-1]})",
         operation=operation, availability=source.availability, license="bsd-3-clause",
-        input_norm="imagenet" if operation == "semantic" else "unit",
+        input_norm="imagenet" if operation == "semantic" else "unit", trainable=True if name in FINE_TUNABLE else None,
     )(file_weights_builder(source, make, adapt=adapt, make_for=make_for))
 
 

@@ -4,8 +4,8 @@ initialisation only on request, labelled untrained."""
 from __future__ import annotations
 
 from core.models.registry import register_model
-from core.models.small_nets import (DIGITS_CATEGORIES, SHAPES_CATEGORIES, DCGANGenerator, DnCNN, EDSRLite, SmallCNN,
-                                    SRCNN, UNet)
+from core.annotations import DIGITS_CATEGORIES, SHAPES_CATEGORIES
+from core.models.small_nets import DCGANGenerator, DnCNN, EDSRLite, SmallCNN, SRCNN, UNet
 from core.models.weights import WeightFileSource, file_weights_builder
 
 
@@ -21,7 +21,7 @@ _register("small_cnn_digits", lambda: SmallCNN(10), task="classification", title
           input_size=(3, 32, 32), categories=DIGITS_CATEGORIES)
 _register("unet_shapes", lambda: UNet(3, len(SHAPES_CATEGORIES), base=16), task="segmentation",
           title="U-Net (shapes)", description="Small 3-level U-Net, 0.12M parameters, for the synthetic shapes set.",
-          operation="semantic", categories=SHAPES_CATEGORIES)
+          operation="semantic", categories=SHAPES_CATEGORIES, trainable=True)
 _register("dncnn", lambda: DnCNN(), task="restoration", title="DnCNN",
           description="17-layer residual denoiser (Zhang et al. 2017), 0.56M parameters.", operation="denoise")
 _register("unet_denoise", lambda: UNet(3, 3, base=16, residual=True), task="restoration", title="U-Net denoiser",

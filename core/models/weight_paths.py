@@ -13,7 +13,7 @@ import os
 import threading
 from pathlib import Path
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from core.config import USER_FOLDERS, get_settings
 from core.errors import InvalidInput
@@ -32,7 +32,7 @@ def allowed_roots() -> list[Path]:
 
     s = get_settings()
     roots = [s.data_dir, s.weights_dir, Path(constants.HF_HUB_CACHE), Path(torch.hub.get_dir())]
-    roots += [Path(p) for p in os.environ.get("IMGLAB_WEIGHT_ROOTS", "").split(os.pathsep) if p]
+    roots += list(s.weight_roots)  # IMGLAB_WEIGHT_ROOTS
     return [r.resolve() for r in roots]
 
 
@@ -117,7 +117,7 @@ def set_path(name: str, raw: str, owner: str | None = None) -> Path:
         raise InvalidInput(f"There is no file {path}.")
     with _LOCK:
         before = entries()
-        entry = {"path": str(path), "set_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        entry = {"path": str(path), "set_at": datetime.now(UTC).isoformat(timespec="seconds")}
         _write({**before, name: {**entry, **({"owner": owner} if owner else {})}})
         try:
             create(name, "pretrained")  # raises InvalidCheckpoint when the file does not fit

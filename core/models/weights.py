@@ -9,13 +9,14 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 
 from core.config import get_settings
-from core.errors import InvalidCheckpoint
+from core.errors import InvalidCheckpoint, WeightsUnavailable
+from core.models.reference import find_reference
 from core.models.hashing import file_sha256  # noqa: F401 -- re-exported: weights.file_sha256 is used widely
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -188,8 +189,6 @@ class WeightFileSource:
     def availability(self):
         from core.models.registry import Availability
 
-        from core.models.reference import find_reference
-
         local = local_weight_file(self.name)
         if local is not None:
             return Availability("available", f"file {local.name} in the server's weights folder")
@@ -208,9 +207,6 @@ class WeightFileSource:
     def locate(self):
         """(path, reference) of the weights to load: the user's local file, else this project's reference
         weights (returned so the caller loads them through their hash check), else a cache or a download."""
-        from core.errors import WeightsUnavailable
-        from core.models.reference import find_reference
-
         path = local_weight_file(self.name)
         if path is None:
             ref = find_reference(self.name)

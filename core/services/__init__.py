@@ -10,11 +10,17 @@ from core.services.restore import MethodResult, RestorationResult, restore
 from core.services.quotas import Usage, usage
 from core.services.results import delete_runs, may_delete_run, model_names, run_detail, runs_table
 from core.services.segment import SegmentationResult, SegmentedImage, segment
-from core.services.store import ensure_store
-from core.services.datasets import (PHOTO_SETS, UploadSummary, catalog, dataset_upload_mb, delete_upload, rename_upload,
+from core.store import ensure_store
+from core.data.datasets import PHOTO_SETS
+from core.engine import DEVICE_CHOICES
+from core.metrics.features import FEATURE_SPACES
+from core.services.datasets import (UploadSummary, catalog, dataset_upload_mb, delete_upload, rename_upload,
                                     upload_dataset, uploaded)
-from core.services.training import (SWEEP_OPTIMIZERS, curves, submit_sweep, submit_training, sweep_table, sweeps,
-                                    trainable_models, training_datasets)
+from core.services.tasks import (TaskInfo, benchmark_options, operation_for, task_infos, task_names,
+                                 tasks_with_table, viewable_tasks)
+from core.services.training import (SWEEP_OPTIMIZERS, TrainingChoices, curves, submit_sweep, submit_training,
+                                    sweep_table, sweeps, trainable_models, trainable_tasks, training_choices,
+                                    training_datasets)
 from core.services.jobs import cancel_job, job_logs, job_status, list_jobs, may_manage_job, public_text, recover_jobs
 
 __all__ = [
@@ -27,5 +33,6 @@ __all__ = [
     "sweeps", "trainable_models", "training_datasets", "cancel_job", "job_logs", "job_status", "list_jobs", "recover_jobs",
     "checkpoint_upload_mb", "dataset_upload_mb", "public_text", "StoredModel", "delete_model", "retitle_model",
     "stored_models", "weights_sources", "Usage", "usage", "delete_runs", "may_delete_run", "delete_upload",
-    "rename_upload", "may_manage_job",
+    "rename_upload", "may_manage_job", "TaskInfo", "benchmark_options", "operation_for", "task_infos", "task_names",
+    "tasks_with_table", "viewable_tasks", "DEVICE_CHOICES", "FEATURE_SPACES", "TrainingChoices", "trainable_tasks", "training_choices",
 ]

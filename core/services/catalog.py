@@ -6,8 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import InvalidInput
-from core.models.registry import list_models
+from core.models.registry import get_spec, list_models
 from core.users import User, acting, require
+from core.models.checkpoints import MAX_BYTES, delete_checkpoint, import_checkpoint, manifest_of, retitle, stored
+from core.models.weight_paths import clear_path, entries, mapping, set_path
+from core.services.jobs import public_text
+from core.services.quotas import checkpoint_room, storing
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,6 @@ class ModelInfo:
 
 
 def list_model_infos(task: str | None = None, operation: str | None = None) -> list[ModelInfo]:
-    from core.models.weight_paths import entries
-
     configured = entries()
     infos = []
     for spec in list_models(task, operation):
@@ -57,8 +59,6 @@ def add_checkpoint(data: bytes, filename: str, base: str, name: str, title: str 
                    user: User | None = None) -> ModelInfo:
     """Register an uploaded checkpoint as a new model owned by `user`, within their checkpoint storage; refused
     with a clear message otherwise."""
-    from core.models.checkpoints import import_checkpoint
-    from core.services.quotas import checkpoint_room, storing
 
     user = acting(user)
     with storing(user):
@@ -80,8 +80,6 @@ class StoredModel:
 
 
 def stored_models() -> list[StoredModel]:
-    from core.models.checkpoints import stored
-
     return [StoredModel(m["name"], m.get("title") or m["name"], m.get("base", ""), m.get("owner"),
                         round(m["bytes"] / 2**20, 1), str(m.get("created_at", ""))[:16].replace("T", " "),
                         f"trained by job #{m['job_id']}" if m.get("job_id") else "uploaded")
@@ -90,15 +88,11 @@ def stored_models() -> list[StoredModel]:
 
 def delete_model(name: str, user: User | None = None) -> None:
     """A stored checkpoint's files and registration; its runs stay in the results."""
-    from core.models.checkpoints import delete_checkpoint, manifest_of
-
     require(acting(user), manifest_of(name).get("owner"), f"delete the model {name}")
     delete_checkpoint(name)
 
 
 def retitle_model(name: str, title: str, user: User | None = None) -> None:
-    from core.models.checkpoints import manifest_of, retitle
-
     require(acting(user), manifest_of(name).get("owner"), f"rename the model {name}")
     if not (title or "").strip():
         raise InvalidInput("Give the model a title.")
@@ -107,16 +101,12 @@ def retitle_model(name: str, title: str, user: User | None = None) -> None:
 
 def checkpoint_bases() -> list[ModelInfo]:
     """Architectures an uploaded checkpoint may target (learned models that are not variants)."""
-    from core.models.registry import get_spec
-
     return [i for i in list_model_infos() if i.source not in ("classical", "checkpoint") and get_spec(i.name).base is None]
 
 
 def set_weights_path(name: str, path: str, user: User | None = None) -> str:
     """Use the weight file at `path` for model `name` from now on (validated by loading it). The registry's
     models are shared by everyone: only admins."""
-    from core.models.weight_paths import set_path
-    from core.services.jobs import public_text
 
     user = acting(user)
     require(user, None, f"change the weights of {name}")
@@ -127,28 +117,20 @@ def set_weights_path(name: str, path: str, user: User | None = None) -> str:
 
 
 def clear_weights_path(name: str, user: User | None = None) -> None:
-    from core.models.weight_paths import clear_path
-
     require(acting(user), None, f"change the weights of {name}")
     clear_path(name)
 
 
 def weights_paths() -> dict[str, str]:
-    from core.models.weight_paths import mapping
-
     return mapping()
 
 
 def weights_sources() -> list[dict[str, str]]:
     """Models whose weights file was set on the Models page: the file, who set it and when."""
-    from core.models.weight_paths import entries
-
     return [{"model": name, "path": e["path"], "owner": e.get("owner", ""), "set_at": e.get("set_at", "")}
             for name, e in sorted(entries().items())]
 
 
 def checkpoint_upload_mb() -> int:
     """The largest checkpoint the app reads, in MB (the uploader states it)."""
-    from core.models.checkpoints import MAX_BYTES
-
     return MAX_BYTES // 2**20

@@ -7,8 +7,8 @@ from core.data.decode import DecodedImage
 from core.engine import Engine, RunStats
 from core.errors import InvalidInput
 from core.models.registry import WeightsInfo
-from core.services.store import check_batch, images_dataset, load_for_run, save_run
-from core.tasks import classification
+from core.runs import check_batch, images_dataset, load_for_run, save_run
+from core.tasks import classification, gradcam
 from db.repository import ImageMetric
 
 
@@ -58,8 +58,6 @@ def explain(engine: Engine, model: str, pixels, class_index: int, *, allow_rando
     """Grad-CAM of `class_index` over the image as the model saw it (after resize and crop), as uint8.
     `expected_weights`: the SHA-256 of the weights the prediction was made with; a model whose weights changed
     since is refused rather than explained with other weights (None skips the check)."""
-    from core.tasks import gradcam
-
     loaded = load_for_run(engine, model, allow_random, "classification")
     if expected_weights is not None and loaded.weights.sha256 != expected_weights:
         raise InvalidInput(f"The weights of {model} changed since this prediction: classify again to explain it.")

@@ -12,18 +12,19 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInput
-from core.metrics import names
+from core.metrics import registry as metric_registry
 from core.services.datasets import dataset_title
-from core.services.store import HIGHER_IS_BETTER, ensure_store
-from db import analytics
+from core.store import ensure_store
+from db import analytics, repository
 
 COSTS = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "peak_mem_mb", "num_params")
 TIMING = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "throughput_img_s", "peak_mem_mb")
 
 
 def metric_title(metric: str) -> str:
-    """A column header a student reads: 'PSNR (dB)', 'latency (ms/image)', 'peak memory (MB)'."""
-    return names.title(metric)
+    """A column header a student reads: 'PSNR (dB)', 'latency (ms/image)', 'peak memory (MB)' (the registry's
+    title; kept for callers that reach titles through this module)."""
+    return metric_registry.title(metric)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def columns_of(cols: pd.DataFrame) -> list[Column]:
             variant = short_variant(conv) if several else ""
             label = f"{metric} [{variant}]" if several else metric
             hib = row["higher_is_better"]
-            hib = HIGHER_IS_BETTER.get(metric) if hib is None or pd.isna(hib) else bool(hib)
+            hib = metric_registry.higher_is_better(metric) if hib is None or pd.isna(hib) else bool(hib)
             columns.append(Column(label, metric, conv, hib, variant))
     return columns
 
@@ -174,7 +175,7 @@ def metric_bars(task: str, dataset: str, metrics: list[str], models: list[str] |
         raise InvalidInput("Choose at least one metric.")
     _check_dataset(task, dataset)
     out = analytics.metrics_by_model(ensure_store(), list(metrics), task, dataset, models or None, include_untrained)
-    out["higher_is_better"] = [HIGHER_IS_BETTER.get(m) if pd.isna(h) else bool(h)
+    out["higher_is_better"] = [metric_registry.higher_is_better(m) if pd.isna(h) else bool(h)
                                for m, h in zip(out["metric"], out["higher_is_better"])]
     return out
 
@@ -195,7 +196,8 @@ def image_metrics_of(board: Leaderboard) -> list[str]:
 
 def extremes(run_id: int, metric: str, k: int = 5, worst: bool = True) -> pd.DataFrame:
     """The k worst (or best) images of a run by a per-image metric."""
-    return analytics.image_extremes(ensure_store(), int(run_id), metric, int(k), worst, HIGHER_IS_BETTER.get(metric, True))
+    higher = metric_registry.higher_is_better(metric)  # a count (detections) or unknown name: as if higher is better
+    return analytics.image_extremes(ensure_store(), int(run_id), metric, int(k), worst, higher is not False)
 
 
 def pareto_front(x: np.ndarray, y: np.ndarray, y_higher_is_better: bool = True) -> np.ndarray:
@@ -239,15 +241,13 @@ def run_report(run_id: int) -> dict[str, Any]:
             "max_f1": out.get("max_f1")}
 
 
-# -- the reference tables (laid out like those of the source texts) -------------------------------------------------------------------------------------
+# -- the reference tables (laid out like those of the source texts) ---------------------------------------------
 def _pct(v: Any) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(100.0 * float(v), 1)
 
 
 def class_table(run_id: int) -> pd.DataFrame:
     """Reference table 2.5 (per class): class / precision (%) / recall (%) / F1 (%), plus the overall (micro) row."""
-    from core.services.results import run_detail
-
     report = run_report(run_id)
     per_class = report["per_class"]
     if per_class.empty or "precision" not in per_class:
@@ -255,7 +255,7 @@ def class_table(run_id: int) -> pd.DataFrame:
                            "classification benchmark).")
     rows = [{"class": r["class"], "precision_pct": _pct(r["precision"]), "recall_pct": _pct(r["recall"]),
              "f1_pct": _pct(r["f1"])} for _, r in per_class.iterrows()]
-    metrics = run_detail(run_id)["metrics"].set_index("metric")["value"]
+    metrics = repository.run_detail(ensure_store(), int(run_id)).metrics.set_index("metric")["value"]
     if {"precision", "recall", "f1"} <= set(metrics.index):
         rows.append({"class": "overall (micro)", "precision_pct": _pct(metrics["precision"]),
                      "recall_pct": _pct(metrics["recall"]), "f1_pct": _pct(metrics["f1"])})
@@ -277,7 +277,7 @@ def method_table(task: str, dataset: str, include_untrained: bool = False) -> pd
     table = board.table[["model", "untrained", "run_id", *[c.label for c in wanted]]].copy()
     table.insert(0, "method", [m + (" (untrained)" if u else "") for m, u in zip(table["model"], table["untrained"])])
     table = table.drop(columns=["model", "untrained"])
-    if task == "restoration" and not board.table.empty:
+    if not board.table.empty:  # restoration runs store the degraded input's own scores: a row of their own
         outputs = analytics.run_outputs(ensure_store(), [int(board.table["run_id"].iloc[0])])
         first = next(iter(outputs.values()))["outputs"]
         if first.get("input_psnr") is not None:

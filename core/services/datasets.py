@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from core.data import uploads
 from core.errors import InvalidInput
 from core.users import User, acting, require
-from core.data.datasets import PHOTO_SETS, DatasetInfo, degradation_words, describe, list_datasets, spec_from_name
+from core.data.datasets import DatasetInfo, degradation_words, describe, list_datasets, spec_from_name
+from core.config import get_settings
+from core.services.quotas import storing, upload_room
+from core.tasks import get_task
 
 _SOURCES = {"upload": "uploaded", "builtin": "sample photo", "sample": "sample photo"}
 
@@ -59,8 +62,6 @@ def catalog(task: str | None = None) -> list[DatasetInfo]:
 
 def upload_dataset(data: bytes, filename: str, operation: str | None = None, user: User | None = None) -> UploadSummary:
     """Stored for the uploader, within their dataset storage quota."""
-    from core.services.quotas import storing, upload_room
-
     user = acting(user)
     with storing(user):
         stored = uploads.save_upload(data, filename, operation, owner=user.name, room_bytes=upload_room(user))
@@ -91,14 +92,11 @@ def uploaded(task: str | None = None) -> list[UploadSummary]:
         summary = UploadSummary(entry["id"], entry["title"], entry["task"], entry.get("operation"), entry["items"],
                                 tuple(entry.get("categories", ())), tuple(entry.get("report", ())), entry.get("owner"),
                                 int(entry.get("bytes") or 0))
-        instance_ok = task == "segmentation" and summary.task == "detection" and entry.get("has_masks")
-        if task is None or summary.task == task or instance_ok:
+        if task is None or get_task(task).lists_upload(summary.task, bool(entry.get("has_masks"))):
             out.append(summary)
     return out
 
 
 def dataset_upload_mb() -> int:
     """The largest dataset archive the app reads, in MB (the uploader states it)."""
-    from core.config import get_settings
-
     return get_settings().max_dataset_bytes // 2**20

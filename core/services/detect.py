@@ -7,7 +7,7 @@ from core.data.decode import DecodedImage, check_request
 from core.engine import Engine, RunStats
 from core.errors import InvalidInput
 from core.models.registry import WeightsInfo
-from core.services.store import check_batch, images_dataset, load_for_run, save_run
+from core.runs import check_batch, images_dataset, load_for_run, save_run
 from core.tasks import detection
 from db.repository import ImageMetric
 

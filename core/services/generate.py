@@ -10,7 +10,8 @@ from torchvision.utils import make_grid
 from core.engine import Engine, RunStats
 from core.errors import InvalidInput
 from core.models.registry import WeightsInfo
-from core.services.store import load_for_run, save_run
+from core.runs import load_for_run, save_run
+from core.tasks.generation import latents
 
 
 @dataclass(frozen=True)
@@ -23,14 +24,6 @@ class GenerationResult:
     label: int | None
     stats: RunStats
     run_id: int
-
-
-def latents(n: int, dim: int, seed: int, label: int | None = None) -> list[torch.Tensor]:
-    """Deterministic standard-normal latents; a conditional generator gets the label appended."""
-    z = torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
-    if label is not None:
-        z = torch.cat([z, torch.full((n, 1), float(label))], 1)
-    return list(z.unbind(0))
 
 
 def generate(engine: Engine, model: str, *, samples: int = 16, seed: int = 0, label: int | None = None,

@@ -10,7 +10,7 @@ from core.config import get_settings
 from core.data import uploads
 from core.errors import InvalidInput
 from core.models import checkpoints
-from core.services.store import ensure_store
+from core.store import ensure_store
 from core.users import User, acting
 from db import jobs as job_rows
 

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from core.errors import InvalidInput
-from core.services.benchmark import PARAM_DEFAULTS, submit_benchmark
+from core.services.benchmark import submit_benchmark
+from core.tasks.base import BenchmarkParams
 from core.users import User
 from core.services.compare import TIMING
 from core.services.jobs import public_job
 from core.services.results import run_detail
-from core.services.store import ensure_store
+from core.store import ensure_store
 from db import jobs as job_rows
 from db.jobs import JobInfo
 
@@ -54,14 +55,15 @@ def reproduce(run_id: int, device: str | None = None, user: User | None = None) 
     """Queue a benchmark job with the run's model, dataset spec and parameters, on the run's device unless
     another is named; returns the job id."""
     detail = run_detail(run_id)
-    if detail["kind"] != "benchmark":
-        raise InvalidInput(f"Run #{detail['run_id']} is a {detail['kind']} run; only benchmark runs can be reproduced.")
-    params = detail["params"]
+    if detail.kind != "benchmark":
+        raise InvalidInput(f"Run #{detail.run_id} is a {detail.kind} run; only benchmark runs can be reproduced.")
+    params = detail.params
     dataset = {k: v for k, v in params.get("dataset", {}).items() if k != "first"}  # 'first' comes from limit
-    bench = {k: v for k, v in params.get("benchmark", {}).items() if k in PARAM_DEFAULTS}
-    allow_random = bool(params.get("allow_random")) or detail["weights_status"] == "random"
-    return submit_benchmark([detail["model"]], dataset, bench, allow_random=allow_random, device=device or detail["device"],
-                            reproduces=detail["run_id"], user=user)
+    known = BenchmarkParams().as_dict()
+    bench = {k: v for k, v in params.get("benchmark", {}).items() if k in known}
+    allow_random = bool(params.get("allow_random")) or detail.weights_status == "random"
+    return submit_benchmark([detail.model], dataset, bench, allow_random=allow_random, device=device or detail.device,
+                            reproduces=detail.run_id, user=user)
 
 
 def reproduced_from(run_id: int, recent_jobs: int = 200) -> int | None:
@@ -86,20 +88,20 @@ def reproduction_for(run_id: int) -> Reproduction:
 def reproduction(run_id: int) -> Reproduction:
     """The newest reproduction job of a run and, once it is done, the metric-by-metric comparison."""
     detail = run_detail(run_id)
-    job = job_rows.latest_with_param(ensure_store(), "benchmark", "reproduces", detail["run_id"])
+    job = job_rows.latest_with_param(ensure_store(), "benchmark", "reproduces", detail.run_id)
     job = public_job(job) if job is not None else None  # its message is shown: no server paths
     empty = pd.DataFrame(columns=["metric", "stored", "reproduced", "abs_diff", "match"])
     new_ids = (job.result.get("run_ids") or []) if job is not None and job.status == "done" else []
     if not new_ids:
-        return Reproduction(detail["run_id"], job, None, empty, False)
+        return Reproduction(detail.run_id, job, None, empty, False)
     new = run_detail(new_ids[0])
-    stored = dict(zip(detail["metrics"]["metric"], detail["metrics"]["value"]))
-    again = dict(zip(new["metrics"]["metric"], new["metrics"]["value"]))
+    stored = dict(zip(detail.metrics["metric"], detail.metrics["value"]))
+    again = dict(zip(new.metrics["metric"], new.metrics["value"]))
     rows = []
     for name in sorted(set(stored) | set(again)):
         a, b = stored.get(name), again.get(name)
         diff = abs(a - b) if a is not None and b is not None and math.isfinite(a) and math.isfinite(b) else None
         rows.append({"metric": name, "stored": a, "reproduced": b, "abs_diff": diff,
                      "match": None if name in TIMING else _same(a, b)})
-    return Reproduction(detail["run_id"], job, new["run_id"], pd.DataFrame(rows),
-                        new["weights_hash"] != detail["weights_hash"])
+    return Reproduction(detail.run_id, job, new.run_id, pd.DataFrame(rows),
+                        new.weights_hash != detail.weights_hash)

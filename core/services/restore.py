@@ -10,9 +10,10 @@ from core.data.degrade import add_gaussian_noise, crop_to_multiple, downscale_bi
 from core.engine import Engine, RunStats
 from core.errors import InvalidInput
 from core.metrics.image_quality import RGB, Convention, psnr_ssim
-from core.services.store import content_hash, load_for_run, save_run
+from core.runs import content_hash, load_for_run, save_run
 from core.tasks.restoration import known_noise_sigma, model_inputs, noise_level_record, to_uint8
-from db.repository import DatasetRef, ImageMetric, MetricValue
+from core.tasks.base import measured
+from db.repository import DatasetRef, ImageMetric
 
 OPERATIONS = ("denoise", "deblur", "super-resolution")
 
@@ -91,11 +92,11 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
         if restored.shape != target.shape:
             raise InvalidInput(f"{name} returned {restored.shape}, expected {target.shape}.")
         p, s = psnr_ssim(restored, target, RGB)
-        metrics = [MetricValue("psnr", p, str(RGB), True), MetricValue("ssim", s, str(RGB), True)]
+        metrics = [measured("psnr", p, str(RGB)), measured("ssim", s, str(RGB))]
         per_image = [ImageMetric(source_name, "psnr", p, str(RGB)), ImageMetric(source_name, "ssim", s, str(RGB))]
         if extra_conv is not None:
             py, sy = psnr_ssim(restored, target, extra_conv)
-            metrics += [MetricValue("psnr_y", py, str(extra_conv), True), MetricValue("ssim_y", sy, str(extra_conv), True)]
+            metrics += [measured("psnr_y", py, str(extra_conv)), measured("ssim_y", sy, str(extra_conv))]
             per_image += [ImageMetric(source_name, "psnr_y", py, str(extra_conv)),
                           ImageMetric(source_name, "ssim_y", sy, str(extra_conv))]
         params = {"operation": operation, "degradation": degradation, "method_description": spec.description,

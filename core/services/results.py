@@ -15,10 +15,11 @@ from core.jobs import runner
 from core.services import compare
 from core.services.datasets import dataset_title
 from core.services.jobs import public_text, scrubbed
-from core.services.store import ensure_store
+from core.store import ensure_store
 from core.users import User, acting, may_change, require
 from db import jobs as job_rows
 from db import repository
+from db.repository import RunDetail
 
 KINDS = ("benchmark", "playground")
 
@@ -127,7 +128,7 @@ def compare_models(kind: str, task: str, dataset: str, models: list[str] | None 
         newest = runs.sort_values("run_id", ascending=False).drop_duplicates(["model", "weights"])
         if newest.empty:
             return ModelComparison(kind, task, dataset, str(hit["title"].iloc[0]), pd.DataFrame(), [])
-        details = {int(r): run_detail(int(r))["metrics"] for r in newest["run_id"]}
+        details = {int(r): run_detail(int(r)).metrics for r in newest["run_id"]}
         long = pd.concat([m.assign(run_id=r) for r, m in details.items()], ignore_index=True)
         long["higher_is_better"] = None
         columns = compare.columns_of(long)
@@ -172,7 +173,7 @@ def run_id_of(run_id: Any) -> int:
     return rid
 
 
-def run_detail(run_id: Any) -> dict[str, Any]:
+def run_detail(run_id: Any) -> RunDetail:
     rid = run_id_of(run_id)
     detail = repository.run_detail(ensure_store(), rid)
     if detail is None:
@@ -180,36 +181,40 @@ def run_detail(run_id: Any) -> dict[str, Any]:
     return detail
 
 
-def detail_metrics(detail: dict[str, Any]) -> pd.DataFrame:
+def detail_metrics(detail: RunDetail) -> pd.DataFrame:
     """A run's metrics as a student reads them: headline first, quality, then timing; units and conventions in words."""
-    m = detail["metrics"]
+    m = detail.metrics
     order = {name: i for i, name in enumerate(_metric_order(m["metric"].tolist()))}
     m = m.assign(n=m["metric"].map(order)).sort_values("n", kind="stable")
     return pd.DataFrame({"metric": [compare.metric_title(x) for x in m["metric"]], "value": m["value"].to_numpy(),
                          "convention": [compare.short_convention(c) for c in m["convention"]]})
 
 
-def provenance(detail: dict[str, Any]) -> dict[str, Any]:
+def provenance(detail: RunDetail) -> dict[str, Any]:
     """Where a run's numbers come from; a weights file is named by its file name, never by its server path."""
-    keys = ("owner", "weights_hash", "weights_origin", "num_params", "dataset_hash", "device", "dtype", "batch_size", "seed",
-            "code_version", "versions", "params", "outputs")
-    return scrubbed({k: detail[k] for k in keys})
+    return scrubbed({
+        "owner": detail.owner, "weights_hash": detail.weights_hash, "weights_origin": detail.weights_origin,
+        "num_params": detail.num_params, "dataset_hash": detail.dataset_hash, "device": detail.device,
+        "dtype": detail.dtype, "batch_size": detail.batch_size, "seed": detail.seed,
+        "code_version": detail.code_version, "versions": detail.versions, "params": detail.params,
+        "outputs": detail.outputs,
+    })
 
 
-def weights_words(detail: dict[str, Any]) -> str:
+def weights_words(detail: RunDetail) -> str:
     """Which weights the run used, in words: who ran it, the file (by name, never its server path) and its hash."""
-    who = f"Run by {detail['owner']}. " if detail.get("owner") else ""
-    if detail["weights_status"] == "random":
+    who = f"Run by {detail.owner}. " if detail.owner else ""
+    if detail.weights_status == "random":
         return who + "Weights: untrained (random initialisation)."
-    if detail["weights_status"] == "parameter-free":
+    if detail.weights_status == "parameter-free":
         return who + "No learned weights (a classical method)."
-    origin = public_text(detail.get("weights_origin") or "unknown")
-    digest = detail.get("weights_hash") or ""
+    origin = public_text(detail.weights_origin or "unknown")
+    digest = detail.weights_hash or ""
     return who + f"Weights: {origin}" + (f" (SHA-256 {digest[:12]}…)." if len(digest) == 64 else ".")
 
 
-def may_delete_run(detail: dict[str, Any], user: User | None = None) -> bool:
-    return may_change(acting(user), detail.get("owner"))
+def may_delete_run(detail: RunDetail, user: User | None = None) -> bool:
+    return may_change(acting(user), detail.owner)
 
 
 def delete_runs(run_ids: list[Any], user: User | None = None) -> int:

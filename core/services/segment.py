@@ -9,8 +9,9 @@ from core.data.decode import DecodedImage, check_request
 from core.data.degrade import limit_side
 from core.engine import Engine, RunStats
 from core.models.registry import WeightsInfo
-from core.services.store import check_batch, images_dataset, load_for_run, save_run
+from core.runs import check_batch, images_dataset, load_for_run, save_run
 from core.tasks import detection, segmentation
+from core.tasks.base import model_input
 from db.repository import ImageMetric
 
 
@@ -34,16 +35,14 @@ class SegmentationResult:
 
 
 def segment(engine: Engine, model: str, images: list[DecodedImage], *, allow_random: bool = False,
-            score_threshold: float = 0.5, max_side: int = 520, dataset_kind: str = "upload", owner: str | None = None) -> SegmentationResult:
+            score_threshold: float = 0.5, max_side: int = 520, dataset_kind: str = "upload",
+            owner: str | None = None) -> SegmentationResult:
     check_batch(images, limit=16)
     check_request(images)  # sizes and total pixels, before any tensor is built
     loaded = load_for_run(engine, model, allow_random, "segmentation")
     spec = loaded.spec
     working = [limit_side(img.pixels, max_side) for img in images]
-    if spec.input_norm == "imagenet":
-        inputs = [segmentation.normalize(w) for w in working]
-    else:
-        inputs = [detection.to_tensor(w) for w in working]
+    inputs = [model_input(spec, w) for w in working]
     outputs, stats = engine.run(loaded, inputs, batch_size=1)
     results, per_image = [], []
     for img, work, out in zip(images, working, outputs):

@@ -10,12 +10,15 @@ from typing import Any
 import pandas as pd
 
 from core.errors import InvalidInput
-from core.metrics import names
+from core.metrics import registry as metric_registry
 from core.jobs import runner
+from core.engine import pick_device
 from core.models.registry import list_models
 from core.services.quotas import require_checkpoint_room
-from core.services.store import ensure_store
-from core.training.config import OPTIMIZERS, TRAIN_DATASETS, TrainConfig
+from core.store import ensure_store
+from core.tasks import all_tasks, get_task
+from core.tasks.train_config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, untrainable_reason
+from core.training.run import run_training_job  # noqa: F401 (importing it registers the "train" job handler)
 from core.users import User, acting
 from core.wording import count
 from db import jobs as job_rows
@@ -24,23 +27,41 @@ SWEEP_OPTIMIZERS = ("sgd", "adam", "adagrad")  # the optimizer comparison of the
 
 
 def trainable_models(task: str) -> list[str]:
-    out = []
-    for spec in list_models(task):
-        try:
-            TrainConfig(base=spec.name, dataset=TRAIN_DATASETS[task][0], pretrained=False).validate()
-        except (InvalidInput, KeyError):
-            continue
-        out.append(spec.name)
-    return out
+    return [spec.name for spec in list_models(task) if untrainable_reason(spec) is None]
+
+
+def trainable_tasks() -> list[str]:
+    """Tasks with at least one model the Fine-tune page can train, in the pages' order."""
+    return [t.name for t in all_tasks() if t.train_datasets and trainable_models(t.name)]
 
 
 def training_datasets(task: str) -> tuple[str, ...]:
-    return TRAIN_DATASETS.get(task, ())
+    return get_task(task).train_datasets
+
+
+@dataclass(frozen=True)
+class TrainingChoices:
+    """What the Fine-tune page offers for a task: only options the task's training step uses."""
+
+    datasets: tuple[str, ...]
+    optimizers: tuple[str, ...]
+    schedules: tuple[str, ...]
+    augmentations: tuple[str, ...]
+    dropout: bool
+    freeze_backbone: bool
+    degradation: bool  # noise and blur sigmas (restoration)
+
+
+def training_choices(task: str) -> TrainingChoices:
+    t = get_task(task)
+    options = t.supported_train_options()
+    return TrainingChoices(t.train_datasets, OPTIMIZERS, SCHEDULES,
+                           tuple(a for a in AUGMENTATIONS if a in t.augmentations) if "augment" in options else (),
+                           "dropout" in options, "freeze_backbone" in options,
+                           {"noise_sigma", "blur_sigma"} <= options)
 
 
 def submit_training(config: dict[str, Any], device: str = "cpu", user: User | None = None) -> int:
-    from core.engine import pick_device
-
     user = acting(user)
     cfg = TrainConfig.from_dict(config)
     require_checkpoint_room(user)
@@ -96,7 +117,7 @@ NOT_SCORES = ("peak_mem_mb", "latency", "throughput")
 
 
 def metric_name(key: str) -> str:
-    return names.title(key)
+    return metric_registry.title(key)
 
 
 def metric_value(key: str, value: Any) -> str:
@@ -108,7 +129,7 @@ def metric_value(key: str, value: Any) -> str:
         return "infinite"
     if "psnr" in key:
         return f"{value:.2f} dB"
-    if names.is_fraction(key) and key not in ("ssim", "ssim_y") and 0.0 <= value <= 1.0:
+    if metric_registry.is_fraction(key) and key not in ("ssim", "ssim_y") and 0.0 <= value <= 1.0:
         return f"{100 * value:.1f} %"
     return f"{value:.4g}"
 

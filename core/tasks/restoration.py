@@ -6,12 +6,24 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 import torch
+import torch.nn.functional as F
 
+from core.data.datasets import Dataset, Sample
+from core.engine import Engine, LoadedModel
+from core.errors import InvalidInput, WeightsUnavailable
+from core.metrics import perceptual
+from core.metrics.image_quality import RGB, Convention, psnr, psnr_ssim
+from core.models.ffdnet import ESTIMATOR, estimate_noise_sigma
+from core.models.registry import ModelSpec, get_spec
+from core.tasks import training_sets
+from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progress, Task, TrainData, TrainPlan, ViewedImage,
+                             images_in_unit_range)
+from core.tasks.evaluation import run_chunked, scored
+from core.tasks.fitting import build_model, freeze
+from core.tasks.registry import register_task
+from db.repository import ImageMetric
 
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 -> 3xHxW float32 in [0, 1]."""
-    pixels = np.array(img, dtype=np.uint8)  # a copy: inputs may be read-only arrays
-    return torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255.0)
+to_tensor = images_in_unit_range  # restoration models take and give [0, 1] RGB
 
 
 @dataclass(frozen=True)
@@ -42,8 +54,6 @@ def model_inputs(spec, images: list[np.ndarray], sigma: float | None) -> tuple[l
     tensors = [to_tensor(img) for img in images]
     if not getattr(spec, "noise_level_input", False):
         return tensors, None
-    from core.models.ffdnet import estimate_noise_sigma
-
     levels = [NoiseLevel(float(sigma), "degradation") if sigma is not None else
               NoiseLevel(round(estimate_noise_sigma(img), 2), "estimated") for img in images]
     tensors = [torch.cat([t, torch.full_like(t[:1], lv.sigma / 255.0)]) for t, lv in zip(tensors, levels)]
@@ -52,8 +62,6 @@ def model_inputs(spec, images: list[np.ndarray], sigma: float | None) -> tuple[l
 
 def noise_level_record(levels: list[NoiseLevel], keys: list[str]) -> dict:
     """What a stored run keeps about the noise levels it used: the source, a summary and a sentence."""
-    from core.models.ffdnet import ESTIMATOR
-
     values = [lv.sigma for lv in levels]
     if all(lv.source == "degradation" for lv in levels) and len(set(values)) == 1:
         return {"source": "degradation", "sigma": values[0], "text": levels[0].text}
@@ -146,3 +154,135 @@ def quality_figure(rows: list[dict]) -> go.Figure:
     )
     fig.update_layout(yaxis_title="PSNR (dB, RGB)", height=340, margin=dict(l=10, r=10, t=30, b=10))
     return fig
+
+
+# -- scoring ------------------------------------------------------------------------------------------
+def evaluate_restoration(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_size: int, progress: Progress | None,
+                         y_channel: bool | None = None, crop_border: int | None = None) -> Evaluation:
+    spec = loaded.spec
+    if spec.operation != ds.operation:
+        raise InvalidInput(f"{spec.name} does {spec.operation}, but the dataset is for {ds.operation}.")
+    if ds.operation == "super-resolution" and spec.scale != ds.scale:
+        raise InvalidInput(f"{spec.name} upscales x{spec.scale}, but the dataset is x{ds.scale}.")
+    sr = ds.operation == "super-resolution"
+    y_channel = sr if y_channel is None else y_channel
+    crop = (ds.scale if sr else 0) if crop_border is None else crop_border
+    extra = Convention(channel="y", crop_border=crop) if y_channel else None
+    # a noise-level-input model (FFDNet) gets the degradation's sigma when the dataset knows it, else an estimate
+    inputs, levels = model_inputs(spec, [s.image for s in ds.samples], known_noise_sigma(ds.meta.get("degradation")))
+    outs, stats = run_chunked(engine, loaded, inputs, batch_size, progress, chunk=4)
+    per_image, values = [], {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": [], "input_psnr": [], "input_ssim": [],
+                             "lpips": []}
+    lpips_net, lpips_note = None, None
+    try:
+        lpips_net = perceptual.lpips_model(engine.device)
+    except WeightsUnavailable as exc:
+        lpips_note = str(exc)
+    for n, (s, o) in enumerate(zip(ds.samples, outs)):
+        scored(progress, n, len(outs))
+        restored = to_uint8(o)
+        if restored.shape != s.target.shape:
+            raise InvalidInput(f"{spec.name} returned {restored.shape} for {s.key}, expected {s.target.shape}.")
+        p, q = psnr_ssim(restored, s.target, RGB)
+        values["psnr"].append(p)
+        values["ssim"].append(q)
+        per_image += [ImageMetric(s.key, "psnr", p, str(RGB)), ImageMetric(s.key, "ssim", q, str(RGB))]
+        if extra is not None:
+            py, qy = psnr_ssim(restored, s.target, extra)
+            values["psnr_y"].append(py)
+            values["ssim_y"].append(qy)
+            per_image += [ImageMetric(s.key, "psnr_y", py, str(extra)), ImageMetric(s.key, "ssim_y", qy, str(extra))]
+        if lpips_net is not None:
+            values["lpips"].append(perceptual.lpips_distance(lpips_net, restored, s.target))
+            per_image.append(ImageMetric(s.key, "lpips", values["lpips"][-1], perceptual.CONVENTION))
+        if not sr:
+            ip, iq = psnr_ssim(s.image, s.target, RGB)
+            values["input_psnr"].append(ip)
+            values["input_ssim"].append(iq)
+    mean = lambda xs: float(np.mean(xs))  # noqa: E731 -- mean of per-image values (inf stays inf)
+    metrics = [measured("psnr", mean(values["psnr"]), f"{RGB}, mean of per-image"),
+               measured("ssim", mean(values["ssim"]), f"{RGB}, gaussian 11/1.5, mean of per-image")]
+    if extra is not None:
+        metrics += [measured("psnr_y", mean(values["psnr_y"]), f"{extra}, mean of per-image"),
+                    measured("ssim_y", mean(values["ssim_y"]), f"{extra}, gaussian 11/1.5, mean of per-image")]
+    if values["lpips"]:
+        metrics.append(measured("lpips", mean(values["lpips"]), perceptual.CONVENTION + ", mean of per-image"))
+    outputs = {"input_psnr": mean(values["input_psnr"]) if values["input_psnr"] else None,
+               "input_ssim": mean(values["input_ssim"]) if values["input_ssim"] else None,
+               "lpips": lpips_note or "computed"}
+    params = {"y_channel": y_channel, "crop_border": crop}
+    if levels is not None:
+        params["noise_level"] = noise_level_record(levels, [s.key for s in ds.samples])
+        outputs["noise_level"] = params["noise_level"]["text"]
+    return Evaluation(metrics, per_image, outputs, stats, params)
+
+
+class RestorationTask(Task):
+    """Denoise, deblur and super-resolution: the model's `operation` (and `scale`) must match the dataset's."""
+
+    name = "restoration"
+    tables = frozenset({"methods"})
+    order = 4
+    title = "Restoration"
+    headline = ("psnr_y", "psnr")
+    per_image_metric = "psnr"
+    benchmark_options = ("y_channel", "crop_border")
+    train_datasets = ("patches",)
+    train_options = frozenset({"augment", "patch", "noise_sigma", "blur_sigma"})
+    augmentations = ("flip",)
+    trains_by_default = True
+    viewable = True
+    target_is_image = True
+
+    def fits(self, spec: ModelSpec, ds: Dataset) -> bool:
+        return ds.task == self.name
+
+    def evaluate(self, engine: Engine, loaded: LoadedModel, ds: Dataset, params: BenchmarkParams,
+                 progress: Progress | None) -> Evaluation:
+        return evaluate_restoration(engine, loaded, ds, params.batch_size, progress, params.y_channel,
+                                    params.crop_border)
+
+    def view(self, engine: Engine, loaded: LoadedModel, sample: Sample, meta: dict, run_params: dict) -> ViewedImage:
+        # the same noise level as the benchmark gave (FFDNet): the dataset's known sigma, else the same estimate
+        inputs, levels = model_inputs(loaded.spec, [sample.image], known_noise_sigma(meta.get("degradation")))
+        out, _ = engine.run(loaded, inputs, batch_size=1)
+        restored = to_uint8(out[0])
+        value = psnr_ssim(restored, sample.target, RGB)[0] if restored.shape == sample.target.shape else None
+        return ViewedImage(restored, value, "psnr", levels[0].text if levels is not None else "", "PSNR")
+
+    def training_data(self, cfg, spec: ModelSpec) -> TrainData:
+        return training_sets.restoration(cfg, spec.operation, spec.scale)
+
+    def train_plan(self, cfg, td: TrainData, device: torch.device, engine: Engine, note) -> TrainPlan:
+        spec = get_spec(cfg.base)
+        model, _ = build_model(cfg, None)
+        model.to(device)
+        train_mode = freeze(model, cfg.freeze_backbone)
+        inputs = torch.stack([to_tensor(x) for x in td.train.images])
+        clean = torch.stack([to_tensor(x) for x in td.train.targets])
+        val_clean = torch.stack([to_tensor(x) for x in td.val.targets]).to(device)
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        denoise = spec.operation == "denoise"
+        if denoise:  # fixed validation noise, quantised like a saved image
+            val_in = ((val_clean * 255 + torch.randn(val_clean.shape, generator=gen).to(device) * cfg.noise_sigma)
+                      .round().clamp(0, 255) / 255)
+        else:
+            val_in = torch.stack([to_tensor(x) for x in td.val.images]).to(device)
+
+        def batch(idx, rng):
+            x, y = inputs[idx].to(device), clean[idx].to(device)
+            if "flip" in cfg.augment and rng.random() < 0.5:
+                x, y = x.flip(-1), y.flip(-1)
+            if denoise:  # fresh noise for every batch
+                x = (y * 255 + torch.randn_like(y) * cfg.noise_sigma).round().clamp(0, 255) / 255
+            return x, y
+
+        def validate():
+            out = torch.cat([model(val_in[i:i + 32]).clamp(0, 1) for i in range(0, len(val_in), 32)])
+            return {"val_psnr": float(psnr(out * 255, val_clean * 255).mean())}
+
+        return TrainPlan(model, len(inputs), batch, [Phase("train_loss", [model], lambda b: F.mse_loss(model(b[0]), b[1]))],
+                         validate, "val_psnr", train_mode, finish=lambda best: {"val_psnr": best["val_psnr"]})
+
+
+TASK = register_task(RestorationTask())

@@ -1,7 +1,7 @@
-"""The training loop shared by every supervised task, and the GAN loop.
+"""The one training loop every task runs (a task supplies its step and validation as a TrainPlan).
 
-Per epoch: shuffled batches (the batch halves on out-of-memory and the epoch goes on), one optimiser step
-each, then validation; curves are written to the job as they come, the best weights (by the validation
+Per epoch: shuffled batches (the batch halves on out-of-memory and the epoch goes on), one optimiser step per
+phase each, then validation; curves are written to the job as they come, the best weights (by the validation
 metric) are kept, early stopping after `patience` epochs without improvement, a `max_steps` budget.
 """
 from __future__ import annotations
@@ -10,19 +10,22 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import psutil
 import torch
 import torch.nn as nn
 
-from core.engine import _is_oom
-from core.wording import count
-from core.training.config import TrainConfig
+from core.config import FAULT_OOM_ENV, get_settings
+from core.engine import is_oom
+from core.metrics import registry as metric_registry
+from core.tasks.base import Phase, TrainPlan
+from core.tasks.train_config import TrainConfig
 from core.training.optim import make_optimizer, make_schedule
+from core.wording import count
 
-FAULT_ENV = "IMGLAB_FAULT_OOM_ABOVE_BATCH"  # test hook: batches larger than this raise an out-of-memory error
+FAULT_ENV = FAULT_OOM_ENV  # test hook: batches larger than this raise an out-of-memory error
 
 
 @dataclass
@@ -56,8 +59,8 @@ def step_text(steps: int, total: float) -> str:
 
 
 def inject_fault(batch_len: int) -> None:
-    limit = os.environ.get(FAULT_ENV)
-    if limit and batch_len > int(limit):
+    limit = get_settings().fault_oom_above_batch
+    if limit is not None and batch_len > limit:
         raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {FAULT_ENV}={limit})")
 
 
@@ -78,7 +81,7 @@ class PeakMemory:
 
 def _halved(exc: Exception, batch: int, ctx, device: torch.device) -> int:
     """The next batch size after an out-of-memory error; anything else (or OOM at batch 1) is re-raised."""
-    if not _is_oom(exc) or batch == 1:
+    if not is_oom(exc) or batch == 1:
         raise exc
     batch = max(1, batch // 2)
     ctx.log(f"out of memory: batch size halved to {batch}")
@@ -99,61 +102,81 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
 
-def fit(cfg: TrainConfig, ctx, model: nn.Module, n_train: int,
-        step_loss: Callable[[list[int], np.random.Generator], torch.Tensor],
-        validate: Callable[[], dict[str, float]], metric: str, higher_is_better: bool, device: torch.device,
-        set_train_mode: Callable[[], None] | None = None) -> FitResult:
-    """step_loss(indices, rng) returns the loss of one batch; validate() returns {name: value} incl. `metric`."""
+def _optimizer(cfg: TrainConfig, phase: Phase) -> torch.optim.Optimizer:
+    """The chosen optimiser over the phase's trainable parameters (Adam with the phase's betas when it has them)."""
+    params = [p for p in phase.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam" and phase.adam_betas is not None and params:
+        return torch.optim.Adam(params, lr=cfg.lr, betas=phase.adam_betas, weight_decay=cfg.weight_decay)
+    return make_optimizer(cfg.optimizer, params, cfg.lr, cfg.momentum, cfg.weight_decay)
+
+
+def fit(cfg: TrainConfig, ctx, plan: TrainPlan, device: torch.device) -> FitResult:
+    """Every task's training: per batch, plan.batch(indices, rng) then one optimiser step per phase (one phase for
+    supervised tasks; discriminator then generator for a GAN), each with its own learning-rate schedule; a
+    non-finite loss stops the job with a clear message. After every epoch plan.validate() gives the validation
+    metric (its direction from the metric registry); the best weights of plan.model are kept."""
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
+    n_train, metric = plan.n_train, plan.metric
+    higher_is_better = metric_registry.higher_is_better(metric) is not False
     batch = min(cfg.batch_size, n_train)
     planned = cfg.epochs * math.ceil(n_train / batch)  # the schedule's length (more steps if the batch halves)
     budget = cfg.max_steps or math.inf
     total_steps = min(planned, budget)
-    optimizer = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
-    schedule = make_schedule(cfg.schedule, optimizer, min(planned, budget))
+    optimizers = [_optimizer(cfg, phase) for phase in plan.phases]
+    schedules = [make_schedule(cfg.schedule, opt, min(planned, budget)) for opt in optimizers]
     memory = PeakMemory(device)
     start = time.perf_counter()
+    model = plan.model
     best = {"value": -math.inf if higher_is_better else math.inf, "epoch": -1, "state": _cpu_state(model), "t": 0.0}
     history, epoch_times, steps, halvings, since_best = [], [], 0, 0, 0
-    epoch = 0
     for epoch in range(cfg.epochs):
-        (set_train_mode or model.train)()
+        plan.train_mode()
         t0 = time.perf_counter()
         order = rng.permutation(n_train)
-        losses, i = [], 0
+        losses: dict[str, list[float]] = {phase.name: [] for phase in plan.phases}
+        i = 0
         try:
             while i < n_train:
                 idx = order[i:i + batch].tolist()
                 try:
                     inject_fault(len(idx))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss = step_loss(idx, rng)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"the loss became {loss.item()} at step {steps}; lower the learning rate")
-                    loss.backward()
-                    optimizer.step()
-                    if steps < min(planned, budget):
-                        schedule.step()
+                    state = plan.batch(idx, rng)
+                    step_losses = []
+                    for phase, opt, schedule in zip(plan.phases, optimizers, schedules):
+                        opt.zero_grad(set_to_none=True)
+                        loss = phase.loss(state)
+                        if not torch.isfinite(loss):
+                            raise FloatingPointError(f"the {phase.name.replace('_', ' ')} became {loss.item()} at step "
+                                                     f"{steps}; lower the learning rate")
+                        loss.backward()
+                        opt.step()
+                        if steps < min(planned, budget):
+                            schedule.step()
+                        step_losses.append(float(loss.detach()))
                 except Exception as exc:
                     batch, halvings = _halved(exc, batch, ctx, device), halvings + 1
                     continue
-                losses.append(float(loss.detach()))
+                for phase, value in zip(plan.phases, step_losses):
+                    losses[phase.name].append(value)
                 steps += 1
                 i += len(idx)
                 memory.sample()
                 done = done_fraction(cfg, epoch + i / n_train, steps, total_steps)
+                shown = ", ".join(f"{name.replace('train_', '').replace('_', ' ')} {np.mean(v):.4f}"
+                                  for name, v in losses.items() if v)
                 ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, {step_text(steps, total_steps)}, "
-                                             f"loss {np.mean(losses):.4f}, peak memory {memory.peak:.0f} MB on {device}")
+                                             f"{shown}, peak memory {memory.peak:.0f} MB on {device}")
                 if steps >= budget:
                     raise Budget
         except Budget:
             pass
         ctx.progress(min(1.0, done_fraction(cfg, epoch + 1, steps, total_steps)),
                      f"epoch {epoch + 1}/{cfg.epochs}: validating", force=True)
-        model.eval()
+        for module in [model, *plan.eval_modules]:
+            module.eval()
         with torch.inference_mode():
-            val = validate()
+            val = plan.validate()
         elapsed = time.perf_counter() - t0
         epoch_times.append(elapsed)
         value = val[metric]
@@ -163,96 +186,14 @@ def fit(cfg: TrainConfig, ctx, model: nn.Module, n_train: int,
             # must not freeze the first epoch that reached it); patience counts only real improvements
             best = {"value": value, "epoch": epoch, "state": _cpu_state(model), "t": time.perf_counter() - start}
         since_best = 0 if improved else since_best + 1
-        row = {"train_loss": float(np.mean(losses)) if losses else None, **val, "lr": optimizer.param_groups[0]["lr"],
-               "epoch_time_s": elapsed, "peak_mem_mb": memory.sample(), "batch_size": batch}
+        row = {**{name: float(np.mean(v)) if v else None for name, v in losses.items()}, **val,
+               "lr": optimizers[0].param_groups[0]["lr"], "epoch_time_s": elapsed, "peak_mem_mb": memory.sample(),
+               "batch_size": batch}
         _record_epoch(ctx, history, epoch, steps, row, best["state"])
         if steps >= budget:
             break
         if cfg.patience is not None and since_best >= cfg.patience:
             ctx.log(f"early stop: no better {metric} for {count(cfg.patience, 'epoch')}")
-            break
-    return FitResult(best["state"], best["epoch"] + 1, float(best["value"]), metric, len(history), steps, best["t"],
-                     float(np.mean(epoch_times)) if epoch_times else 0.0, memory.peak, batch, halvings, history)
-
-
-def fit_gan(cfg: TrainConfig, ctx, generator: nn.Module, discriminator: nn.Module, real: torch.Tensor,
-            labels: torch.Tensor | None, evaluate: Callable[[], dict[str, float]], device: torch.device) -> FitResult:
-    """Non-saturating GAN loss (BCE), Adam betas (0.5, 0.999) as in DCGAN unless another optimizer is chosen;
-    FD (or FID) of generated samples after every epoch is the validation metric (lower is better)."""
-    import torch.nn.functional as F
-
-    rng = np.random.default_rng(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    n = len(real)
-    batch = min(cfg.batch_size, n)
-    budget = cfg.max_steps or math.inf
-    total_steps = min(cfg.epochs * math.ceil(n / batch), budget)
-
-    def opt(params):
-        if cfg.optimizer == "adam":
-            return torch.optim.Adam([p for p in params if p.requires_grad], lr=cfg.lr, betas=(0.5, 0.999),
-                                    weight_decay=cfg.weight_decay)
-        return make_optimizer(cfg.optimizer, params, cfg.lr, cfg.momentum, cfg.weight_decay)
-
-    opt_g, opt_d = opt(generator.parameters()), opt(discriminator.parameters())
-    memory = PeakMemory(device)
-    start = time.perf_counter()
-    best = {"value": math.inf, "epoch": -1, "state": _cpu_state(generator), "t": 0.0}
-    history, epoch_times, steps, halvings = [], [], 0, 0
-    nz = generator.nz
-    metric = "fd"
-    for epoch in range(cfg.epochs):
-        generator.train()
-        discriminator.train()
-        t0 = time.perf_counter()
-        order = rng.permutation(n)
-        d_losses, g_losses, i = [], [], 0
-        while i < n and steps < budget:
-            idx = torch.as_tensor(order[i:i + batch])
-            try:
-                inject_fault(len(idx))
-                x = real[idx].to(device)
-                y = labels[idx].to(device) if labels is not None else None
-                z = torch.randn(len(idx), nz, device=device)
-                if y is not None:
-                    z = torch.cat([z, y[:, None].float()], 1)
-                fake = generator(z)
-                ones, zeros = torch.ones(len(idx), device=device), torch.zeros(len(idx), device=device)
-                opt_d.zero_grad(set_to_none=True)
-                d_loss = (F.binary_cross_entropy_with_logits(discriminator(x, y), ones)
-                          + F.binary_cross_entropy_with_logits(discriminator(fake.detach(), y), zeros))
-                d_loss.backward()
-                opt_d.step()
-                opt_g.zero_grad(set_to_none=True)
-                g_loss = F.binary_cross_entropy_with_logits(discriminator(fake, y), ones)
-                g_loss.backward()
-                opt_g.step()
-            except Exception as exc:
-                batch, halvings = _halved(exc, batch, ctx, device), halvings + 1
-                continue
-            d_losses.append(float(d_loss.detach()))
-            g_losses.append(float(g_loss.detach()))
-            steps += 1
-            i += len(idx)
-            memory.sample()
-            done = done_fraction(cfg, epoch + i / n, steps, total_steps)
-            ctx.progress(min(1.0, done), f"epoch {epoch + 1}/{cfg.epochs}, {step_text(steps, total_steps)}, "
-                                         f"peak memory {memory.peak:.0f} MB on {device}")
-        ctx.progress(min(1.0, done_fraction(cfg, epoch + 1, steps, total_steps)),
-                     f"epoch {epoch + 1}/{cfg.epochs}: scoring generated samples", force=True)
-        generator.eval()
-        with torch.inference_mode():
-            val = evaluate()
-        elapsed = time.perf_counter() - t0
-        epoch_times.append(elapsed)
-        metric, value = next(iter(val.items()))
-        if value < best["value"]:
-            best = {"value": value, "epoch": epoch, "state": _cpu_state(generator), "t": time.perf_counter() - start}
-        row = {"d_loss": float(np.mean(d_losses)) if d_losses else None,
-               "g_loss": float(np.mean(g_losses)) if g_losses else None, **val, "epoch_time_s": elapsed,
-               "peak_mem_mb": memory.sample(), "batch_size": batch}
-        _record_epoch(ctx, history, epoch, steps, row, best["state"])
-        if steps >= budget:
             break
     return FitResult(best["state"], best["epoch"] + 1, float(best["value"]), metric, len(history), steps, best["t"],
                      float(np.mean(epoch_times)) if epoch_times else 0.0, memory.peak, batch, halvings, history)

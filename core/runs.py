@@ -1,51 +1,18 @@
-"""Glue between runs in core and the results store in db."""
+"""Recording runs: the model and dataset references, engine timings and provenance that go with every stored
+run, shared by the Playground services and benchmarks."""
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
-from core.config import get_settings
 from core.data.decode import DecodedImage
 from core.engine import Engine, LoadedModel, RunStats
-from core.errors import InvalidInput, LabError, WeightsUnavailable
+from core.errors import InvalidInput, WeightsUnavailable
+from core.metrics import registry as metric_registry
 from core.provenance import code_version, library_versions
-from db import migrate, repository
+from core.store import StoreUnavailable, ensure_store
+from db import repository
 from db.repository import DatasetRef, ImageMetric, MetricValue, ModelRef, RunRecord, StoreBusy
-
-# higher_is_better of the metrics this module knows; charts orient their axes with it.
-HIGHER_IS_BETTER = {
-    "psnr": True, "ssim": True, "psnr_y": True, "ssim_y": True, "top1_prob": True, "top1": True, "top5": True,
-    "precision": True, "recall": True, "f1": True, "f1_macro": True, "f1_micro": True, "f1_max": True,
-    "precision_macro": True, "recall_macro": True, "map": True, "map50": True, "map75": True, "mask_map": True,
-    "mask_map50": True, "mask_map75": True, "miou": True, "dice": True, "pixel_accuracy": True, "fid": False,
-    "kid": False, "fd_efficientnet_lite0": False, "lpips": False,
-    "latency_ms_per_image": False, "latency_p50_ms": False, "latency_p95_ms": False,
-    "throughput_img_s": True, "peak_mem_mb": False,
-}
-
-
-class StoreUnavailable(LabError):
-    pass
-
-
-def store_url() -> str:
-    return get_settings().database_url
-
-
-def ensure_store() -> str:
-    """Apply migrations once per process; returns the URL in use."""
-    url = store_url()
-    try:
-        migrate.upgrade(url)
-    except Exception as exc:
-        raise StoreUnavailable(f"The results store at {_redact(url)} could not be opened or migrated: {exc}") from None
-    return url
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def model_ref(loaded: LoadedModel) -> ModelRef:
@@ -97,7 +64,7 @@ def check_batch(images: list, limit: int = 64) -> None:
 
 def engine_metrics(stats: RunStats) -> list[MetricValue]:
     conv = f"device={stats.device},batch={stats.batch_size},p50/p95 per batch,warmup={stats.warmup},mem={stats.mem_kind}"
-    return [MetricValue(k, v, conv, HIGHER_IS_BETTER[k]) for k, v in stats.as_metrics().items()]
+    return [MetricValue(k, v, conv, metric_registry.higher_is_better(k)) for k, v in stats.as_metrics().items()]
 
 
 def save_run(*, loaded: LoadedModel, stats: RunStats, task: str, kind: str, dataset: DatasetRef | None,

@@ -4,17 +4,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from core.errors import InvalidInput
+from core.models.checkpoints import NAME
+from core.models.registry import ModelSpec, get_spec
+from core.tasks.registry import get_task
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop")  # the Fine-tune page lists them in this order
 SCHEDULES = ("constant", "step", "cosine")
 AUGMENTATIONS = ("flip", "crop", "color", "noise")
-TRAIN_DATASETS = {
-    "classification": ("digits", "shapes", "upload"),
-    "restoration": ("patches",),
-    "segmentation": ("shapes",),
-    "generation": ("digits", "shapes"),
-    "detection": ("shapes",),
-}
 
 
 @dataclass
@@ -46,7 +42,7 @@ class TrainConfig:
     sweep: str | None = None  # groups the jobs of one sweep
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "TrainConfig":
+    def from_dict(cls, raw: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
         if unknown:
@@ -62,27 +58,20 @@ class TrainConfig:
         return asdict(self)
 
     def validate(self) -> None:
-        from core.models.registry import get_spec
-
         spec = get_spec(self.base)
-        if spec.trainable is False or spec.source == "classical" or spec.cpu_only or spec.name == "mtcnn_face":
-            raise InvalidInput(f"{self.base} cannot be trained here (classical, quantized or a fixed cascade).")
-        if spec.task == "detection" and not (spec.trainable or spec.name.startswith("fasterrcnn")):
-            raise InvalidInput("Detection fine-tuning supports the Faster R-CNN detectors.")
-        if spec.task == "segmentation" and (spec.operation != "semantic" or spec.source != "small-net"):
-            raise InvalidInput("Segmentation fine-tuning supports the U-Net (a head of the synthetic set's classes).")
-        if spec.base is not None:
-            raise InvalidInput(f"{self.base} is a variant or checkpoint of {spec.base}; fine-tune {spec.base} instead.")
+        refusal = untrainable_reason(spec)
+        if refusal:
+            raise InvalidInput(refusal)
         if self.pretrained and spec.check_weights().status == "missing":
             raise InvalidInput(f"{self.base} has no pretrained weights here ({spec.check_weights().detail}); "
                                "train it from scratch or provide the weights on the Models page.")
         self.task = spec.task
-        if self.task not in TRAIN_DATASETS:
-            raise InvalidInput(f"{self.base} ({self.task}) cannot be trained here.")
-        if self.dataset not in TRAIN_DATASETS[self.task]:
-            raise InvalidInput(f"{self.task} trains on {', '.join(TRAIN_DATASETS[self.task])}, not {self.dataset!r}.")
+        task = get_task(self.task)
+        if self.dataset not in task.train_datasets:
+            raise InvalidInput(f"{self.task} trains on {', '.join(task.train_datasets)}, not {self.dataset!r}.")
         if self.dataset == "upload" and not self.upload_id:
             raise InvalidInput("Choose the uploaded dataset to train on.")
+        self._refuse_unsupported(task)
         checks = [
             (1 <= self.epochs <= 500, "Epochs must be between 1 and 500."),
             (self.max_steps is None or 1 <= self.max_steps <= 1_000_000, "Max steps must be at least 1."),
@@ -105,7 +94,33 @@ class TrainConfig:
             if not ok:
                 raise InvalidInput(message)
         if self.name is not None:
-            from core.models.checkpoints import NAME
-
             if not NAME.match(self.name):
                 raise InvalidInput("The model name must be 3-60 characters of lower-case letters, digits, '_' or '-'.")
+
+    def _refuse_unsupported(self, task) -> None:
+        """An option the task's training step does not use is refused here, at submit, rather than ignored."""
+        defaults = TrainConfig(base=self.base, dataset=self.dataset)
+        offered = task.supported_train_options()
+        for f in fields(self):
+            if f.name != "augment" and f.name not in offered and getattr(self, f.name) != getattr(defaults, f.name):
+                raise InvalidInput(f"{task.title} training does not use the option {f.name.replace('_', ' ')!r}; "
+                                   "leave it at its default.")
+        unused = set(self.augment) - set(task.augmentations)
+        if unused:
+            raise InvalidInput(f"{task.title} training applies {', '.join(task.augmentations) or 'no augmentation'}; "
+                               f"it does not apply {', '.join(sorted(unused))}.")
+
+
+def untrainable_reason(spec: ModelSpec) -> str | None:
+    """Why `spec` cannot be fine-tuned here, or None. Decided by the model's declared capability (`trainable`)
+    and its task's rule for models that declare nothing, never by its name."""
+    if spec.trainable is False or spec.source == "classical" or spec.cpu_only:
+        return f"{spec.name} cannot be trained here (classical, quantized or a fixed cascade)."
+    task = get_task(spec.task)
+    if spec.trainable is None and not task.trains_by_default:
+        return task.untrainable_note or f"{spec.name} cannot be trained here."
+    if spec.base is not None:
+        return f"{spec.name} is a variant or checkpoint of {spec.base}; fine-tune {spec.base} instead."
+    if not task.train_datasets:
+        return f"{spec.name} ({spec.task}) cannot be trained here."
+    return None

@@ -3,7 +3,7 @@ sets the trained model is then tested on (synthetic sets use other seeds; restor
 sklearn's two sample photos and seven other scikit-image pictures, and is tested on the ten benchmark photos)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,25 +11,13 @@ from core.data.datasets import training_photos, digits_image, digits_split, load
 from core.data.degrade import downscale_bicubic, gaussian_blur
 from core.data.synthetic import SHAPE_NAMES, scene
 from core.errors import InvalidInput
-from core.models.small_nets import DIGITS_CATEGORIES, SHAPES_CATEGORIES
-from core.training.config import TrainConfig
+from core.annotations import DIGITS_CATEGORIES, SHAPES_CATEGORIES
+from core.tasks.base import Split, TrainData
+
+if TYPE_CHECKING:
+    from core.tasks.train_config import TrainConfig
 
 TRAIN_SEED, VAL_SEED = 1_000_003, 2_000_003  # synthetic scenes: far from the benchmark seeds (0, 1, ...)
-
-
-@dataclass
-class Split:
-    images: list[np.ndarray]  # uint8 HxWx3 (inputs)
-    targets: list  # int class | HxW mask | uint8 image | dict(boxes, labels) | None
-
-
-@dataclass
-class TrainData:
-    train: Split
-    val: Split
-    categories: tuple[str, ...] | None
-    test_dataset: dict | None  # the benchmark the trained model is scored on
-    labels: list[int] | None = None  # conditional generation
 
 
 def _shapes(seed: int, count: int, **kw):

@@ -1,0 +1,25 @@
+"""jobs: the module that registered the job's handler
+
+The job runner knows handlers only by registration: the worker process imports the module recorded here, which
+registers the handler for the job's kind, instead of the runner importing every kind of work itself.
+
+Revision ID: 0007
+Revises: 0006
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = '0007'
+down_revision = '0006'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('handler', sa.String(length=200), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_column('handler')
