@@ -5,7 +5,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: run test system-deps clean-venv
+.PHONY: run test lint system-deps clean-venv
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,12 @@ system-deps:
 	  else echo "note: missing Debian packages:$$missing (apt-get install$$missing); the tests that need them will be skipped"; fi; \
 	fi
 
-test: $(STAMP) system-deps
+# Static checks first (seconds): ruff's lint rules and mypy on core/ and db/ (pyproject.toml), then the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: $(STAMP) system-deps lint
 	$(VENV)/bin/python -m pytest
 
 clean-venv:

@@ -149,7 +149,9 @@ def cmd_eval_detections(args) -> Any:
             return coco_json.decode_mask(a["segmentation"], int(im["height"]), int(im["width"]))
         return coco_json.xyxy(a["bbox"])
 
-    truths, outs = {i: ([], [], []) for i in images}, {i: ([], [], []) for i in images}
+    # per image: the ground truth's (labels, geometries, iscrowd) and the predictions' (labels, scores, geometries)
+    truths: dict[int, tuple[list[int], list[Any], list[bool]]] = {i: ([], [], []) for i in images}
+    outs: dict[int, tuple[list[int], list[float], list[Any]]] = {i: ([], [], []) for i in images}
     try:
         for a in gt.get("annotations", []):
             im = images[int(a["image_id"])]

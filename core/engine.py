@@ -12,7 +12,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from collections.abc import Callable
 
 import numpy as np
@@ -146,7 +146,7 @@ class Engine:
         self.cache_size = max(1, cache_size or get_settings().model_cache_size)
         self._cache: OrderedDict[tuple[str, str, str, str], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
-        self._build_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._build_locks: dict[tuple[str, str, str, str], threading.Lock] = {}
         self.builds = 0  # how many models were actually built (cache misses)
         cap = get_settings().max_concurrent_runs
         self._running = threading.BoundedSemaphore(max(1, cap)) if cap else contextlib.nullcontext()
@@ -154,7 +154,7 @@ class Engine:
         self.fault_hook: Callable[[int], None] | None = None
 
     # -- model cache ---------------------------------------------------------------------------------
-    def load(self, name: str, weights: str = "pretrained") -> LoadedModel:
+    def load(self, name: str, weights: Literal["pretrained", "random"] = "pretrained") -> LoadedModel:
 
         # A weights file set on the Models page, or retrained reference weights, change the key, so the old
         # weights are not served.

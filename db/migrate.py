@@ -23,7 +23,7 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def head_revision() -> str:
+def head_revision() -> str | None:  # None only for a migrations folder without revisions
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 

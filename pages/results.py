@@ -4,7 +4,6 @@ import streamlit as st
 
 from core import services
 from core.eval_charts import model_bars
-from core.models.registry import TASKS
 from core.services import compare, results
 from core.wording import count
 from ui.identity import current_user
@@ -18,7 +17,7 @@ KIND_NAMES = {"benchmark": "Benchmarks", "playground": "Playground runs"}
 
 st.title("Results")
 c1, c2, c3 = st.columns([1, 2, 1])
-task = c1.selectbox("Task", ["all", *TASKS], key="res_task")
+task = c1.selectbox("Task", ["all", *services.task_names()], key="res_task")
 task_filter = None if task == "all" else task
 models = c2.multiselect("Models", guarded(services.model_names, task_filter) or [], key="res_models")
 include_untrained = c3.checkbox("Include untrained models", value=True, key="res_untrained")

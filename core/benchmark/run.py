@@ -143,7 +143,9 @@ def run_benchmark(engine: Engine, models: list[str], dataset: dict, params: dict
             outcomes.append(ModelOutcome(name, None, str(exc), {}))
             continue
         report((i + 1) / n, f"{model_part(i, n, shown)} — results stored")
-        metrics = repository.run_detail(ensure_store(), run_id).metrics
+        detail = repository.run_detail(ensure_store(), run_id)
+        assert detail is not None  # evaluate_model has just stored this run
+        metrics = detail.metrics
         values = dict(zip(metrics["metric"], metrics["value"]))
         log(f"{name}: run {run_id} " + ", ".join(f"{k}={v:.4g}" for k, v in values.items()
                                                  if v is not None and not k.startswith("latency")))

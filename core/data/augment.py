@@ -21,7 +21,7 @@ def augment(img: np.ndarray, presets: list[str], rng: np.random.Generator, mask:
         if mask is not None:
             mask = np.pad(mask, ((pad, pad), (pad, pad)), mode="reflect")[y:y + h, x:x + w]
     if "color" in presets or "noise" in presets:
-        f = out.astype(np.float32)
+        f: np.ndarray = out.astype(np.float32)  # float64 once noise is added
         if "color" in presets:
             b, c, s = rng.uniform(0.8, 1.2, 3)
             gray = f.mean(axis=2, keepdims=True)

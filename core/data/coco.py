@@ -56,6 +56,8 @@ def _string_counts(counts: str, limit: int) -> int:
     """Sum of the run lengths of a compressed RLE string (pycocotools' LEB128-like code), read without
     decoding the mask; stops early once over `limit`."""
     total, i, m, data = 0, 0, 0, counts.encode()
+    prev1: int  # the previous two run lengths, set once read
+    prev2: int
     while i < len(data):
         x, k, more = 0, 0, True
         while more:

@@ -225,7 +225,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 def digits_image(values: np.ndarray, size: int = 32) -> np.ndarray:
     """An 8x8 digit (0-16) as a size x size RGB uint8 image, bilinear upsampled."""
-    gray = Image.fromarray(np.clip(values * (255.0 / 16.0), 0, 255).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+    gray = Image.fromarray(np.clip(values * (255.0 / 16.0), 0, 255).astype(np.uint8)).resize((size, size), Image.Resampling.BILINEAR)
     return np.repeat(np.asarray(gray)[..., None], 3, axis=2)
 
 

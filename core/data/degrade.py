@@ -29,7 +29,7 @@ def downscale_bicubic(clean: np.ndarray, factor: int) -> np.ndarray:
     h, w = hr.shape[:2]
     if min(h, w) // factor < 4:
         raise InvalidInput(f"The image is too small to downscale by {factor}.")
-    return np.asarray(Image.fromarray(hr).resize((w // factor, h // factor), Image.BICUBIC))
+    return np.asarray(Image.fromarray(hr).resize((w // factor, h // factor), Image.Resampling.BICUBIC))
 
 
 def limit_side(img: np.ndarray, max_side: int) -> np.ndarray:
@@ -39,7 +39,7 @@ def limit_side(img: np.ndarray, max_side: int) -> np.ndarray:
         return img
     scale = max_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(img).resize(size, Image.LANCZOS))
+    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.LANCZOS))
 
 
 def gaussian_blur(clean: np.ndarray, sigma: float, noise_sigma: float = 0.0, seed: int = 0) -> np.ndarray:

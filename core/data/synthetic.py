@@ -41,7 +41,8 @@ def scene(seed: int, size: int = 64, min_shapes: int = 1, max_shapes: int = 3) -
     gradient = (xx / size)[..., None] * rng.uniform(-30, 30, 3) + (yy / size)[..., None] * rng.uniform(-30, 30, 3)
     image = base + gradient + rng.normal(0, 6, (size, size, 3))
     occupied = np.zeros((size, size), bool)
-    labels, boxes, masks = [], [], []
+    labels: list[int] = []
+    boxes, masks = [], []
     target = int(rng.integers(min_shapes, max_shapes + 1))
     for _ in range(40 * target):
         if len(labels) == target:

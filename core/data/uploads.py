@@ -94,8 +94,9 @@ def save_upload(data: bytes, filename: str, operation: str | None = None, owner:
     if not left_out and (root / MANIFEST).is_file():  # the same archive again: keep what its first upload left out
         left_out = list(json.loads((root / MANIFEST).read_text()).get("skipped", []))
     inner = _unwrap(root)
-    manifest = {"title": safe_name(filename), "layout": detect_layout(inner), "operation": operation,
-                "inner": str(inner.relative_to(root)), "skipped": left_out[:50], "owner": owner}
+    manifest: dict[str, object] = {
+        "title": safe_name(filename), "layout": detect_layout(inner), "operation": operation,
+        "inner": str(inner.relative_to(root)), "skipped": left_out[:50], "owner": owner}
     (root / MANIFEST).write_text(json.dumps(manifest))
     used: set[Path] = set()
     try:
@@ -251,7 +252,8 @@ def _imagefolder(root: Path, manifest: dict, reader: _Reader) -> dict:
     reader.budget.count(sum(len(f) for f in files.values()))
     for name in classes:  # headers first: the whole dataset is within budget before anything is decoded
         files[name] = [p for p in files[name] if reader.count(p)]
-    samples, kept = [], []
+    samples: list[Sample] = []
+    kept: list[str] = []
     for name in classes:
         count = 0
         for path in files[name]:
@@ -424,14 +426,14 @@ def _pairs(root: Path, manifest: dict, reader: _Reader) -> dict:
         plan.append((path, ref, scale))
     samples = []
     for path, ref, scale in plan:
-        low, high = reader.decode(path), reader.decode(ref)
-        if low is None or high is None:
+        low_px, high_px = reader.decode(path), reader.decode(ref)
+        if low_px is None or high_px is None:
             continue
-        if high.shape[:2] != (low.shape[0] * scale, low.shape[1] * scale):  # EXIF turned one of them
-            report.append(f"skipped {path.name}: degraded {low.shape[1::-1]} vs clean {high.shape[1::-1]} do not line up")
+        if high_px.shape[:2] != (low_px.shape[0] * scale, low_px.shape[1] * scale):  # EXIF turned one of them
+            report.append(f"skipped {path.name}: degraded {low_px.shape[1::-1]} vs clean {high_px.shape[1::-1]} do not line up")
             continue
         scales.add(scale)
-        samples.append(Sample(path.name, low, high))
+        samples.append(Sample(path.name, low_px, high_px))
     if len(scales) > 1:
         raise InvalidArchive(f"The pairs mix scale factors {sorted(scales)}; upload one factor per dataset.")
     scale = scales.pop() if scales else 1

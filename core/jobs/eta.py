@@ -45,6 +45,8 @@ def seconds_left(track: Track | None, now: float) -> float | None:
     """Seconds until the bar is full at the watched rate (0 when overdue); None while no rate is known."""
     if track is None or track.start_t is None or track.last_t is None:
         return None
+    # observe() sets start_t/start_p and last_t/last_p in pairs
+    assert track.start_p is not None and track.last_p is not None
     span, gain = track.last_t - track.start_t, track.last_p - track.start_p
     if span < MIN_SPAN_S or gain < MIN_GAIN:
         return None

@@ -22,7 +22,7 @@ def new_token() -> str:
 
 
 def on_this_host(token: str | None) -> bool:
-    return bool(token) and token.rpartition(":")[0] == socket.gethostname()
+    return bool(token and token.rpartition(":")[0] == socket.gethostname())
 
 
 def _psutil():

@@ -62,6 +62,7 @@ def main(job_id: int, token: str | None = None) -> int:
         print(f"job {job_id} is not waiting to start (or was given to another worker); nothing to do", flush=True)
         return 0
     job = job_rows.get(url, job_id)
+    assert job is not None  # just marked running, and only finished jobs are ever deleted
     ctx = JobContext(url, job_id, job.device, runner.log_path(job_id), runner.work_dir(job_id), owner=job.owner)
     stop = threading.Event()
     threading.Thread(target=beat_until, args=(stop, url, job_id, runner.HEARTBEAT_S, ctx.log), daemon=True).start()

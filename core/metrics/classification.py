@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from core.errors import InvalidInput
 
@@ -32,7 +33,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def _div(num: npt.ArrayLike, den: npt.ArrayLike) -> np.ndarray:
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
@@ -58,7 +59,8 @@ def precision_recall_f1(cm: np.ndarray) -> PRF:
     f1 = _div(2 * p * r, p + r)
     present = (pred + true) > 0
     total = cm.sum()
-    macro = tuple(float(x[present].mean()) if present.any() else 0.0 for x in (p, r, f1))
+    macro_p, macro_r, macro_f = (float(x[present].mean()) if present.any() else 0.0 for x in (p, r, f1))
+    macro = (macro_p, macro_r, macro_f)
     micro_p = float(_div(tp.sum(), pred.sum())) if total else 0.0
     micro_r = float(_div(tp.sum(), true.sum())) if total else 0.0
     micro_f = float(_div(2 * micro_p * micro_r, micro_p + micro_r))

@@ -174,7 +174,8 @@ class DetectionReport:
         """Mean over classes that have ground truth or detections."""
         p, r, f = self.prf()
         present = (self.tp + self.fp + self.fn) > 0
-        return tuple(float(x[present].mean()) if present.any() else 0.0 for x in (p, r, f))
+        mp, mr, mf = (float(x[present].mean()) if present.any() else 0.0 for x in (p, r, f))
+        return mp, mr, mf
 
     def max_f1(self) -> tuple[float, float, float, float]:
         """(f1, precision, recall, score threshold) where micro F1 over all classes peaks, at IoU 0.5."""

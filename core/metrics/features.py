@@ -22,6 +22,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 from pathlib import Path
 from collections.abc import Callable
 
@@ -220,7 +221,7 @@ def features(ext: Extractor, images: list[np.ndarray], batch_size: int = 32) -> 
             batch = torch.stack([torch.from_numpy(chunk[j]).permute(2, 0, 1) for j in idx]).float() / 255.0
             for j, row in zip(idx, ext.embed(batch).double().cpu().numpy()):
                 rows[j] = row
-        out.append(np.stack(rows))
+        out.append(np.stack(cast("list[np.ndarray]", rows)))  # every index is in one shape group, so none is left None
     return np.concatenate(out)
 
 

@@ -77,6 +77,7 @@ TIMM_CLASSIFIERS = {
 
 def _register_timm(name: str, arch: str, title: str, description: str) -> None:
     cfg = timm.models.get_pretrained_cfg(arch)
+    assert cfg is not None and cfg.hf_hub_id is not None  # every TIMM_CLASSIFIERS arch has a hub pretrained cfg
     hub_id = cfg.hf_hub_id
     source = WeightFileSource(
         name, arch,

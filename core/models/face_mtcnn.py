@@ -145,7 +145,8 @@ class MTCNN(nn.Module):
         empty = {"boxes": img.new_zeros(0, 4), "scores": img.new_zeros(0),
                  "labels": torch.zeros(0, dtype=torch.long, device=img.device), "keypoints": img.new_zeros(0, 5, 2)}
         m = 12.0 / self.min_face
-        side, scales = min(h, w) * m, []
+        side = min(h, w) * m
+        scales: list[float] = []
         while side >= 12:
             scales.append(m * self.factor ** len(scales))
             side *= self.factor

@@ -154,6 +154,7 @@ def ffdnet(pretrained: bool):
     if local is not None:
         state, digest, origin = load_state_dict_file(local), file_sha256(local), str(local)
     else:
+        assert folder is not None  # one of the two exists, checked above
         state, digest = _published_file(folder / WEIGHTS_FILE)
         origin = f"ffdnet 0.1.4:{WEIGHTS_FILE}"
     apply_state_dict(model, published_state(state, model), "FFDNet (colour)")

@@ -15,10 +15,11 @@ def set_num_classes(module: nn.Module, n: int) -> nn.Module:
     if n < 1:
         raise InvalidInput("A model needs at least one class.")
     if hasattr(module, "reset_classifier") and hasattr(module, "get_classifier"):  # timm
-        module.reset_classifier(n)
+        module.reset_classifier(n)  # type: ignore[operator]  # timm method, untyped in torch's nn.Module
         return module
     if isinstance(module, SmallCNN):
         old = module.head[-1]
+        assert isinstance(old, nn.Linear)  # SmallCNN's head always ends in its Linear layer
         module.head[-1] = nn.Linear(old.in_features, n)
         return module
     if isinstance(module, UNet):
@@ -36,7 +37,7 @@ def set_num_classes(module: nn.Module, n: int) -> nn.Module:
 def classifier_parameters(module: nn.Module) -> list[nn.Parameter]:
     """The head a "freeze backbone" run trains; everything else stays fixed."""
     if hasattr(module, "get_classifier"):
-        return list(module.get_classifier().parameters())
+        return list(module.get_classifier().parameters())  # type: ignore[operator]  # timm method, untyped in torch's nn.Module
     if isinstance(module, SmallCNN):
         return list(module.head.parameters())
     if isinstance(module, UNet):
@@ -57,6 +58,6 @@ def set_dropout(module: nn.Module, p: float) -> int:
             m.p = p
             changed += 1
     if hasattr(module, "drop_rate"):
-        module.drop_rate = p
+        module.drop_rate = p  # type: ignore[assignment]  # timm float attribute; torch's Module.__setattr__ stub admits Tensor | Module
         changed += 1
     return changed

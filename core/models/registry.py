@@ -16,7 +16,6 @@ import torch.nn as nn
 from core.errors import DuplicateModel, InvalidInput, ModelNotFound
 from core.models.reference import ORIGIN
 
-TASKS: tuple[str, ...] = ("classification", "detection", "segmentation", "restoration", "generation")
 WeightsStatus = Literal["pretrained", "random", "parameter-free"]
 
 
@@ -86,8 +85,8 @@ _LOCK = threading.Lock()
 
 def register_model(name: str, *, task: str, source: str, **meta) -> Callable:
     """Decorator registering `builder(pretrained: bool) -> (module, WeightsInfo)` under `name`."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    if not task:  # the task registry (core.tasks) knows the names; tests check every model's task is one of them
+        raise ValueError(f"model {name!r} needs a task")
 
     def wrap(builder: Callable[[bool], tuple[nn.Module, WeightsInfo]]):
         spec = ModelSpec(name=name, task=task, source=source, builder=builder, **meta)

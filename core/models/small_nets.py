@@ -19,6 +19,7 @@ def _restored(x: torch.Tensor, training: bool) -> torch.Tensor:
 
 
 def _zero_init(conv: nn.Module) -> None:
+    assert isinstance(conv, nn.Conv2d)  # every caller passes a net's last conv
     nn.init.zeros_(conv.weight)
     if conv.bias is not None:
         nn.init.zeros_(conv.bias)

@@ -4,6 +4,8 @@ The enums' metadata (categories, transforms) is available offline; only the weig
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn as nn
 from torchvision.models import get_model, get_model_weights
@@ -58,6 +60,8 @@ def _register(name: str, title: str, description: str, task: str, operation: str
     categories = tuple(weights.meta["categories"])
     n = len(categories)
 
+    make_for: Callable[[dict], nn.Module] | None
+    adapt: Callable[[dict, nn.Module], dict] | None
     if operation == "semantic":  # torchvision's semantic segmenters: dict output, aux head in some checkpoints
         def make() -> nn.Module:
             return SemanticOut(get_model(name, weights=None, weights_backbone=None, num_classes=n))

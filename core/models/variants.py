@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -42,6 +43,7 @@ def _derived(info: WeightsInfo, tag: str) -> WeightsInfo:
 
 def register_variant(base: str, kind: str, amount: float = 0.3) -> str:
     spec = get_spec(base)
+    transform: Callable[[nn.Module], nn.Module]
     if kind == "int8":
         name, tag = f"{base}_int8", "dynamic int8 (nn.Linear)"
         transform = quantize_int8

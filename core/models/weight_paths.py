@@ -19,7 +19,7 @@ from core.config import USER_FOLDERS, get_settings
 from core.errors import InvalidInput
 
 _LOCK = threading.RLock()
-_CACHE: dict[str, tuple[float, dict[str, str]]] = {}
+_CACHE: dict[str, tuple[float, dict[str, dict[str, str]]]] = {}
 
 
 def settings_file() -> Path:

@@ -27,6 +27,7 @@ def load_state_dict_file(path: Path, display_name: str | None = None) -> dict[st
     """Tensors of a checkpoint file; raises InvalidCheckpoint for anything unsafe or malformed."""
     path = Path(path)
     shown = display_name or path.name
+    obj: object  # a state dict, or whatever else the file holds (checked below)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -124,7 +125,7 @@ def hub_download(repo_id: str, filenames: tuple[str, ...]) -> Path | None:
     return None
 
 
-def bundled_availability(location: Path | None, package: str, install: str):
+def bundled_availability(location: Path | str | None, package: str, install: str):
     """Availability of weights shipped inside a pip package (`location` is None when it is not installed)."""
     from core.models.registry import Availability
 

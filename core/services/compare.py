@@ -255,7 +255,9 @@ def class_table(run_id: int) -> pd.DataFrame:
                            "classification benchmark).")
     rows = [{"class": r["class"], "precision_pct": _pct(r["precision"]), "recall_pct": _pct(r["recall"]),
              "f1_pct": _pct(r["f1"])} for _, r in per_class.iterrows()]
-    metrics = repository.run_detail(ensure_store(), int(run_id)).metrics.set_index("metric")["value"]
+    detail = repository.run_detail(ensure_store(), int(run_id))
+    assert detail is not None  # run_report above found this run
+    metrics = detail.metrics.set_index("metric")["value"]
     if {"precision", "recall", "f1"} <= set(metrics.index):
         rows.append({"class": "overall (micro)", "precision_pct": _pct(metrics["precision"]),
                      "recall_pct": _pct(metrics["recall"]), "f1_pct": _pct(metrics["f1"])})

@@ -32,6 +32,7 @@ def generate(engine: Engine, model: str, *, samples: int = 16, seed: int = 0, la
         raise InvalidInput(f"Between 1 and 256 samples, got {samples}.")
     loaded = load_for_run(engine, model, allow_random, "generation")
     spec = loaded.spec
+    assert spec.latent_dim is not None  # every generation model declares its latent size
     if spec.num_classes:
         if label is None or not 0 <= label < spec.num_classes:
             raise InvalidInput(f"{model} is conditional: choose a label between 0 and {spec.num_classes - 1}.")

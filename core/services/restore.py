@@ -3,6 +3,7 @@ score each against the clean image, keep one run per method in the store."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,8 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
     if not 32 <= max_side <= 4096:
         raise InvalidInput("The working size must be between 32 and 4096 pixels.")
     clean = limit_side(np.asarray(clean, dtype=np.uint8), max_side)
+    deg_psnr: float | None  # the degraded input's scores; None for super-resolution (sizes differ)
+    deg_ssim: float | None
     if operation == "denoise":
         target = clean
         degraded = add_gaussian_noise(clean, sigma, seed)
@@ -99,8 +102,8 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
             metrics += [measured("psnr_y", py, str(extra_conv)), measured("ssim_y", sy, str(extra_conv))]
             per_image += [ImageMetric(source_name, "psnr_y", py, str(extra_conv)),
                           ImageMetric(source_name, "ssim_y", sy, str(extra_conv))]
-        params = {"operation": operation, "degradation": degradation, "method_description": spec.description,
-                  "allow_random": allow_random}
+        params: dict[str, Any] = {"operation": operation, "degradation": degradation,
+                                  "method_description": spec.description, "allow_random": allow_random}
         run_outputs = {"input_psnr": deg_psnr, "input_ssim": deg_ssim}
         note = ""
         if levels is not None:

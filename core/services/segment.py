@@ -41,6 +41,7 @@ def segment(engine: Engine, model: str, images: list[DecodedImage], *, allow_ran
     check_request(images)  # sizes and total pixels, before any tensor is built
     loaded = load_for_run(engine, model, allow_random, "segmentation")
     spec = loaded.spec
+    assert spec.operation is not None  # every segmentation model is semantic or instance
     working = [limit_side(img.pixels, max_side) for img in images]
     inputs = [model_input(spec, w) for w in working]
     outputs, stats = engine.run(loaded, inputs, batch_size=1)

@@ -153,7 +153,7 @@ class TrainPlan:
     phases: list[Phase]
     validate: Callable[[], dict[str, float]]
     metric: str
-    train_mode: Callable[[], None]  # puts the trained modules in training mode (a frozen backbone stays in eval)
+    train_mode: Callable[[], object]  # puts the trained modules in training mode (a frozen backbone stays in eval)
     eval_modules: list[nn.Module] = field(default_factory=list)
     finish: Callable[[dict[str, Any]], dict[str, Any]] = lambda best_row: {}
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -13,11 +14,11 @@ from PIL import Image
 from core.data.datasets import Dataset
 from core.engine import Engine, LoadedModel
 from core.metrics import classification as cls_metrics
-from core.models.registry import ModelSpec, get_spec
+from core.models.registry import ModelSpec
 from core.tasks import training_sets
 from core.tasks.base import measured, BenchmarkParams, Evaluation, Progress, Task, TrainData, TrainPlan, Phase
 from core.tasks.evaluation import category_map, label_names, model_categories, run_chunked
-from core.tasks.fitting import augmented, build_model, freeze
+from core.tasks.fitting import augmented, trainable_model
 from core.tasks.registry import register_task
 from db.repository import ImageMetric
 
@@ -49,7 +50,8 @@ def preprocess(images: list[np.ndarray], module: nn.Module,
     from timm.data import create_transform
 
     cfg = data_config(module, input_size)
-    transform = create_transform(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+    kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
+    transform = create_transform(**kwargs)
     return [transform(Image.fromarray(img)) for img in images], cfg
 
 
@@ -94,6 +96,7 @@ class ClassificationTask(Task):
         tensors, cfg = preprocess([s.image for s in ds.samples], loaded.module, loaded.spec.input_size)
         logits, stats = run_chunked(engine, loaded, tensors, params.batch_size, progress)
         scores = torch.stack(logits).float().softmax(-1).numpy()
+        assert ds.categories is not None  # classification, detection and segmentation datasets always name their classes
         cmap = category_map(ds.categories, model_categories(loaded, scores.shape[1]), "classes")
         targets_ds = np.array([s.target for s in ds.samples])
         targets_model = cmap[targets_ds]
@@ -131,10 +134,7 @@ class ClassificationTask(Task):
         return training_sets.classification(cfg)
 
     def train_plan(self, cfg, td: TrainData, device: torch.device, engine: Engine, note) -> TrainPlan:
-        spec = get_spec(cfg.base)
-        model, _ = build_model(cfg, td.categories)
-        model.to(device)
-        train_mode = freeze(model, cfg.freeze_backbone)
+        spec, model, train_mode = trainable_model(cfg, td.categories, device)
         targets = torch.tensor(td.train.targets)
 
         def prep(images):

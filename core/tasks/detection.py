@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from core.tasks import training_sets
 from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progress, Task, TrainData, TrainPlan, ViewedImage,
                              images_in_unit_range)
 from core.tasks.evaluation import category_map, run_chunked, scored
-from core.tasks.fitting import build_model, freeze
+from core.tasks.fitting import trainable_model
 from core.tasks.registry import register_task
 from db.repository import ImageMetric
 
@@ -130,6 +131,7 @@ def evaluate_detections(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_
         raise InvalidInput("This dataset has no instance masks; choose one with masks for instance segmentation.")
     inputs = [to_tensor(s.image) for s in ds.samples]
     outs, stats = run_chunked(engine, loaded, inputs, batch_size, progress)
+    assert ds.categories is not None  # classification, detection and segmentation datasets always name their classes
     cmap = category_map(ds.categories, loaded.spec.categories, "classes")
     box_preds, mask_preds, per_image = [], [], []
     for n, (s, o) in enumerate(zip(ds.samples, outs)):
@@ -146,7 +148,8 @@ def evaluate_detections(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_
                                   score_threshold=score_threshold)
     metrics, outputs = _detection_values(report, ds.categories, "")
     if masks:
-        mrep = det_metrics.evaluate(mask_preds, [s.masks for s in ds.samples], len(ds.categories), iou_type="segm",
+        mask_truths = cast("list[det_metrics.ImageTruth]", [s.masks for s in ds.samples])  # no None: checked at the top
+        mrep = det_metrics.evaluate(mask_preds, mask_truths, len(ds.categories), iou_type="segm",
                                     score_threshold=score_threshold)
         m2, o2 = _detection_values(mrep, ds.categories, "mask_")
         metrics, outputs = m2 + metrics, {**outputs, **o2}
@@ -181,9 +184,7 @@ class DetectionTask(Task):
         return training_sets.detection(cfg)
 
     def train_plan(self, cfg, td: TrainData, device: torch.device, engine: Engine, note) -> TrainPlan:
-        model, _ = build_model(cfg, td.categories)
-        model.to(device)
-        train_mode = freeze(model, cfg.freeze_backbone)
+        _, model, train_mode = trainable_model(cfg, td.categories, device)
 
         def batch(idx, rng):
             images = [to_tensor(td.train.images[i]).to(device) for i in idx]

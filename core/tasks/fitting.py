@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING
 from collections.abc import Callable
 
 import numpy as np
+import torch
 import torch.nn as nn
 
 from core.data.augment import augment
 from core.errors import InvalidInput
 from core.models import heads
-from core.models.registry import create, get_spec
+from core.models.registry import ModelSpec, create, get_spec
 
 if TYPE_CHECKING:
     from core.tasks.train_config import TrainConfig
@@ -31,7 +32,16 @@ def build_model(cfg: TrainConfig, categories: tuple[str, ...] | None) -> tuple[n
     return module, replaced
 
 
-def freeze(module: nn.Module, frozen: bool) -> Callable[[], None]:
+def trainable_model(cfg: TrainConfig, categories: tuple[str, ...] | None,
+                    device: torch.device) -> tuple[ModelSpec, nn.Module, Callable[[], object]]:
+    """The base model's spec, the model to train (a head for `categories`, on `device`) and its train-mode setter
+    (a frozen backbone when the config asks for one)."""
+    model, _ = build_model(cfg, categories)
+    model.to(device)
+    return get_spec(cfg.base), model, freeze(model, cfg.freeze_backbone)
+
+
+def freeze(module: nn.Module, frozen: bool) -> Callable[[], object]:
     """Returns the train-mode setter: with a frozen backbone only the head trains (BatchNorm stats fixed too)."""
     if not frozen:
         for p in module.parameters():

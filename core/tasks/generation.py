@@ -36,6 +36,7 @@ def evaluate_generation(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_
     if samples < 2:
         raise InvalidInput("A Fréchet distance needs at least 2 generated samples.")
     spec = loaded.spec
+    assert spec.latent_dim is not None  # every generation model declares its latent size
     if spec.num_classes:
         z = [v for i in range(samples) for v in latents(1, spec.latent_dim, seed + i, i % spec.num_classes)]
     else:
@@ -87,6 +88,7 @@ class GenerationTask(Task):
         """Non-saturating GAN loss (BCE); Adam betas (0.5, 0.999) as in DCGAN when Adam is chosen. The Fréchet
         distance of generated samples to the reference set after every epoch is the validation metric."""
         spec = get_spec(cfg.base)
+        assert spec.latent_dim is not None  # every generation model declares its latent size
         generator, _ = build_model(cfg, None)
         conditional = bool(spec.num_classes)
         discriminator = DCGANDiscriminator(num_classes=spec.num_classes or 0)
@@ -96,11 +98,12 @@ class GenerationTask(Task):
         labels = torch.tensor(td.labels) if conditional else None
         note("computing features of the reference images")
         ext = choose_extractor(engine, "auto")
+        assert td.test_dataset is not None  # generation training data always names its reference set
         reference = load_dataset(td.test_dataset)
         ref_feats, _ = reference_set(ext, reference.content_hash, [s.image for s in reference.samples])
         n_eval = FD_SAMPLES_PER_EPOCH
         z_eval = torch.randn(n_eval, spec.latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 99))
-        if conditional:
+        if spec.num_classes:  # conditional
             z_eval = torch.cat([z_eval, (torch.arange(n_eval) % spec.num_classes)[:, None].float()], 1)
 
         def batch(idx, rng):

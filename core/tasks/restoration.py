@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,12 +15,12 @@ from core.errors import InvalidInput, WeightsUnavailable
 from core.metrics import perceptual
 from core.metrics.image_quality import RGB, Convention, psnr, psnr_ssim
 from core.models.ffdnet import ESTIMATOR, estimate_noise_sigma
-from core.models.registry import ModelSpec, get_spec
+from core.models.registry import ModelSpec
 from core.tasks import training_sets
 from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progress, Task, TrainData, TrainPlan, ViewedImage,
                              images_in_unit_range)
 from core.tasks.evaluation import run_chunked, scored
-from core.tasks.fitting import build_model, freeze
+from core.tasks.fitting import trainable_model
 from core.tasks.registry import register_task
 from db.repository import ImageMetric
 
@@ -166,13 +167,20 @@ def evaluate_restoration(engine: Engine, loaded: LoadedModel, ds: Dataset, batch
         raise InvalidInput(f"{spec.name} upscales x{spec.scale}, but the dataset is x{ds.scale}.")
     sr = ds.operation == "super-resolution"
     y_channel = sr if y_channel is None else y_channel
-    crop = (ds.scale if sr else 0) if crop_border is None else crop_border
+    if crop_border is not None:
+        crop = crop_border
+    elif sr:
+        assert ds.scale is not None  # a super-resolution dataset always records its factor
+        crop = ds.scale
+    else:
+        crop = 0
     extra = Convention(channel="y", crop_border=crop) if y_channel else None
     # a noise-level-input model (FFDNet) gets the degradation's sigma when the dataset knows it, else an estimate
     inputs, levels = model_inputs(spec, [s.image for s in ds.samples], known_noise_sigma(ds.meta.get("degradation")))
     outs, stats = run_chunked(engine, loaded, inputs, batch_size, progress, chunk=4)
-    per_image, values = [], {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": [], "input_psnr": [], "input_ssim": [],
-                             "lpips": []}
+    per_image: list[ImageMetric] = []
+    values: dict[str, list[float]] = {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": [], "input_psnr": [], "input_ssim": [],
+                                      "lpips": []}
     lpips_net, lpips_note = None, None
     try:
         lpips_net = perceptual.lpips_model(engine.device)
@@ -210,7 +218,7 @@ def evaluate_restoration(engine: Engine, loaded: LoadedModel, ds: Dataset, batch
     outputs = {"input_psnr": mean(values["input_psnr"]) if values["input_psnr"] else None,
                "input_ssim": mean(values["input_ssim"]) if values["input_ssim"] else None,
                "lpips": lpips_note or "computed"}
-    params = {"y_channel": y_channel, "crop_border": crop}
+    params: dict[str, Any] = {"y_channel": y_channel, "crop_border": crop}
     if levels is not None:
         params["noise_level"] = noise_level_record(levels, [s.key for s in ds.samples])
         outputs["noise_level"] = params["noise_level"]["text"]
@@ -251,13 +259,11 @@ class RestorationTask(Task):
         return ViewedImage(restored, value, "psnr", levels[0].text if levels is not None else "", "PSNR")
 
     def training_data(self, cfg, spec: ModelSpec) -> TrainData:
+        assert spec.operation is not None  # every restoration model names its operation
         return training_sets.restoration(cfg, spec.operation, spec.scale)
 
     def train_plan(self, cfg, td: TrainData, device: torch.device, engine: Engine, note) -> TrainPlan:
-        spec = get_spec(cfg.base)
-        model, _ = build_model(cfg, None)
-        model.to(device)
-        train_mode = freeze(model, cfg.freeze_backbone)
+        spec, model, train_mode = trainable_model(cfg, None, device)
         inputs = torch.stack([to_tensor(x) for x in td.train.images])
         clean = torch.stack([to_tensor(x) for x in td.train.targets])
         val_clean = torch.stack([to_tensor(x) for x in td.val.targets]).to(device)

@@ -10,13 +10,13 @@ import torch.nn.functional as F
 from core.data.datasets import Dataset, Sample
 from core.engine import Engine, LoadedModel
 from core.metrics import segmentation as seg_metrics
-from core.models.registry import ModelSpec, get_spec
+from core.models.registry import ModelSpec
 from core.tasks import training_sets
 from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progress, Task,
                              TrainData, TrainPlan, ViewedImage, imagenet_normalized, model_input)
 from core.tasks.detection import PALETTE, Detection, color_for, draw, evaluate_detections
 from core.tasks.evaluation import category_map, run_chunked, scored
-from core.tasks.fitting import augmented, build_model, freeze
+from core.tasks.fitting import augmented, trainable_model
 from core.tasks.registry import register_task
 from db.repository import ImageMetric
 
@@ -40,7 +40,7 @@ def resize_short_side(img: np.ndarray, short: int) -> np.ndarray:
     h, w = img.shape[:2]
     scale = short / min(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
+    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR))
 
 
 normalize = imagenet_normalized  # torchvision's semantic segmenters take ImageNet-normalised tensors
@@ -91,7 +91,9 @@ def evaluate_semantic(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_si
                       progress: Progress | None) -> Evaluation:
     spec = loaded.spec
     outs, stats = run_chunked(engine, loaded, [model_input(spec, s.image) for s in ds.samples], batch_size, progress)
+    assert ds.categories is not None  # classification, detection and segmentation datasets always name their classes
     cmap = category_map(ds.categories, spec.categories, "classes")
+    assert spec.categories is not None  # category_map raised otherwise
     lut = np.full(max(len(spec.categories), int(cmap.max()) + 1), len(ds.categories), np.int64)  # unknown -> extra
     for d, m in enumerate(cmap):
         if m >= 0:
@@ -169,10 +171,8 @@ class SegmentationTask(Task):
         return training_sets.segmentation(cfg)
 
     def train_plan(self, cfg, td: TrainData, device: torch.device, engine: Engine, note) -> TrainPlan:
-        spec = get_spec(cfg.base)
-        model, _ = build_model(cfg, td.categories)
-        model.to(device)
-        train_mode = freeze(model, cfg.freeze_backbone)
+        spec, model, train_mode = trainable_model(cfg, td.categories, device)
+        assert td.categories is not None  # segmentation training data always names its classes
         k = len(td.categories)
 
         def batch(idx, rng):

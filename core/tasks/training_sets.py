@@ -3,7 +3,7 @@ sets the trained model is then tested on (synthetic sets use other seeds; restor
 sklearn's two sample photos and seven other scikit-image pictures, and is tested on the ten benchmark photos)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,16 +64,18 @@ def restoration(cfg: TrainConfig, operation: str, scale: int | None) -> TrainDat
     for seed, count in ((cfg.seed, cfg.train_size), (cfg.seed + 7919, max(16, cfg.train_size // 8))):
         clean = _patches(count, size, seed)
         if operation == "super-resolution":
+            assert scale is not None  # super-resolution models always have a scale factor
             splits.append(Split([downscale_bicubic(c, scale) for c in clean], clean))
         elif operation == "deblur":
             splits.append(Split([gaussian_blur(c, cfg.blur_sigma, cfg.noise_sigma, seed + i) for i, c in enumerate(clean)],
                                 clean))
         else:  # denoise: noise is drawn afresh for every training batch; validation gets fixed noise
             splits.append(Split(clean, clean))
-    test = {"denoise": {"name": "photos-denoise", "sigma": cfg.noise_sigma},
-            "deblur": {"name": "photos-deblur", "blur_sigma": cfg.blur_sigma, "noise_sigma": cfg.noise_sigma},
-            "super-resolution": {"name": "photos-sr", "scale": scale}}[operation]
-    return TrainData(splits[0], splits[1], None, test)
+    tests: dict[str, dict[str, Any]] = {
+        "denoise": {"name": "photos-denoise", "sigma": cfg.noise_sigma},
+        "deblur": {"name": "photos-deblur", "blur_sigma": cfg.blur_sigma, "noise_sigma": cfg.noise_sigma},
+        "super-resolution": {"name": "photos-sr", "scale": scale}}
+    return TrainData(splits[0], splits[1], None, tests[operation])
 
 
 def segmentation(cfg: TrainConfig) -> TrainData:

@@ -10,7 +10,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import psutil
@@ -42,6 +42,15 @@ class FitResult:
     final_batch_size: int
     oom_halvings: int
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Best(TypedDict):
+    """The best epoch so far: its validation value, index, CPU weights and seconds since the start."""
+
+    value: float
+    epoch: int
+    state: dict[str, torch.Tensor]
+    t: float
 
 
 class Budget(Exception):
@@ -124,12 +133,13 @@ def fit(cfg: TrainConfig, ctx, plan: TrainPlan, device: torch.device) -> FitResu
     budget = cfg.max_steps or math.inf
     total_steps = min(planned, budget)
     optimizers = [_optimizer(cfg, phase) for phase in plan.phases]
-    schedules = [make_schedule(cfg.schedule, opt, min(planned, budget)) for opt in optimizers]
+    schedules = [make_schedule(cfg.schedule, opt, int(min(planned, budget))) for opt in optimizers]  # planned is finite: an int
     memory = PeakMemory(device)
     start = time.perf_counter()
     model = plan.model
-    best = {"value": -math.inf if higher_is_better else math.inf, "epoch": -1, "state": _cpu_state(model), "t": 0.0}
-    history, epoch_times, steps, halvings, since_best = [], [], 0, 0, 0
+    best: _Best = {"value": -math.inf if higher_is_better else math.inf, "epoch": -1, "state": _cpu_state(model), "t": 0.0}
+    history: list[dict[str, Any]] = []
+    epoch_times, steps, halvings, since_best = [], 0, 0, 0
     for epoch in range(cfg.epochs):
         plan.train_mode()
         t0 = time.perf_counter()

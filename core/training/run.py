@@ -56,7 +56,7 @@ def run_training_job(params: dict[str, Any], ctx) -> dict[str, Any]:
     state = {k: v.contiguous() for k, v in result.best_state.items()}
     import_checkpoint(save(state), f"{name}.safetensors", cfg.base, name,
                       title=f"{spec.title or cfg.base} fine-tuned (job #{ctx.job_id})",
-                      categories=tuple(td.categories) if new_head else None, owner=ctx.owner,
+                      categories=tuple(td.categories) if new_head and td.categories is not None else None, owner=ctx.owner,
                       meta={"job_id": ctx.job_id, "dataset": cfg.dataset, "optimizer": cfg.optimizer,
                             "best_epoch": result.best_epoch, result.metric: result.best_value})
     ctx.log(f"registered {name} (best {result.metric}={result.best_value:.4g} at epoch {result.best_epoch})")
