@@ -8,7 +8,7 @@ from core.engine import Engine, RunStats
 from core.errors import InvalidInput
 from core.models.registry import WeightsInfo
 from core.runs import check_batch, images_dataset, load_for_run, save_run
-from core.tasks import detection
+from core.tasks import detection, get_task
 from db.repository import ImageMetric
 
 STORED_THRESHOLD = 0.05  # raw detections kept down to this score so the page can re-threshold
@@ -35,7 +35,8 @@ def detect(engine: Engine, model: str, images: list[DecodedImage], *, score_thre
     if not 0 <= score_threshold <= 1:
         raise InvalidInput(f"The score threshold must be between 0 and 1, got {score_threshold}.")
     loaded = load_for_run(engine, model, allow_random, "detection")
-    outputs, stats = engine.run(loaded, [detection.to_tensor(img.pixels) for img in images], batch_size=batch_size)
+    inputs = get_task("detection").preprocess(loaded, [img.pixels for img in images])
+    outputs, stats = engine.run(loaded, inputs, batch_size=batch_size)
     dets = [detection.postprocess(o, loaded.spec.categories, STORED_THRESHOLD) for o in outputs]
     kept = [[d for d in ds if d.score >= score_threshold] for ds in dets]
     run_id = save_run(owner=owner,

@@ -11,7 +11,7 @@ from core.engine import Engine, RunStats
 from core.models.registry import WeightsInfo
 from core.runs import check_batch, images_dataset, load_for_run, save_run
 from core.tasks import detection, segmentation
-from core.tasks.base import model_input
+from core.tasks import get_task
 from db.repository import ImageMetric
 
 
@@ -43,7 +43,7 @@ def segment(engine: Engine, model: str, images: list[DecodedImage], *, allow_ran
     spec = loaded.spec
     assert spec.operation is not None  # every segmentation model is semantic or instance
     working = [limit_side(img.pixels, max_side) for img in images]
-    inputs = [model_input(spec, w) for w in working]
+    inputs = get_task("segmentation").preprocess(loaded, working)
     outputs, stats = engine.run(loaded, inputs, batch_size=1)
     results, per_image = [], []
     for img, work, out in zip(images, working, outputs):

@@ -197,6 +197,10 @@ class Task:
         """The model operation that scores a dataset of this task (or another task's, where `fits` allows)."""
         return dataset_operation
 
+    def preprocess(self, loaded: LoadedModel, images: list[np.ndarray]) -> list[torch.Tensor]:
+        """uint8 HxWx3 images as the tensors `loaded` takes (the one place a task's input format is decided)."""
+        return [model_input(loaded.spec, img) for img in images]
+
     # -- benchmarking ------------------------------------------------------------------------------------
     def fits(self, spec: ModelSpec, ds: Dataset) -> bool:
         """Whether `spec` can be scored on `ds`."""

@@ -91,6 +91,9 @@ class ClassificationTask(Task):
     augmentations = ("flip", "crop", "color", "noise")
     trains_by_default = True
 
+    def preprocess(self, loaded: LoadedModel, images: list[np.ndarray]) -> list[torch.Tensor]:
+        return preprocess(images, loaded.module, loaded.spec.input_size)[0]  # timm's transform of the model
+
     def evaluate(self, engine: Engine, loaded: LoadedModel, ds: Dataset, params: BenchmarkParams,
                  progress: Progress | None) -> Evaluation:
         tensors, cfg = preprocess([s.image for s in ds.samples], loaded.module, loaded.spec.input_size)

@@ -242,8 +242,8 @@ class RestorationTask(Task):
     viewable = True
     target_is_image = True
 
-    def fits(self, spec: ModelSpec, ds: Dataset) -> bool:
-        return ds.task == self.name
+    def preprocess(self, loaded: LoadedModel, images: list[np.ndarray]) -> list[torch.Tensor]:
+        return model_inputs(loaded.spec, images, None)[0]  # a noise-level model gets each image's estimated level
 
     def evaluate(self, engine: Engine, loaded: LoadedModel, ds: Dataset, params: BenchmarkParams,
                  progress: Progress | None) -> Evaluation:
