@@ -15,10 +15,12 @@ from core.errors import InvalidInput
 from core.metrics import registry as metric_registry
 from core.services.datasets import dataset_title
 from core.store import ensure_store
+from core.tasks import all_tasks
 from db import analytics, repository
 
 COSTS = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "peak_mem_mb", "num_params")
-TIMING = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "throughput_img_s", "peak_mem_mb")
+# Timing and cost columns (latency, throughput, memory), in the order tables show them: from the metric registry.
+TIMING = tuple(m for m in metric_registry.METRICS if metric_registry.kind(m) in ("timing", "cost"))
 
 
 def metric_title(metric: str) -> str:
@@ -156,7 +158,8 @@ def leaderboard(task: str, dataset: str, include_untrained: bool = True) -> Lead
     return Leaderboard(task, dataset, str(info["title"] or dataset), table.reset_index(drop=True), columns)
 
 
-PRIMARY = ("map", "mask_map", "miou", "top1", "psnr_y", "psnr", "fid", "fd_efficientnet_lite0", "f1")
+# The metrics boards rank by, first present wins: the tasks' headline metrics (core.tasks), in the pages' order.
+PRIMARY = tuple(dict.fromkeys(m for task in all_tasks() for m in task.headline))
 
 
 def primary_metric(columns: list[Column]) -> Column | None:
