@@ -49,7 +49,7 @@ with setup:
                     "`clean/` + `degraded/` for restoration.")
         archive = st.file_uploader("Dataset archive", type=["zip"], key="bm_zip",
                                    max_upload_size=min(services.dataset_upload_mb(), st.get_option("server.maxUploadSize")))
-        op = st.selectbox("Restoration pairs are", ["denoise", "deblur"], key="bm_zip_op",
+        op = st.selectbox("Restoration pairs are", services.SAME_SIZE_OPERATIONS, key="bm_zip_op",
                           help="Ignored for other layouts; a smaller degraded image means super-resolution.")
         if archive is not None and st.button("Add dataset", key="bm_zip_add"):
             added = guarded(services.upload_dataset, archive.getvalue(), archive.name, op, current_user())

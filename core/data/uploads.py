@@ -34,6 +34,7 @@ from core.annotations import ImageTruth
 MANIFEST = ".imglab.json"
 LAYOUTS = ("imagefolder", "coco", "masks", "pairs")
 OPERATIONS = ("denoise", "deblur", "super-resolution")
+SAME_SIZE_OPERATIONS = ("denoise", "deblur")  # an upload names one of these; a smaller degraded image is super-resolution
 _ID = re.compile(r"^[0-9a-f]{16}$")
 
 

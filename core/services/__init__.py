@@ -12,6 +12,7 @@ from core.services.results import delete_runs, may_delete_run, model_names, run_
 from core.services.segment import SegmentationResult, SegmentedImage, segment
 from core.store import ensure_store
 from core.data.datasets import PHOTO_SETS
+from core.data.uploads import SAME_SIZE_OPERATIONS
 from core.engine import DEVICE_CHOICES
 from core.metrics.features import FEATURE_SPACES
 from core.services.datasets import (UploadSummary, catalog, dataset_upload_mb, delete_upload, rename_upload,
@@ -34,5 +35,6 @@ __all__ = [
     "checkpoint_upload_mb", "dataset_upload_mb", "public_text", "StoredModel", "delete_model", "retitle_model",
     "stored_models", "weights_sources", "Usage", "usage", "delete_runs", "may_delete_run", "delete_upload",
     "rename_upload", "may_manage_job", "TaskInfo", "benchmark_options", "operation_for", "task_infos", "task_names",
-    "tasks_with_table", "viewable_tasks", "DEVICE_CHOICES", "FEATURE_SPACES", "TrainingChoices", "trainable_tasks", "training_choices",
+    "tasks_with_table", "viewable_tasks", "DEVICE_CHOICES", "FEATURE_SPACES", "SAME_SIZE_OPERATIONS", "TrainingChoices",
+    "trainable_tasks", "training_choices",
 ]

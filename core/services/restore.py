@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from core.data.uploads import OPERATIONS
 from core.data.degrade import add_gaussian_noise, crop_to_multiple, downscale_bicubic, gaussian_blur, limit_side
 from core.engine import Engine, RunStats
 from core.errors import InvalidInput
@@ -16,7 +17,6 @@ from core.tasks.restoration import known_noise_sigma, model_inputs, noise_level_
 from core.tasks.base import measured
 from db.repository import DatasetRef, ImageMetric
 
-OPERATIONS = ("denoise", "deblur", "super-resolution")
 
 
 @dataclass(frozen=True)
