@@ -6,6 +6,7 @@ get_settings(). It is cached: a test that changes a variable calls get_settings.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -74,6 +75,7 @@ class Settings:
     reference_dir: Path = REPO_ROOT / "reference_weights"  # IMGLAB_REFERENCE_DIR: the reference weights' folder
     weight_roots: tuple[Path, ...] = ()  # IMGLAB_WEIGHT_ROOTS (os.pathsep-separated): more allowed weight folders
     fault_oom_above_batch: int | None = None  # IMGLAB_FAULT_OOM_ABOVE_BATCH (test hook): larger batches raise OOM
+    log_level: str = "WARNING"  # IMGLAB_LOG_LEVEL: the app's own server log (an unknown level name: WARNING)
 
 
 # Folders under DATA_DIR whose files users put there (uploaded datasets, checkpoints, job work folders): a
@@ -131,6 +133,11 @@ def _job_backend() -> str:
     return name
 
 
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    return level if level in logging.getLevelNamesMapping() else "WARNING"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     data_dir = Path(os.environ.get("IMGLAB_DATA_DIR", REPO_ROOT / "data")).resolve()
@@ -180,4 +187,5 @@ def get_settings() -> Settings:
         reference_dir=Path(os.environ.get(REFERENCE_DIR_ENV) or REPO_ROOT / "reference_weights"),
         weight_roots=tuple(Path(p) for p in os.environ.get("IMGLAB_WEIGHT_ROOTS", "").split(os.pathsep) if p),
         fault_oom_above_batch=int(limit) if (limit := os.environ.get(FAULT_OOM_ENV)) else None,
+        log_level=_log_level(os.environ.get("IMGLAB_LOG_LEVEL", "WARNING")),
     )

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from pathlib import Path
 from typing import TypeVar
@@ -11,6 +10,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from core import services
+from core.config import get_settings
 from core.engine import Engine
 from core.errors import LabError
 from ui.identity import sign_in_gate
@@ -26,8 +26,7 @@ def _server_logging() -> None:
     """The app's own log lines (model builds, unexpected errors with their reference) on the server's stderr,
     at IMGLAB_LOG_LEVEL (default WARNING)."""
     app_log = logging.getLogger("imglab")
-    level = os.environ.get("IMGLAB_LOG_LEVEL", "WARNING").upper()
-    app_log.setLevel(level if level in logging.getLevelNamesMapping() else "WARNING")
+    app_log.setLevel(get_settings().log_level)
     if not app_log.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
