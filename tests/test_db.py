@@ -198,3 +198,27 @@ def test_migrations_match_the_orm(backend, tmp_path, request):
         with get_engine(url).connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn, opts={"render_as_batch": True}), Base.metadata)
     assert diff == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_jobs_queued_before_the_handler_column_still_find_their_handler(backend, tmp_path, request):
+    """Migration 0007 records which module registers each job's kind; rows queued by the version before get the
+    module of their kind, so an upgrade does not fail the jobs that were waiting."""
+    from alembic import command
+
+    from core.jobs import handlers
+    from db import jobs as job_rows
+
+    with empty_store(backend, tmp_path, request) as url:
+        command.upgrade(migrate.alembic_config(url), "0006")
+        with get_engine(url).begin() as conn:
+            for kind in ("benchmark", "train", "sleep"):
+                conn.execute(text("INSERT INTO jobs (kind, status, params, progress, message, backend, title, device, "
+                                  "result, created_at) VALUES (:k, 'queued', '{}', 0, 'queued', 'local', '', 'cpu', "
+                                  "'{}', CURRENT_TIMESTAMP)"), {"k": kind})
+        command.upgrade(migrate.alembic_config(url), "head")
+        found = {j.kind: j.handler for j in job_rows.list_jobs(url, 10)}
+        assert found == {"benchmark": "core.benchmark.run", "train": "core.training.run", "sleep": "core.jobs.handlers"}
+    assert handlers.resolve("sleep", found["sleep"]).__name__ == "_sleep"
+    with pytest.raises(Exception, match="No handler is registered"):
+        handlers.resolve("paint", "os")  # a module outside the project is never imported for a job

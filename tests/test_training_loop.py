@@ -96,6 +96,7 @@ def test_the_options_a_task_uses_are_accepted():
                            "augment": ["flip", "crop", "color", "noise"], "freeze_backbone": True})
     TrainConfig.from_dict({"base": "dncnn", "dataset": "patches", "pretrained": False, "augment": ["flip"],
                            "noise_sigma": 15.0, "patch": 32})
+    TrainConfig.from_dict({"base": "unet_denoise", "dataset": "patches", "pretrained": False, "freeze_backbone": True})
     TrainConfig.from_dict({"base": "dcgan_shapes", "dataset": "shapes", "pretrained": False, "schedule": "cosine",
                            "patience": 2})
 
@@ -107,6 +108,7 @@ def test_the_finetune_choices_offer_only_what_the_task_uses():
     assert gan.augmentations == () and not gan.dropout and not gan.freeze_backbone and not gan.degradation
     restoration = training_choices("restoration")
     assert restoration.augmentations == ("flip",) and restoration.degradation and not restoration.dropout
+    assert restoration.freeze_backbone  # a U-Net restorer trains its last decoder block and output alone
     classification = training_choices("classification")
     assert classification.augmentations == ("flip", "crop", "color", "noise") and classification.dropout
     assert classification.optimizers[0] == "adam" and classification.datasets == ("digits", "shapes", "upload")

@@ -18,7 +18,7 @@ import sys
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
-from core.config import REPO_ROOT, get_settings
+from core.config import JOB_BACKENDS, REPO_ROOT, get_settings
 from core.errors import InvalidInput, LabError
 from core.jobs import procs
 from core.jobs import handlers
@@ -62,8 +62,11 @@ def remove_partial(job_id: int) -> None:
 
 
 def backend() -> str:
-    """IMGLAB_JOB_BACKEND: "local" or "ray" (Settings checks it: InvalidInput otherwise)."""
-    return get_settings().job_backend
+    """IMGLAB_JOB_BACKEND: "local" or "ray"; anything else refuses the job with a clear message."""
+    name = get_settings().job_backend
+    if name not in JOB_BACKENDS:
+        raise InvalidInput(f"IMGLAB_JOB_BACKEND must be local or ray, got {name!r}.")
+    return name
 
 
 def check_job_room(owner: str | None, count: int = 1) -> None:

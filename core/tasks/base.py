@@ -155,6 +155,7 @@ class TrainPlan:
     metric: str
     train_mode: Callable[[], object]  # puts the trained modules in training mode (a frozen backbone stays in eval)
     eval_modules: list[nn.Module] = field(default_factory=list)
+    validating: str = "validating"  # what the progress bar says while validate() runs
     finish: Callable[[dict[str, Any]], dict[str, Any]] = lambda best_row: {}
 
 

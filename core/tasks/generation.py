@@ -138,7 +138,7 @@ class GenerationTask(Task):
         betas = (0.5, 0.999)
         return TrainPlan(generator, len(real), batch,
                          [Phase("d_loss", [discriminator], d_loss, betas), Phase("g_loss", [generator], g_loss, betas)],
-                         validate, ext.metric, train_mode, eval_modules=[discriminator],
+                         validate, ext.metric, train_mode, eval_modules=[discriminator], validating="scoring generated samples",
                          finish=lambda best: {ext.metric: best[ext.metric], "fd_samples": n_eval})
 
 

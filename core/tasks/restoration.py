@@ -236,7 +236,7 @@ class RestorationTask(Task):
     per_image_metric = "psnr"
     benchmark_options = ("y_channel", "crop_border")
     train_datasets = ("patches",)
-    train_options = frozenset({"augment", "patch", "noise_sigma", "blur_sigma"})
+    train_options = frozenset({"augment", "freeze_backbone", "patch", "noise_sigma", "blur_sigma"})  # freeze: U-Nets
     augmentations = ("flip",)
     trains_by_default = True
     viewable = True

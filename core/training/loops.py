@@ -182,7 +182,7 @@ def fit(cfg: TrainConfig, ctx, plan: TrainPlan, device: torch.device) -> FitResu
         except Budget:
             pass
         ctx.progress(min(1.0, done_fraction(cfg, epoch + 1, steps, total_steps)),
-                     f"epoch {epoch + 1}/{cfg.epochs}: validating", force=True)
+                     f"epoch {epoch + 1}/{cfg.epochs}: {plan.validating}", force=True)
         for module in [model, *plan.eval_modules]:
             module.eval()
         with torch.inference_mode():
