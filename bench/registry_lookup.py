@@ -13,17 +13,9 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
-
-def best_of(fn, repeat: int = 20) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from bench.compare_queries import best_of
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,8 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         registry.list_models()  # registers them all
         assert registry.get_spec(f"bench-{args.checkpoints - 1:04d}").base == "small_cnn_digits"
         lookup = best_of(lambda: registry.get_spec("bench-0150"), 200)
-        sync = best_of(checkpoints.sync)
-        listing = best_of(registry.list_models)
+        sync = best_of(checkpoints.sync, 20)
+        listing = best_of(registry.list_models, 20)
     print(f"{args.checkpoints} checkpoints stored")
     print(f"get_spec (now):                  {lookup * 1e6:9.1f} µs")
     print(f"folder sync (each lookup before): {sync * 1e3:9.2f} ms")
