@@ -2,7 +2,8 @@
 
 A task knows how to turn images into a model's inputs, score a model over a dataset, which datasets fit a model,
 its headline metric, the picture the Compare page's viewer draws, and its training step and validation. Benchmark,
-training, services and pages dispatch through `core.tasks.get_task(name)`; adding a task is one module here.
+training, services and pages dispatch through `core.tasks.get_task(name)`; adding a task is one module here (and
+its import in core/tasks/__init__.py).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from core.metrics.features import FEATURE_SPACES
 from core.models.registry import ModelSpec
 from db.repository import ImageMetric, MetricValue
 
-if TYPE_CHECKING:  # the training config lives beside the tasks; imported for types only to keep modules small
+if TYPE_CHECKING:  # for annotations only: train_config checks options against the task registry, which needs this module
     from core.tasks.train_config import TrainConfig
 
 # progress(items done, items total, stage): stage is "predicting" (images through the model), "generating"
