@@ -39,7 +39,7 @@ if st.button("Add model", type="primary", key="ckpt_add"):
     else:
         added = guarded(services.add_checkpoint, file.getvalue(), file.name, base.name, name.strip(), "", user)
         if added is not None:
-            st.success(f"Registered {plain(added.name)} ({added.task}); it is now in the Playground's model list.")
+            st.success(f"Registered {plain(added.name)} ({plain(added.task)}); it is now in the Playground's model list.")
 
 st.subheader("Your models" if not user.admin else "Added models")
 st.caption("Checkpoints you uploaded and models your training jobs made." if not user.admin else

@@ -15,6 +15,7 @@ from core.metrics import registry as metric_registry
 from core.services import compare
 from core.wording import count
 from ui.state import guarded
+from ui.text import plain
 from ui.url_state import export_buttons, pick, pick_many
 
 
@@ -73,7 +74,7 @@ def metrics_view() -> None:
         if summary is not None and not summary.empty:
             mixed = summary[summary["conventions"] > 1]["metric"].unique()
             if len(mixed):
-                st.warning(f"{', '.join(metric_registry.title(m) for m in mixed)} were stored under several conventions on this "
+                st.warning(f"{plain(', '.join(metric_registry.title(m) for m in mixed))} were stored under several conventions on this "
                            "dataset; the bars "
                            "average them — the Leaderboard shows them apart.")
             conv = "; ".join(f"{metric_registry.title(m)}: {compare.short_convention(c)}" for m, c in

@@ -7,6 +7,7 @@ its import in core/tasks/__init__.py).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 from collections.abc import Callable, Iterable
@@ -166,7 +167,7 @@ COMMON_TRAIN_OPTIONS = frozenset({"base", "dataset", "task", "upload_id", "pretr
                                   "patience", "train_size", "test_limit", "name", "sweep"})
 
 
-class Task:
+class Task(ABC):
     """Base of the five task objects. Subclasses set the class attributes and implement what they support; the
     defaults say plainly that a task does not do something."""
 
@@ -208,9 +209,10 @@ class Task:
         """Whether `spec` can be scored on `ds`."""
         return ds.task == self.name
 
+    @abstractmethod
     def evaluate(self, engine: Engine, loaded: LoadedModel, ds: Dataset, params: BenchmarkParams,
                  progress: Progress | None) -> Evaluation:
-        raise NotImplementedError
+        """Score `loaded` over `ds`: the one thing every task must do."""
 
     def run_seed(self, params: BenchmarkParams, ds: Dataset) -> int | None:
         """The seed stored with a benchmark run: the dataset's (synthetic sets), or the task's own."""
