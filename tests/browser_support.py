@@ -82,6 +82,20 @@ def settle(page) -> None:
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden")
 
 
+def click_until(page, button, shown, attempts: int = 3, wait_ms: int = 20_000) -> None:
+    """Click an idempotent `button` until `shown` appears. A click that lands while a polling fragment reruns
+    can be dropped by Streamlit (seen once on CI under load); a user would click again, and so does this."""
+    for attempt in range(attempts):
+        settle(page)
+        button.click()
+        try:
+            shown.wait_for(timeout=wait_ms)
+            return
+        except sync_api.TimeoutError:
+            if attempt == attempts - 1:
+                raise
+
+
 @pytest.fixture
 def page(browser, server, request):
     url, data_dir = server

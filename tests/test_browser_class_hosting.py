@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.browser_support import ROOT, browser, settle, streamlit_server  # noqa: F401  (fixtures)
+from tests.browser_support import ROOT, browser, click_until, settle, streamlit_server  # noqa: F401  (fixtures)
 from tests.nginx_support import USERS, forging_relay, nginx_proxy
 
 PROXY_ONLY = "127.0.0.2"
@@ -389,8 +389,8 @@ def test_only_the_owner_manages_an_uploaded_dataset(visit, hosted, tmp_path):
     pick = _keyed(alice, "bm_own_pick").get_by_role("combobox")
     pick.wait_for()
     assert pick.input_value() == f"{label}, 0.0 MB"
-    _keyed(alice, "bm_own_delete").get_by_role("button").click()
-    alice.get_by_text(f"Delete {label}, 0.0 MB and its files?").wait_for()
+    click_until(alice, _keyed(alice, "bm_own_delete").get_by_role("button"),
+                alice.get_by_text(f"Delete {label}, 0.0 MB and its files?"))
     settle(alice)
     _keyed(alice, "bm_own_yes").get_by_role("button", name="Yes, delete it").click()
     alice.get_by_text(f"Deleted {label}, 0.0 MB.").wait_for()
