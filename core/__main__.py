@@ -135,6 +135,7 @@ def cmd_eval_detections(args) -> Any:
 
     from core.data import coco as coco_json
     from core.metrics import detection as det
+    from core.tasks.outputs import DetectionTables
 
     gt = _read_json(args.gt, "ground-truth")
     preds = _read_json(args.pred, "prediction")
@@ -178,16 +179,12 @@ def cmd_eval_detections(args) -> Any:
     t_list = [det.ImageTruth(np.array(truths[i][0], np.int64), stack(truths[i][1], images[i]), np.array(truths[i][2], bool)) for i in ids]
     p_list = [det.ImagePred(np.array(outs[i][0], np.int64), np.array(outs[i][1]), stack(outs[i][2], images[i])) for i in ids]
     rep = det.evaluate(p_list, t_list, len(names), iou_type=args.iou_type, score_threshold=args.score_threshold)
-    p, r, f = rep.prf()
-    f1max = rep.max_f1()
+    tables = DetectionTables.of(rep, tuple(names)).as_json()
     return {
         "iou_type": args.iou_type, "images": len(ids), "map": rep.map, "map50": rep.map50, "map75": rep.map75,
         "convention": f"COCO IoU .50:.05:.95, 101 recall points, maxDets 100; P/R/F1 at IoU 0.5, score>={args.score_threshold:g}",
         "precision": rep.micro()[0], "recall": rep.micro()[1], "f1": rep.micro()[2], "f1_macro": rep.macro()[2],
-        "max_f1": {"f1": f1max[0], "precision": f1max[1], "recall": f1max[2], "score_threshold": f1max[3]},
-        "per_class": [{"class": names[c], "ap": float(rep.ap[:, c].mean()), "ap50": float(rep.ap[0, c]),
-                       "precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]), "gt": rep.curves50[c].num_gt}
-                      for c in range(1, len(names)) if rep.curves50[c].num_gt or rep.fp[c]],
+        "max_f1": tables["max_f1"], "per_class": tables["per_class"],
     }
 
 

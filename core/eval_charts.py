@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.charts import UNTRAINED_COLOR, model_label
+from core.tasks.outputs import ConfusionMatrix, PRCurve
 
 LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
 
@@ -71,13 +72,12 @@ def pareto_scatter(points: pd.DataFrame, x_title: str, y_title: str, log_x: bool
     return fig
 
 
-def pr_figure(curves: dict[str, dict], title: str) -> go.Figure:
+def pr_figure(curves: dict[str, PRCurve], title: str) -> go.Figure:
     """Precision-recall curve per class at IoU 0.5 (as stored with a detection run)."""
     fig = go.Figure()
     for name, c in sorted(curves.items()):
-        if c.get("recall"):
-            fig.add_trace(go.Scatter(x=c["recall"], y=c["precision"], mode="lines", name=name,
-                                     customdata=c.get("score"),
+        if c.recall:
+            fig.add_trace(go.Scatter(x=c.recall, y=c.precision, mode="lines", name=name, customdata=c.score or None,
                                      hovertemplate=f"{name}<br>recall %{{x:.3f}}<br>precision %{{y:.3f}}"
                                                    "<br>score ≥ %{customdata:.3f}<extra></extra>"))
     fig.update_layout(title=title, xaxis=dict(title="recall", range=[0, 1.02]), yaxis=dict(title="precision", range=[0, 1.02]),
@@ -85,9 +85,9 @@ def pr_figure(curves: dict[str, dict], title: str) -> go.Figure:
     return fig
 
 
-def confusion_figure(confusion: dict, title: str, normalize: bool = True) -> go.Figure:
+def confusion_figure(confusion: ConfusionMatrix, title: str, normalize: bool = True) -> go.Figure:
     """Rows: true class, columns: predicted class; row-normalised (recall on the diagonal) or counts."""
-    labels, m = confusion["labels"], np.asarray(confusion["matrix"], float)
+    labels, m = list(confusion.labels), np.asarray(confusion.matrix, float)
     z = m / np.maximum(m.sum(axis=1, keepdims=True), 1) if normalize else m
     text = [[f"{v:.0%}" if normalize else f"{int(v)}" for v in row] for row in z]
     fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, colorscale="Blues", text=text, texttemplate="%{text}",

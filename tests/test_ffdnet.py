@@ -178,8 +178,8 @@ def test_benchmark_viewer_and_playground_record_the_noise_level(settings_env, db
     record = result.params["noise_level"]
     assert record["source"] == "estimated" and set(record["per_image"]) == {"img0", "img1"}
     assert all(15 < v < 30 for v in record["per_image"].values())
-    assert result.outputs["noise_level"].startswith("noise level ") and "(estimated; mean over 2 images" in \
-        result.outputs["noise_level"]
+    assert result.outputs.noise_level.startswith("noise level ") and "(estimated; mean over 2 images" in \
+        result.outputs.noise_level
 
     # the Playground: the level is on the method's result and in the stored run
     res = services.restore(engine, load_builtin("coffee"), source_name="coffee", source_hash="h", source_kind="builtin",

@@ -146,23 +146,24 @@ def classes_view() -> None:
     report = guarded(compare.run_report, run_id)
     if report is None:
         return
-    if report["weights"] == "random":
+    if report.weights == "random":
         st.error("Untrained model (random weights): these numbers are not meaningful.")
-    if not report["per_class"].empty:
-        st.dataframe(report["per_class"], hide_index=True, key="cmpk_table")
-        export_buttons(report["per_class"], f"per-class-run-{run_id}", "cmpk_export")
-    if report["max_f1"]:
-        m = report["max_f1"]
-        st.caption(f"Max-F1 operating point: F1 {m['f1']:.3f} (P {m['precision']:.3f}, R {m['recall']:.3f}) at score "
-                   f"≥ {m['score_threshold']:.3f}; the table's P/R/F1 are at the run's own threshold.")
-    if report["pr_curves"]:
-        st.plotly_chart(pr_figure(report["pr_curves"], f"PR curves at IoU 0.5 — {html.escape(report['model'])}"), key="cmpk_pr")
-    if report["confusion"]:
+    if not report.per_class.empty:
+        st.dataframe(report.per_class, hide_index=True, key="cmpk_table")
+        export_buttons(report.per_class, f"per-class-run-{run_id}", "cmpk_export")
+    out = report.outputs
+    if out.max_f1:
+        m = out.max_f1
+        st.caption(f"Max-F1 operating point: F1 {m.f1:.3f} (P {m.precision:.3f}, R {m.recall:.3f}) at score "
+                   f"≥ {m.score_threshold:.3f}; the table's P/R/F1 are at the run's own threshold.")
+    if out.pr_curves:
+        st.plotly_chart(pr_figure(out.pr_curves, f"PR curves at IoU 0.5 — {html.escape(report.model)}"), key="cmpk_pr")
+    if out.confusion:
         normalize = st.toggle("Row-normalised", value=True, key="cmpk_norm")
-        st.plotly_chart(confusion_figure(report["confusion"], f"Confusion matrix — {html.escape(report['model'])}", normalize),
+        st.plotly_chart(confusion_figure(out.confusion, f"Confusion matrix — {html.escape(report.model)}", normalize),
                         key="cmpk_cm")
-        labels = report["confusion"]["labels"]
-        matrix = pd.DataFrame(report["confusion"]["matrix"], index=pd.Index(labels, name="true"), columns=labels)
+        labels = list(out.confusion.labels)
+        matrix = pd.DataFrame(out.confusion.matrix, index=pd.Index(labels, name="true"), columns=labels)
         export_buttons(matrix.reset_index(), f"confusion-run-{run_id}", "cmpk_cm_export")
 
 

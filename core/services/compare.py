@@ -16,6 +16,7 @@ from core.metrics import registry as metric_registry
 from core.services.datasets import dataset_title
 from core.store import ensure_store
 from core.tasks import all_tasks
+from core.tasks.outputs import EvaluationOutputs, row_record
 from db import analytics, repository
 
 COSTS = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "peak_mem_mb", "num_params")
@@ -231,17 +232,25 @@ def quality_cost(board: Leaderboard, quality: str, cost: str) -> pd.DataFrame:
     return out
 
 
-def run_report(run_id: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunReport:
+    """What a benchmark run stored beside its metric values, for the per-class view."""
+
+    model: str
+    weights: str  # the run's weights status ("random" for an untrained model)
+    per_class: pd.DataFrame  # one row per class; boxes (or classes), else instance masks
+    outputs: EvaluationOutputs
+
+
+def run_report(run_id: int) -> RunReport:
     """Per-class table, confusion matrix, PR curves and max-F1 point stored with a benchmark run."""
     found = analytics.run_outputs(ensure_store(), [int(run_id)])
     if int(run_id) not in found:
         raise InvalidInput(f"There is no run #{int(run_id)}.")
     info = found[int(run_id)]
-    out = info["outputs"]
-    per_class = pd.DataFrame(out.get("per_class") or out.get("mask_per_class") or [])
-    return {"model": info["model"], "weights": info["weights"], "per_class": per_class,
-            "confusion": out.get("confusion"), "pr_curves": out.get("pr_curves") or {},
-            "max_f1": out.get("max_f1")}
+    out = EvaluationOutputs.from_json(info["outputs"])
+    per_class = pd.DataFrame([row_record(r) for r in out.table])
+    return RunReport(info["model"], info["weights"], per_class, out)
 
 
 # -- the reference tables (laid out like those of the source texts) ---------------------------------------------
@@ -252,7 +261,7 @@ def _pct(v: Any) -> float | None:
 def class_table(run_id: int) -> pd.DataFrame:
     """Reference table 2.5 (per class): class / precision (%) / recall (%) / F1 (%), plus the overall (micro) row."""
     report = run_report(run_id)
-    per_class = report["per_class"]
+    per_class = report.per_class
     if per_class.empty or "precision" not in per_class:
         raise InvalidInput(f"Run #{int(run_id)} has no per-class precision/recall (it is not a detection or "
                            "classification benchmark).")
@@ -284,9 +293,9 @@ def method_table(task: str, dataset: str, include_untrained: bool = False) -> pd
     table = table.drop(columns=["model", "untrained"])
     if not board.table.empty:  # restoration runs store the degraded input's own scores: a row of their own
         outputs = analytics.run_outputs(ensure_store(), [int(board.table["run_id"].iloc[0])])
-        first = next(iter(outputs.values()))["outputs"]
-        if first.get("input_psnr") is not None:
-            row = {"method": "degraded input", "run_id": None, "psnr": first["input_psnr"], "ssim": first.get("input_ssim")}
+        first = EvaluationOutputs.from_json(next(iter(outputs.values()))["outputs"])
+        if first.input_psnr is not None:
+            row = {"method": "degraded input", "run_id": None, "psnr": first.input_psnr, "ssim": first.input_ssim}
             table = pd.concat([pd.DataFrame([{k: v for k, v in row.items() if k in table.columns or k == "method"}]),
                                table], ignore_index=True)
             table["run_id"] = table["run_id"].astype("Int64")  # the input row has no run: blank, not "None"

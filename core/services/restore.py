@@ -15,6 +15,7 @@ from core.metrics.image_quality import RGB, Convention, psnr_ssim
 from core.runs import content_hash, load_for_run, save_run
 from core.tasks.restoration import known_noise_sigma, model_inputs, noise_level_record, to_uint8
 from core.tasks.base import measured
+from core.tasks.outputs import EvaluationOutputs
 from db.repository import DatasetRef, ImageMetric
 
 
@@ -104,11 +105,11 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
                           ImageMetric(source_name, "ssim_y", sy, str(extra_conv))]
         params: dict[str, Any] = {"operation": operation, "degradation": degradation,
                                   "method_description": spec.description, "allow_random": allow_random}
-        run_outputs = {"input_psnr": deg_psnr, "input_ssim": deg_ssim}
         note = ""
         if levels is not None:
             params["noise_level"] = noise_level_record(levels, [source_name])
-            note = run_outputs["noise_level"] = params["noise_level"]["text"]
+            note = params["noise_level"]["text"]
+        run_outputs = EvaluationOutputs(input_psnr=deg_psnr, input_ssim=deg_ssim, noise_level=note or None).as_json()
         run_id = save_run(owner=owner,
             loaded=loaded, stats=stats, task="restoration", kind="playground", dataset=dataset,
             params=params, outputs=run_outputs, metrics=metrics, image_metrics=per_image,

@@ -22,6 +22,7 @@ from core.errors import InvalidInput
 from core.metrics import registry as metric_registry
 from core.metrics.features import FEATURE_SPACES
 from core.models.registry import ModelSpec
+from core.tasks.outputs import EvaluationOutputs
 from db.repository import ImageMetric, MetricValue
 
 if TYPE_CHECKING:  # for annotations only: train_config checks options against the task registry, which needs this module
@@ -96,7 +97,7 @@ class Evaluation:
 
     metrics: list[MetricValue]
     image_metrics: list[ImageMetric]
-    outputs: dict[str, Any]
+    outputs: EvaluationOutputs
     stats: RunStats
     params: dict[str, Any] = field(default_factory=dict)
 

@@ -19,6 +19,7 @@ from core.tasks import training_sets
 from core.tasks.base import measured, BenchmarkParams, Evaluation, Progress, Task, TrainData, TrainPlan, Phase
 from core.tasks.evaluation import category_map, label_names, model_categories, run_chunked
 from core.tasks.fitting import augmented, trainable_model
+from core.tasks.outputs import ClassificationRow, ConfusionMatrix, EvaluationOutputs
 from core.tasks.registry import register_task
 from db.repository import ImageMetric
 
@@ -126,11 +127,10 @@ class ClassificationTask(Task):
         image_metrics += [ImageMetric(s.key, "target_prob", float(scores[i, targets_model[i]]), "softmax")
                           for i, s in enumerate(ds.samples)]
         labels = list(ds.categories) + (["other"] if other else [])
-        outputs = {
-            "per_class": [{"class": labels[i], "precision": float(prf.precision[i]), "recall": float(prf.recall[i]),
-                           "f1": float(prf.f1[i]), "support": int(prf.support[i])} for i in range(k)],
-            "confusion": {"labels": labels, "matrix": cm.tolist()},
-        }
+        outputs = EvaluationOutputs(
+            per_class=tuple(ClassificationRow(labels[i], float(prf.precision[i]), float(prf.recall[i]), float(prf.f1[i]),
+                                              int(prf.support[i])) for i in range(k)),
+            confusion=ConfusionMatrix(tuple(labels), tuple(tuple(int(v) for v in row) for row in cm)))
         return Evaluation(metrics, image_metrics, outputs, stats, {"preprocess": cfg})
 
     def training_data(self, cfg, spec: ModelSpec) -> TrainData:

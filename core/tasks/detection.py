@@ -18,6 +18,7 @@ from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progr
                              images_in_unit_range)
 from core.tasks.evaluation import category_map, run_chunked, scored
 from core.tasks.fitting import trainable_model
+from core.tasks.outputs import DetectionTables, EvaluationOutputs
 from core.tasks.registry import register_task
 from db.repository import ImageMetric
 
@@ -78,15 +79,7 @@ def as_records(dets: list[Detection]) -> list[dict]:
 
 
 # -- scoring ------------------------------------------------------------------------------------------
-def _pr_points(curve: det_metrics.ClassCurve, points: int = 50) -> dict:
-    if not curve.scores.size:
-        return {"recall": [], "precision": [], "score": []}
-    idx = np.unique(np.linspace(0, curve.scores.size - 1, min(points, curve.scores.size)).round().astype(int))
-    return {"recall": curve.recall[idx].round(4).tolist(), "precision": curve.precision[idx].round(4).tolist(),
-            "score": curve.scores[idx].round(4).tolist()}
-
-
-def _detection_values(rep: det_metrics.DetectionReport, names: tuple[str, ...], prefix: str) -> tuple[list, dict]:
+def _detection_values(rep: det_metrics.DetectionReport, names: tuple[str, ...], prefix: str) -> tuple[list, DetectionTables]:
     thr = rep.score_threshold
     conv_ap = "COCO: IoU .50:.05:.95, 101 recall points, maxDets 100, area all"
     conv_prf = f"IoU>=0.5, score>={thr:g}, zero_division=0"
@@ -105,15 +98,7 @@ def _detection_values(rep: det_metrics.DetectionReport, names: tuple[str, ...], 
             measured("f1_macro", macro[2], conv_prf + ", macro"),
             measured("f1_max", f1max[0], f"IoU>=0.5, best score threshold {f1max[3]:.3f}, micro"),
         ]
-    p, r, f = rep.prf()
-    per_class = [{"class": names[c], "ap50": float(rep.ap[0, c]), "ap": float(rep.ap[:, c].mean()),
-                  "precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]), "gt": int(rep.curves50[c].num_gt),
-                  "tp": int(rep.tp[c]), "fp": int(rep.fp[c]), "fn": int(rep.fn[c])}
-                 for c in range(rep.num_classes) if rep.curves50[c].num_gt or rep.fp[c]]
-    outputs = {f"{prefix}per_class": per_class,
-               f"{prefix}pr_curves": {names[c]: _pr_points(rep.curves50[c]) for c in range(rep.num_classes) if rep.curves50[c].num_gt},
-               f"{prefix}max_f1": {"f1": f1max[0], "precision": f1max[1], "recall": f1max[2], "score_threshold": f1max[3]}}
-    return metrics, outputs
+    return metrics, DetectionTables.of(rep, names)
 
 
 def _to_dataset_labels(labels: np.ndarray, cmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,14 +131,15 @@ def evaluate_detections(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_
         per_image.append(ImageMetric(s.key, "detections", float((scores >= score_threshold).sum()), f"score>={score_threshold:g}"))
     report = det_metrics.evaluate(box_preds, [s.target for s in ds.samples], len(ds.categories),
                                   score_threshold=score_threshold)
-    metrics, outputs = _detection_values(report, ds.categories, "")
+    metrics, boxes = _detection_values(report, ds.categories, "")
+    mask_tables = None
     if masks:
         mask_truths = cast("list[det_metrics.ImageTruth]", [s.masks for s in ds.samples])  # no None: checked at the top
         mrep = det_metrics.evaluate(mask_preds, mask_truths, len(ds.categories), iou_type="segm",
                                     score_threshold=score_threshold)
-        m2, o2 = _detection_values(mrep, ds.categories, "mask_")
-        metrics, outputs = m2 + metrics, {**outputs, **o2}
-    return Evaluation(metrics, per_image, outputs, stats, {"score_threshold": score_threshold})
+        mask_metrics, mask_tables = _detection_values(mrep, ds.categories, "mask_")
+        metrics = mask_metrics + metrics
+    return Evaluation(metrics, per_image, EvaluationOutputs.of_detection(boxes, mask_tables), stats, {"score_threshold": score_threshold})
 
 
 class DetectionTask(Task):

@@ -18,6 +18,7 @@ from core.tasks import training_sets
 from core.tasks.base import measured, BenchmarkParams, Evaluation, Phase, Progress, Task, TrainData, TrainPlan
 from core.tasks.evaluation import run_chunked, scored
 from core.tasks.fitting import build_model
+from core.tasks.outputs import EvaluationOutputs, KernelDistanceSpread
 from core.tasks.registry import register_task
 
 FD_SAMPLES_PER_EPOCH = 64  # generated samples scored against the reference set after every training epoch
@@ -53,13 +54,14 @@ def evaluate_generation(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_
     if min(len(gen_feats), ref.count) < 10_000:
         conv += " (biased below 10k samples: compare only at equal n)"
     metrics = [measured(ext.metric, value, conv)]
-    outputs: dict = {"feature_space": ext.key}
+    spread = None
     if ext.metric == "fid":  # KID beside FID: unbiased at small n (Binkowski et al. 2018)
         kid = kernel_inception_distance(gen_feats, ref_feats, seed=seed)
         metrics.append(measured("kid", kid.mean, f"{ext.convention}; KID: unbiased MMD^2, kernel (x.y/d+1)^3, "
                                    f"mean of {kid.subsets} random subsets of m={kid.subset_size} (seeded by the "
                                    f"run's seed); {counts}; raw (papers often print x1e3)"))
-        outputs.update(kid_std=kid.std, kid_subsets=kid.subsets, kid_subset_size=kid.subset_size)
+        spread = KernelDistanceSpread(kid.std, kid.subsets, kid.subset_size)
+    outputs = EvaluationOutputs(feature_space=ext.key, kid=spread)
     return Evaluation(metrics, [], outputs, stats, {"samples": samples, "seed": seed, "feature_space": ext.key})
 
 

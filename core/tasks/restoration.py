@@ -21,6 +21,7 @@ from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progr
                              images_in_unit_range)
 from core.tasks.evaluation import run_chunked, scored
 from core.tasks.fitting import trainable_model
+from core.tasks.outputs import EvaluationOutputs
 from core.tasks.registry import register_task
 from db.repository import ImageMetric
 
@@ -215,13 +216,13 @@ def evaluate_restoration(engine: Engine, loaded: LoadedModel, ds: Dataset, batch
                     measured("ssim_y", mean(values["ssim_y"]), f"{extra}, gaussian 11/1.5, mean of per-image")]
     if values["lpips"]:
         metrics.append(measured("lpips", mean(values["lpips"]), perceptual.CONVENTION + ", mean of per-image"))
-    outputs = {"input_psnr": mean(values["input_psnr"]) if values["input_psnr"] else None,
-               "input_ssim": mean(values["input_ssim"]) if values["input_ssim"] else None,
-               "lpips": lpips_note or "computed"}
     params: dict[str, Any] = {"y_channel": y_channel, "crop_border": crop}
     if levels is not None:
         params["noise_level"] = noise_level_record(levels, [s.key for s in ds.samples])
-        outputs["noise_level"] = params["noise_level"]["text"]
+    outputs = EvaluationOutputs(input_psnr=mean(values["input_psnr"]) if values["input_psnr"] else None,
+                                input_ssim=mean(values["input_ssim"]) if values["input_ssim"] else None,
+                                lpips=lpips_note or "computed",
+                                noise_level=params["noise_level"]["text"] if levels is not None else None)
     return Evaluation(metrics, per_image, outputs, stats, params)
 
 

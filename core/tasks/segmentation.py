@@ -17,6 +17,7 @@ from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progr
 from core.tasks.detection import PALETTE, Detection, color_for, draw, evaluate_detections
 from core.tasks.evaluation import category_map, run_chunked, scored
 from core.tasks.fitting import augmented, trainable_model
+from core.tasks.outputs import EvaluationOutputs, SegmentationRow
 from core.tasks.registry import register_task
 from db.repository import ImageMetric
 
@@ -115,9 +116,9 @@ def evaluate_semantic(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_si
     metrics = [measured("miou", float(np.nanmean(sc.iou[present])), conv),
                measured("dice", float(np.nanmean(sc.dice[present])), conv),
                measured("pixel_accuracy", sc.pixel_accuracy, f"ignore={seg_metrics.IGNORE_INDEX}")]
-    outputs = {"per_class": [{"class": n, "iou": None if np.isnan(sc.iou[i]) else float(sc.iou[i]),
-                              "dice": None if np.isnan(sc.dice[i]) else float(sc.dice[i])}
-                             for i, n in enumerate(ds.categories)]}
+    finite = lambda v: None if np.isnan(v) else float(v)  # noqa: E731 -- NaN: the class is absent from truth and prediction
+    outputs = EvaluationOutputs(per_class=tuple(SegmentationRow(n, finite(sc.iou[i]), finite(sc.dice[i]))
+                                                for i, n in enumerate(ds.categories)))
     return Evaluation(metrics, per_image, outputs, stats)
 
 
