@@ -64,6 +64,9 @@ class Settings:
     job_backend: str = "local"  # IMGLAB_JOB_BACKEND: one of JOB_BACKENDS (checked by core.jobs.runner.backend)
     heartbeat_window_s: float = 15.0  # IMGLAB_HEARTBEAT_WINDOW_S as set; runner raises it above the retry budget
     finish_patience_s: float = 600.0  # IMGLAB_FINISH_PATIENCE_S: a worker retries its final writes this long
+    # The results store's lock waits (db.session.Tuning; tests shrink them)
+    store_busy_timeout_ms: int = 10_000  # IMGLAB_BUSY_TIMEOUT_MS: SQLite waits this long on a lock per statement
+    store_retry_delay_s: float = 0.2  # IMGLAB_STORE_RETRY_DELAY_S: first pause between retries of a locked transaction
     # Ray backend (core/jobs/ray_backend.py); Ray itself reads these from the environment too. Only whether a
     # token is set is kept here, never the token.
     ray_address: str | None = None  # RAY_ADDRESS; None: a local instance
@@ -104,6 +107,17 @@ def _int_env(name: str, default: int) -> int:
 def _float_env(name: str, default: float) -> float:
     """Unset or empty: `default`; else float() of the value (its own ValueError when it is not a number)."""
     return float(os.environ.get(name) or default)
+
+
+def _not_negative(name: str, default: float) -> float:
+    raw = (os.environ.get(name) or "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"environment variable {name} must not be negative, got {raw!r}")
+    return value
 
 
 def _auth_mode() -> str:
@@ -178,6 +192,8 @@ def get_settings() -> Settings:
         job_backend=_job_backend(),
         heartbeat_window_s=_float_env("IMGLAB_HEARTBEAT_WINDOW_S", 15.0),
         finish_patience_s=_float_env("IMGLAB_FINISH_PATIENCE_S", 600.0),
+        store_busy_timeout_ms=int(_not_negative("IMGLAB_BUSY_TIMEOUT_MS", 10_000)),
+        store_retry_delay_s=_not_negative("IMGLAB_STORE_RETRY_DELAY_S", 0.2),
         ray_address=os.environ.get("RAY_ADDRESS") or None,
         ray_auth_mode=os.environ.get("RAY_AUTH_MODE", "").lower(),
         ray_auth_token_set=bool(os.environ.get("RAY_AUTH_TOKEN")),

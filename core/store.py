@@ -5,7 +5,15 @@ from sqlalchemy.engine import make_url
 
 from core.config import get_settings
 from core.errors import LabError
-from db import migrate
+from db import migrate, session
+
+
+def _tuning() -> session.Tuning:
+    s = get_settings()
+    return session.Tuning(s.store_busy_timeout_ms, s.store_retry_delay_s)
+
+
+session.use_tuning(_tuning)  # every store call of this process waits on locks as the settings say
 
 
 class StoreUnavailable(LabError):

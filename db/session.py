@@ -1,15 +1,16 @@
-"""Engines and sessions from DATABASE_URL; SQLite gets WAL, busy_timeout and foreign keys on connect.
+"""Engines and sessions for a store URL; SQLite gets WAL, busy_timeout and foreign keys on connect.
 
 The retry budget (how long one store call may wait on a lock before giving up) is defined here, so the job
 runner can keep its heartbeat window above it: a worker whose beat waited out a lock is not taken for dead.
+db reads no environment: its lock-wait settings come from `use_tuning` (core.store installs core.config's).
 """
 from __future__ import annotations
 
-import os
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -24,25 +25,30 @@ _BUSY_WORDS = ("database is locked", "database table is locked", "busy", "lock t
                "statement timeout", "canceling statement")
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"environment variable {name} must not be negative, got {raw!r}")
-    return value
+@dataclass(frozen=True)
+class Tuning:
+    """How long a store call waits on a lock: per SQLite statement, and the first pause between retries of a
+    locked transaction (it doubles each time)."""
+
+    busy_timeout_ms: int = 10_000
+    retry_delay_s: float = 0.2
+
+
+_tuning: Callable[[], Tuning] = Tuning
+
+
+def use_tuning(source: Callable[[], Tuning]) -> None:
+    """Where the lock-wait settings come from, asked on each use (so a changed setting applies at once)."""
+    global _tuning
+    _tuning = source
 
 
 def busy_timeout_ms() -> int:
-    """How long SQLite waits on a lock per statement (IMGLAB_BUSY_TIMEOUT_MS; tests shrink it)."""
-    return int(_env_float("IMGLAB_BUSY_TIMEOUT_MS", 10_000))
+    return _tuning().busy_timeout_ms
 
 
 def retry_delay_s() -> float:
-    """First pause between retries of a locked transaction; it doubles each time (IMGLAB_STORE_RETRY_DELAY_S)."""
-    return _env_float("IMGLAB_STORE_RETRY_DELAY_S", 0.2)
+    return _tuning().retry_delay_s
 
 
 def retry_budget_s(attempts: int = RETRY_ATTEMPTS, base_delay: float | None = None) -> float:

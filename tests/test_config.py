@@ -68,10 +68,10 @@ def environment_uses(source: str) -> list[tuple[int, str]]:
 
 
 def test_the_app_reads_the_environment_only_through_settings():
-    """core/config.py is the one module of core/, ui/ and pages/ that reads os.environ; the whole-environment
-    copies for workers are the only other uses. (db/ cannot import core: its store knobs are read in db/session.)"""
+    """core/config.py is the one module of core/, db/, ui/ and pages/ that reads os.environ; the whole-environment
+    copies for workers are the only other uses. (db/ is handed its store knobs: db.session.use_tuning.)"""
     bad = []
-    for path in sorted(p for d in ("core", "ui", "pages") for p in (ROOT / d).rglob("*.py")):
+    for path in sorted(p for d in ("core", "db", "ui", "pages") for p in (ROOT / d).rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
         if rel == "core/config.py":
             continue
@@ -150,3 +150,18 @@ def test_model_and_ray_settings(settings_env, tmp_path):
     assert (s.fault_oom_above_batch, s.ray_address, s.ray_auth_mode, s.ray_auth_token_set,
             s.ray_auth_token_path) == (0, "ray://head:10001", "token", True, tmp_path / "token")
     assert "secret" not in repr(s)  # only whether a token is set is kept
+
+
+def test_the_stores_lock_waits_come_from_settings(settings_env):
+    import pytest
+
+    import core.store  # noqa: F401  (installs the settings as db's tuning)
+    from db import session
+
+    assert (session.busy_timeout_ms(), session.retry_delay_s()) == (10_000, 0.2)
+    settings_env(IMGLAB_BUSY_TIMEOUT_MS="250", IMGLAB_STORE_RETRY_DELAY_S="0.05")
+    assert (session.busy_timeout_ms(), session.retry_delay_s()) == (250, 0.05)
+    assert session.retry_budget_s() == pytest.approx(5 * 0.25 + 0.05 * 15)
+    settings_env(IMGLAB_BUSY_TIMEOUT_MS="-1")
+    with pytest.raises(ValueError, match="IMGLAB_BUSY_TIMEOUT_MS must not be negative"):
+        session.busy_timeout_ms()

@@ -1,13 +1,12 @@
-import os
-
 from alembic import context
 
 from db.models import Base
 from db.session import get_engine
 
 config = context.config
-# db/migrate.py passes the URL; the alembic CLI falls back to DATABASE_URL or the default file.
-url = config.attributes.get("url") or os.environ.get("DATABASE_URL", "sqlite:///data/results.db")
+# db/migrate.py passes the URL; with the alembic CLI give it as `alembic -x url=... upgrade head` (default: the
+# embedded store's file). db reads no environment of its own (core.config does, for the app).
+url = config.attributes.get("url") or context.get_x_argument(as_dictionary=True).get("url", "sqlite:///data/results.db")
 
 with get_engine(url).connect() as connection:
     context.configure(
