@@ -12,7 +12,8 @@ from core.metrics import registry as metric_registry
 from core.provenance import code_version, library_versions
 from core.store import StoreUnavailable, ensure_store
 from db import repository
-from db.repository import DatasetRef, ImageMetric, MetricValue, ModelRef, RunRecord, StoreBusy
+from db.repository import DatasetRef, ImageMetric, MetricValue, ModelRef, RunRecord
+from db.session import StoreBusy
 
 
 def model_ref(loaded: LoadedModel) -> ModelRef:

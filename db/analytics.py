@@ -149,3 +149,11 @@ def run_outputs(url: str, run_ids: list[int]) -> dict[int, dict[str, Any]]:
     with session_scope(url) as s:
         return {rid: {"model": name, "weights": status, "outputs": dict(out or {}), "params": dict(params or {})}
                 for rid, name, status, out, params in s.execute(stmt)}
+
+
+def metric_by_model(url: str, metric: str, task: str | None = None, models: list[str] | None = None,
+                    include_untrained: bool = True) -> pd.DataFrame:
+    """Mean/min/max/count of one aggregate metric per (model, weights status), grouped in SQL.
+    Infinite values (PSNR of identical images) are counted separately and left out of the mean."""
+    out = metrics_by_model(url, [metric], task, models=models, include_untrained=include_untrained)
+    return out.drop(columns=["metric", "conventions"]).reset_index(drop=True)

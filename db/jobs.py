@@ -17,7 +17,7 @@ from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import aliased
 
 from db.models import JobMetricRow, JobRow, utcnow
-from db.repository import with_retry as _retry
+from db.session import with_retry as _retry
 from db.session import RETRY_ATTEMPTS, retry_delay_s, session_scope
 
 ACTIVE = ("starting", "running")

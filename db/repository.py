@@ -3,25 +3,18 @@ dataclasses of plain values (RunDetail), never live ORM objects. Aggregations ru
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
-from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import DatasetRow, ImageMetricRow, JobRow, ModelRow, RunMetricRow, RunRow, utcnow
-from db.session import RETRY_ATTEMPTS, retry_delay_s, session_scope
+from db.session import session_scope, with_retry
 
-T = TypeVar("T")
-
-
-class StoreBusy(Exception):
-    """The database stayed locked through every retry."""
 
 
 @dataclass(frozen=True)
@@ -83,20 +76,6 @@ class RunRecord:
     owner: str | None = None  # who ran it
 
 
-def with_retry(fn: Callable[[], T], attempts: int = RETRY_ATTEMPTS, base_delay: float | None = None) -> T:
-    """Retry a transaction that failed because SQLite stayed locked past busy_timeout, within the retry budget
-    db.session.retry_budget_s() states (the job heartbeat window is built on it)."""
-    base_delay = retry_delay_s() if base_delay is None else base_delay
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except OperationalError as exc:
-            if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
-                raise
-            if attempt == attempts - 1:
-                raise StoreBusy("The results store is busy (locked by another writer); try again shortly.") from exc
-            time.sleep(base_delay * 2**attempt)
-    raise AssertionError("unreachable")
 
 
 def _get_or_create(session: Session, cls, unique: dict[str, Any], values: dict[str, Any]):
@@ -215,16 +194,6 @@ def model_names(url: str, task: str | None = None) -> list[str]:
         stmt = stmt.where(ModelRow.task == task)
     with session_scope(url) as s:
         return list(s.scalars(stmt))
-
-
-def metric_by_model(url: str, metric: str, task: str | None = None, models: list[str] | None = None,
-                    include_untrained: bool = True) -> pd.DataFrame:
-    """Mean/min/max/count of one aggregate metric per (model, weights status), grouped in SQL.
-    Infinite values (PSNR of identical images) are counted separately and left out of the mean."""
-    from db.analytics import metrics_by_model
-
-    out = metrics_by_model(url, [metric], task, models=models, include_untrained=include_untrained)
-    return out.drop(columns=["metric", "conventions"]).reset_index(drop=True)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: DataFrame fields cannot be compared or hashed by value

@@ -7,10 +7,12 @@ db reads no environment: its lock-wait settings come from `use_tuning` (core.sto
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -19,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 RETRY_ATTEMPTS = 5
+T = TypeVar("T")
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 _BUSY_WORDS = ("database is locked", "database table is locked", "busy", "lock timeout", "lock not available",
@@ -58,11 +61,29 @@ def retry_budget_s(attempts: int = RETRY_ATTEMPTS, base_delay: float | None = No
     return attempts * busy_timeout_ms() / 1000 + delay * (2 ** (attempts - 1) - 1)
 
 
+class StoreBusy(Exception):
+    """The database stayed locked through every retry."""
+
+
+def with_retry(fn: Callable[[], T], attempts: int = RETRY_ATTEMPTS, base_delay: float | None = None) -> T:
+    """Retry a transaction that failed because SQLite stayed locked past busy_timeout, within the retry budget
+    db.session.retry_budget_s() states (the job heartbeat window is built on it)."""
+    base_delay = retry_delay_s() if base_delay is None else base_delay
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                raise
+            if attempt == attempts - 1:
+                raise StoreBusy("The results store is busy (locked by another writer); try again shortly.") from exc
+            time.sleep(base_delay * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def is_busy(exc: BaseException | None) -> bool:
     """A store that is locked or out of connections (worth trying again later), told apart from a broken one.
     Follows the exception's cause and context, so a busy error re-raised as another type still counts."""
-    from db.repository import StoreBusy  # here: repository imports this module
-
     seen = 0
     while exc is not None and seen < 10:
         if isinstance(exc, (PoolTimeout, StoreBusy)):

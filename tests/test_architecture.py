@@ -221,12 +221,6 @@ KNOWN_CYCLES = {
                "core.models.ffdnet", "core.models.registry", "core.models.shapes_detector",
                "core.models.torchvision_models", "core.models.trainable", "core.models.variants",
                "core.models.weight_paths", "core.models.weights"}),
-    # load_dataset hands {"name": "upload"} specs to the uploads module, which builds Dataset objects
-    frozenset({"core.data.datasets", "core.data.uploads"}),
-    # a Ray task runs the same worker entry point; the worker starts the next queued job through the runner
-    frozenset({"core.jobs.ray_backend", "core.jobs.runner", "core.jobs.worker"}),
-    # the store's retry wraps repository calls, and the repository's summary reads go through analytics
-    frozenset({"db.analytics", "db.repository", "db.session"}),
 }
 
 

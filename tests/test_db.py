@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from db import migrate, repository
-from db.repository import DatasetRef, ImageMetric, MetricValue, ModelRef, RunRecord, StoreBusy, with_retry
-from db.session import get_engine, session_scope
+from db import analytics, migrate, repository
+from db.repository import DatasetRef, ImageMetric, MetricValue, ModelRef, RunRecord
+from db.session import StoreBusy, get_engine, session_scope, with_retry
 
 
 def make_record(model="m1", status="pretrained", psnr=30.0, weights_hash="abc", dataset="ds") -> RunRecord:
@@ -104,12 +104,12 @@ def test_metric_by_model_aggregates_in_sql_and_separates_untrained(store_url):
         repository.record_run(store_url, make_record("a", psnr=v))
     repository.record_run(store_url, make_record("a", status="random", weights_hash="random-init:seed0", psnr=10.0))
     repository.record_run(store_url, make_record("b", psnr=20.0))
-    df = repository.metric_by_model(store_url, "psnr").set_index(["model", "weights"])
+    df = analytics.metric_by_model(store_url, "psnr").set_index(["model", "weights"])
     assert df.loc[("a", "pretrained"), "mean"] == pytest.approx(31.0)
     assert df.loc[("a", "pretrained"), "runs"] == 3 and df.loc[("a", "pretrained"), "infinite"] == 1
     assert df.loc[("a", "random"), "mean"] == pytest.approx(10.0)
     assert df.loc[("b", "pretrained"), "max"] == pytest.approx(20.0)
-    trained_only = repository.metric_by_model(store_url, "psnr", include_untrained=False)
+    trained_only = analytics.metric_by_model(store_url, "psnr", include_untrained=False)
     assert set(trained_only["weights"]) == {"pretrained"}
 
 

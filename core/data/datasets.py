@@ -83,6 +83,13 @@ class DatasetInfo:
 
 
 _BUILDERS: dict[str, tuple[DatasetInfo, Callable[..., Dataset]]] = {}
+_UPLOADS: list[Callable[[str], Dataset]] = []  # core.data.uploads registers its loader (core/data/__init__.py)
+
+
+def register_upload_loader(load: Callable[[str], Dataset]) -> None:
+    """How {"name": "upload", "id": ...} specs are read: uploads build Dataset objects, so they import this
+    module, never the other way round."""
+    _UPLOADS[:] = [load]
 
 
 def _register(name, title, task, description, operation=None, **params):
@@ -208,9 +215,7 @@ def canonical_spec(spec: dict) -> dict:
 def load_dataset(spec: dict) -> Dataset:
     spec = canonical_spec(spec)
     if spec["name"] == "upload":
-        from core.data.uploads import load_upload
-
-        return load_upload(spec["id"])
+        return _UPLOADS[0](spec["id"])
     return _BUILDERS[spec["name"]][1](spec)
 
 

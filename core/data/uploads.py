@@ -26,7 +26,7 @@ from PIL import Image
 from core.config import get_settings
 from core.data import coco as coco_json
 from core.data.archive import InvalidArchive, extract_zip
-from core.data.datasets import Dataset, Sample
+from core.data.datasets import Dataset, Sample, register_upload_loader
 from core.data.decode import UPLOAD_EXTENSIONS, PixelBudget, decode_image, probe_image, safe_name
 from core.errors import InvalidImage, InvalidInput
 from core.annotations import ImageTruth
@@ -180,6 +180,9 @@ def list_uploads() -> list[dict]:
 
 def load_upload(upload_id: str) -> Dataset:
     return _load(upload_id, set())
+
+
+register_upload_loader(load_upload)
 
 
 def _load(upload_id: str, used: set[Path]) -> Dataset:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from core.config import REPO_ROOT, get_settings
@@ -54,29 +55,25 @@ def _connect():
     return ray
 
 
-def _run_worker(job_id: int, env: dict[str, str]) -> int:
-    """Runs inside a Ray worker process: the same code as a local worker."""
-    import sys
-
+def _run_worker(work: Callable[[int], int], job_id: int, env: dict[str, str]) -> int:
+    """Runs inside a Ray worker process: the same code as a local worker (`work` is core.jobs.runner.work, which
+    Ray imports there by name; the cluster's PYTHONPATH holds this checkout)."""
     os.environ.update(env)
-    if env.get("IMGLAB_REPO") and env["IMGLAB_REPO"] not in sys.path:
-        sys.path.insert(0, env["IMGLAB_REPO"])
     get_settings.cache_clear()  # this process's settings come from `env`
-    from core.jobs.worker import main
-
-    return main(job_id)
+    return work(job_id)
 
 
-def submit(job) -> None:
+def submit(job, work: Callable[[int], int]) -> None:
+    """Run `work(job.id)` as a Ray task (the runner hands its own worker entry point)."""
     ray = _connect()
     settings = get_settings()
     env = {"DATABASE_URL": settings.database_url, "IMGLAB_DATA_DIR": str(settings.data_dir),
-           "IMGLAB_REPO": str(REPO_ROOT), "IMGLAB_DEVICE": job.device,
+           "IMGLAB_DEVICE": job.device,
            **{k: v for k, v in os.environ.items()
               if k.startswith("IMGLAB_") and k not in ("IMGLAB_DATA_DIR", "IMGLAB_WORKER_TOKEN")}}
     gpus = 1 if job.device.startswith("cuda") else 0
     task = ray.remote(_run_worker).options(num_cpus=1, num_gpus=gpus, max_retries=0, name=f"imglab-job-{job.id}")
-    ref = task.remote(job.id, env)
+    ref = task.remote(work, job.id, env)
     with _LOCK:
         _REFS[job.id] = ref
 

@@ -1,6 +1,6 @@
 """The job runner: submit, status, list, cancel, logs; local backend = one spawned worker process per job.
 
-Workers are new Python processes (`python -m core.jobs.worker ID`), never threads of the Streamlit script
+Workers are new Python processes (`python -m core.jobs ID`, running `work`), never threads of the Streamlit script
 and never forks, each in its own process group so cancel can kill it with its children. One job runs per
 device slot at a time; the rest wait queued. `reap()` (called by the pages' polls, by every dispatch and at
 app start-up) fails the jobs whose worker is dead and gives their slots to the next queued jobs. A worker on this
@@ -12,22 +12,21 @@ long as the store tolerates still lands inside the window).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta, UTC
-from pathlib import Path
 
 from core.config import JOB_BACKENDS, REPO_ROOT, get_settings
 from core.errors import InvalidInput, LabError
-from core.jobs import procs
-from core.jobs import handlers
+from core.jobs import handlers, procs, ray_backend, worker
+from core.jobs.files import jobs_dir, log_path, remove_partial, work_dir
+from core.jobs.worker import HEARTBEAT_S
 from core.store import ensure_store
 from db import jobs as job_rows
 from db.jobs import JobInfo
 from db.session import retry_budget_s
 
-HEARTBEAT_S = 2.0
+__all__ = ["HEARTBEAT_S", "jobs_dir", "log_path", "remove_partial", "work_dir"]  # also here, for callers of the runner
 
 
 def heartbeat_window_s(configured: float | None = None) -> float:
@@ -41,24 +40,6 @@ def heartbeat_window_s(configured: float | None = None) -> float:
 HEARTBEAT_WINDOW_S = heartbeat_window_s()  # read once at import, as before (tests pin it with monkeypatch.setattr)
 STARTING_GRACE_S = 120.0  # importing torch in a fresh worker can take a while on a loaded machine
 _CHILDREN: list[subprocess.Popen] = []  # workers this process started; polled so exited ones are reaped
-
-
-def jobs_dir() -> Path:
-    path = get_settings().data_dir / "jobs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def log_path(job_id: int) -> Path:
-    return jobs_dir() / f"{int(job_id)}.log"
-
-
-def work_dir(job_id: int) -> Path:
-    return jobs_dir() / str(int(job_id))
-
-
-def remove_partial(job_id: int) -> None:
-    shutil.rmtree(work_dir(job_id), ignore_errors=True)
 
 
 def backend() -> str:
@@ -87,8 +68,6 @@ def submit(kind: str, params: dict, *, title: str, device: str = "cpu", owner: s
     check_job_room(owner)
     chosen = backend()
     if chosen == "ray":
-        from core.jobs import ray_backend
-
         ray_backend.check_auth()  # refused before anything is queued
     url = ensure_store()
     job_id = job_rows.create(url, kind, title, params, device, backend=chosen, owner=owner, handler=module)
@@ -126,8 +105,6 @@ def cancel(job_id: int) -> bool:
         return False
     ok = job_rows.finish(url, job.id, "cancelled", "cancelled by the user")
     if job.backend == "ray":
-        from core.jobs import ray_backend
-
         ray_backend.cancel(job.id)
     else:
         procs.stop(job.pid, job.worker_token, job.worker_started)  # only while that PID is still its worker
@@ -189,12 +166,18 @@ def _spawn(job: JobInfo) -> None:
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env[procs.TOKEN_ENV] = token  # inherited by the worker's own children
     with open(log_path(job.id), "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "core.jobs.worker", str(job.id), token], cwd=REPO_ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "core.jobs", str(job.id), token], cwd=REPO_ROOT,
                                 env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     _CHILDREN.append(proc)
     started = procs.start_time(proc.pid)  # None: it is already dead; a time no process has makes that plain
     job_rows.set_pid(url, job.id, proc.pid, started if started is not None else -1.0)
+
+
+def work(job_id: int, token: str | None = None) -> int:
+    """A worker's whole life (a local process, or a Ray task): run the job, then give its device slot to the
+    next queued job."""
+    return worker.main(job_id, token, then=dispatch)
 
 
 def dispatch() -> list[int]:
@@ -211,9 +194,7 @@ def _start_queued() -> list[int]:
     while (job := job_rows.claim_next(url, window_s=window_s)) is not None:
         try:
             if job.backend == "ray":
-                from core.jobs import ray_backend
-
-                ray_backend.submit(job)
+                ray_backend.submit(job, work)
             else:
                 _spawn(job)
         except (OSError, LabError) as exc:

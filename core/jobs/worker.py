@@ -1,5 +1,6 @@
-"""Worker process: `python -m core.jobs.worker JOB_ID [TOKEN]`. Runs one job's handler with a heartbeat thread,
-then records its end and hands the device slot to the next queued job. TOKEN (given by the local dispatcher, none
+"""A worker runs one job's handler with a heartbeat thread, then records its end and calls `then` (the runner
+hands its dispatch: the device slot goes to the next queued job). The process is `python -m core.jobs JOB_ID
+[TOKEN]` (core.jobs.runner.work). TOKEN (given by the local dispatcher, none
 under Ray) identifies this process in the job's row, so nothing ever signals a PID by number alone.
 
 A store locked past its retry budget must not end a healthy job: the heartbeat thread logs and keeps beating,
@@ -7,7 +8,6 @@ and the job's final state is written again until the store takes it."""
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import traceback
@@ -15,11 +15,15 @@ from collections.abc import Callable
 
 from core.config import get_settings
 from core.errors import LabError
-from core.jobs import handlers, procs, runner
+from core.jobs import handlers, procs
 from core.jobs.context import Cancelled, JobContext
+from core.jobs.files import log_path, remove_partial, work_dir
 from core.store import ensure_store
 from db import jobs as job_rows
 from db.session import is_busy
+
+
+HEARTBEAT_S = 2.0
 
 
 def beat_until(stop: threading.Event, url: str, job_id: int, interval: float, log: Callable[[str], None]) -> None:
@@ -56,16 +60,16 @@ def persist(call: Callable[[], object], log: Callable[[str], None], patience_s: 
             time.sleep(1.0)
 
 
-def main(job_id: int, token: str | None = None) -> int:
+def main(job_id: int, token: str | None = None, then: Callable[[], object] | None = None) -> int:
     url = ensure_store()
     if not job_rows.mark_running(url, job_id, os.getpid(), token, procs.start_time(os.getpid())):
         print(f"job {job_id} is not waiting to start (or was given to another worker); nothing to do", flush=True)
         return 0
     job = job_rows.get(url, job_id)
     assert job is not None  # just marked running, and only finished jobs are ever deleted
-    ctx = JobContext(url, job_id, job.device, runner.log_path(job_id), runner.work_dir(job_id), owner=job.owner)
+    ctx = JobContext(url, job_id, job.device, log_path(job_id), work_dir(job_id), owner=job.owner)
     stop = threading.Event()
-    threading.Thread(target=beat_until, args=(stop, url, job_id, runner.HEARTBEAT_S, ctx.log), daemon=True).start()
+    threading.Thread(target=beat_until, args=(stop, url, job_id, HEARTBEAT_S, ctx.log), daemon=True).start()
     ctx.log(f"job {job_id} ({job.kind}) started in process {os.getpid()} on {job.device}")
     try:
         ctx.progress(0.0, "loading PyTorch and the job's code", force=True)
@@ -89,13 +93,10 @@ def main(job_id: int, token: str | None = None) -> int:
         code = 1
     finally:
         stop.set()
-        runner.remove_partial(job_id)  # a finished job's weights are registered; partial ones go
-    try:
-        runner.dispatch()
-    except Exception as exc:  # the next poll or submit dispatches instead
-        ctx.log(f"could not start the next queued job: {type(exc).__name__}: {exc}")
+        remove_partial(job_id)  # a finished job's weights are registered; partial ones go
+    if then is not None:
+        try:
+            then()
+        except Exception as exc:  # the next poll or submit dispatches instead
+            ctx.log(f"could not start the next queued job: {type(exc).__name__}: {exc}")
     return code
-
-
-if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))
