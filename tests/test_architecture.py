@@ -214,14 +214,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 
 # Cycles between modules of one package that remain, each with why; a new cycle fails, and one that disappears
 # must be taken off this list.
-KNOWN_CYCLES = {
-    # the registry imports the adapter modules once to run their @register_model (a plugin load); the weight
-    # helpers and the registry refer to each other
-    frozenset({"core.models.checkpoints", "core.models.classical", "core.models.classifiers", "core.models.face_mtcnn",
-               "core.models.ffdnet", "core.models.registry", "core.models.shapes_detector",
-               "core.models.torchvision_models", "core.models.trainable", "core.models.variants",
-               "core.models.weight_paths", "core.models.weights"}),
-}
+KNOWN_CYCLES: set[frozenset[str]] = set()  # none: plug-ins (model adapters, the upload loader, job handlers) register
 
 
 def test_no_new_import_cycles():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.config import get_settings
 from core.errors import InvalidCheckpoint, InvalidInput
-from core.models import registry
+from core.models import spec as specs  # the table; core.models.registry (the front door) imports this module
 from core.models.heads import set_num_classes
 from core.models.weights import WeightFileSource, apply_state_dict, file_sha256, file_weights_builder, load_state_dict_file
 
@@ -27,8 +27,7 @@ def checkpoints_dir() -> Path:
 
 
 def _register(manifest: dict, path: Path) -> None:
-    # The registry's own table, not get_spec: this runs inside get_spec's loading step.
-    base = registry._REGISTRY.get(manifest["base"])
+    base = specs._REGISTRY.get(manifest["base"])
     if base is None:
         raise InvalidCheckpoint(f"Checkpoint {manifest['name']} needs architecture {manifest['base']}, which is not registered.")
     source = WeightFileSource(manifest["name"], base.name, cached=lambda: path if path.is_file() else None,
@@ -46,7 +45,7 @@ def _register(manifest: dict, path: Path) -> None:
 
     origin = (f"trained by job #{manifest['job_id']}" if manifest.get("job_id") else
               f"checkpoint {manifest.get('original_filename', path.name)}")
-    registry.register_model(
+    specs.register_model(
         manifest["name"], source="checkpoint", base=base.name, title=manifest.get("title") or manifest["name"],
         description=f"{origin[0].upper()}{origin[1:]} on the {base.name} architecture "
                     f"(added {manifest.get('created_at', '?')[:19]}).",
@@ -68,17 +67,17 @@ def sync(only_if_moved: bool = False) -> None:
         return
     with _LOCK:
         stored = {p.stem for p in folder.glob("*.safetensors")} if folder.is_dir() else set()
-        for spec in [s for s in registry._REGISTRY.values() if s.source == "checkpoint" and s.name not in stored]:
-            registry.unregister_model(spec.name)
+        for spec in [s for s in specs._REGISTRY.values() if s.source == "checkpoint" and s.name not in stored]:
+            specs.unregister_model(spec.name)
         for manifest_path in sorted(folder.glob("*.json")) if stored else []:
-            if manifest_path.stem in registry._REGISTRY or manifest_path.stem not in stored:
+            if manifest_path.stem in specs._REGISTRY or manifest_path.stem not in stored:
                 continue  # manifests are written as <name>.json
             try:
                 manifest = json.loads(manifest_path.read_text())
                 name = manifest["name"]
             except (OSError, ValueError, KeyError):
                 continue
-            if name in registry._REGISTRY or name not in stored:
+            if name in specs._REGISTRY or name not in stored:
                 continue
             try:
                 _register(manifest, folder / f"{name}.safetensors")
@@ -106,11 +105,11 @@ def import_checkpoint(data: bytes, filename: str, base: str, name: str, title: s
         raise InvalidCheckpoint(f"The checkpoint is {len(data) / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB.")
     if room_bytes is not None and len(data) > room_bytes:
         raise InvalidInput(_over_quota(room_bytes, len(data)))
-    spec = registry.get_spec(base)
+    spec = specs.registered(base)
     if spec.source in ("classical", "checkpoint") or spec.base is not None:
         raise InvalidInput(f"{base} cannot take a checkpoint: choose a learned architecture.")
     sync()
-    if name in {s.name for s in registry.list_models()}:
+    if name in specs.registered_names():
         raise InvalidInput(f"A model named {name!r} already exists.")
 
     folder = checkpoints_dir()
@@ -182,7 +181,7 @@ def delete_checkpoint(name: str) -> None:
     with _LOCK:
         (folder / f"{name}.safetensors").unlink(missing_ok=True)
         (folder / f"{name}.json").unlink(missing_ok=True)
-        registry.unregister_model(name)
+        specs.unregister_model(name)
 
 
 def retitle(name: str, title: str) -> None:
@@ -194,5 +193,5 @@ def retitle(name: str, title: str) -> None:
     tmp.write_text(json.dumps(manifest, indent=2))
     tmp.replace(path)
     with _LOCK:
-        registry.unregister_model(name)
+        specs.unregister_model(name)
         _register(manifest, checkpoints_dir() / f"{name}.safetensors")

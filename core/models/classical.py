@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
-from core.models.registry import WeightsInfo, register_model
+from core.models.spec import WeightsInfo, register_model
 from core.annotations import SHAPES_CATEGORIES
 
 PARAMETER_FREE = WeightsInfo("parameter-free", None, "classical algorithm")

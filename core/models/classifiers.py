@@ -6,7 +6,7 @@ from pathlib import Path
 import timm
 
 from core.errors import InvalidCheckpoint
-from core.models.registry import Availability, register_model
+from core.models.spec import Availability, register_model
 from core.models.weights import (WeightFileSource, bundled_availability, file_weights_builder, hub_cached_file,
                                  hub_download)
 

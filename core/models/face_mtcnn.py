@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torchvision.ops import batched_nms
 
 from core.errors import WeightsUnavailable
-from core.models.registry import Availability, WeightsInfo, register_model
+from core.models.spec import Availability, WeightsInfo, register_model
 from core.models.weights import (apply_state_dict, bundled_availability, file_sha256, load_state_dict_file,
                                  seeded_init)
 

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from core.errors import InvalidInput, WeightsUnavailable
-from core.models.registry import Availability, WeightsInfo, register_model
+from core.models.spec import Availability, WeightsInfo, register_model
 from core.models.weights import (apply_state_dict, bundled_availability, file_sha256, load_state_dict_file,
                                  local_weight_file, seeded_init)
 

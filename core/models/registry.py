@@ -1,4 +1,6 @@
-"""Model registry: `@register_model` records a builder and its metadata; `create(name)` builds it.
+"""The model zoo's front door: `get_spec(name)`, `list_models(task)`, `create(name)`, and setting a model's weights
+file. Importing it imports every adapter module (their `@register_model` decorators fill core.models.spec's
+table) and matches the stored checkpoints.
 
 A builder takes `pretrained: bool` and returns `(module, WeightsInfo)`; it raises WeightsUnavailable when
 real weights cannot be found, so random weights are only ever used when the caller asked for them.
@@ -6,127 +8,25 @@ real weights cannot be found, so random weights are only ever used when the call
 from __future__ import annotations
 
 import difflib
-import threading
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
-from collections.abc import Callable
 
 import torch.nn as nn
 
-from core.errors import DuplicateModel, InvalidInput, ModelNotFound
-from core.models.reference import ORIGIN
-
-WeightsStatus = Literal["pretrained", "random", "parameter-free"]
-
-
-@dataclass(frozen=True)
-class WeightsInfo:
-    status: WeightsStatus
-    sha256: str | None  # hash of the weight file (None for random init / parameter-free)
-    origin: str  # where they came from, e.g. a file path or "random init (seed 0)"
-
-    @property
-    def trained(self) -> bool:
-        return self.status != "random"
-
-    @property
-    def label(self) -> str:
-        """Where the weights come from, in a student's words (tables and captions)."""
-        if self.status == "random":
-            return "untrained (random weights)"
-        if self.status == "parameter-free":
-            return "none (classical method)"
-        return ORIGIN if self.origin.startswith(ORIGIN) else "pretrained"
-
-
-@dataclass(frozen=True)
-class Availability:
-    """Whether pretrained weights can be had without network, and what to do if not."""
-
-    status: Literal["available", "missing", "parameter-free"]
-    detail: str
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    task: str
-    source: str  # "timm", "bundled", "classical", ...
-    builder: Callable[[bool], tuple[nn.Module, WeightsInfo]] = field(repr=False, compare=False)
-    title: str = ""
-    description: str = ""
-    input_size: tuple[int, int, int] | None = None  # (C, H, W) the model was trained at
-    labels: str | None = None  # label set name, e.g. "imagenet-1k"
-    categories: tuple[str, ...] | None = None  # class names by index (detection, segmentation)
-    weights: str = ""  # how the weights are obtained, in words
-    operation: str | None = None  # restoration: denoise | deblur | super-resolution; segmentation: semantic | instance
-    scale: int | None = None  # super-resolution factor
-    amp: bool = True  # autocast on CUDA is safe for this model
-    input_norm: str = "unit"  # "unit": [0, 1] RGB tensors; "imagenet": mean/std normalised (timm has its own)
-    latent_dim: int | None = None  # generation: size of the latent vector
-    num_classes: int | None = None  # conditional generation: number of labels
-    cpu_only: bool = False  # e.g. dynamic int8 kernels
-    base: str | None = None  # the registered model a variant or checkpoint derives from
-    availability: Callable[[], Availability] | None = field(default=None, repr=False, compare=False)
-    license: str | None = None
-    trainable: bool | None = None  # Fine-tune: True/False overrides the task's default rule (None)
-    # restoration: the model takes the noise level as an input; callers append a 4th channel of sigma/255
-    noise_level_input: bool = False
-
-    def check_weights(self) -> Availability:
-        if self.availability is None:
-            return Availability("parameter-free", "No learned weights: a classical algorithm.")
-        return self.availability()
-
-
-_REGISTRY: dict[str, ModelSpec] = {}
-_LOCK = threading.Lock()
-
-
-def register_model(name: str, *, task: str, source: str, **meta) -> Callable:
-    """Decorator registering `builder(pretrained: bool) -> (module, WeightsInfo)` under `name`."""
-    if not task:  # the task registry (core.tasks) knows the names; tests check every model's task is one of them
-        raise ValueError(f"model {name!r} needs a task")
-
-    def wrap(builder: Callable[[bool], tuple[nn.Module, WeightsInfo]]):
-        spec = ModelSpec(name=name, task=task, source=source, builder=builder, **meta)
-        with _LOCK:
-            if name in _REGISTRY:
-                raise DuplicateModel(f"A model named {name!r} is already registered.")
-            _REGISTRY[name] = spec
-        return builder
-
-    return wrap
-
-
-def unregister_model(name: str) -> None:
-    with _LOCK:
-        _REGISTRY.pop(name, None)
-
-
-_LOAD_LOCK = threading.RLock()
-_checkpoints = None  # the checkpoints module, once the adapters are loaded
-_loading = False
+from core.errors import InvalidInput, ModelNotFound
+# the adapters register their models when imported; variants last, as they derive from models registered before
+from core.models import (checkpoints, classical, classifiers, face_mtcnn, ffdnet,  # noqa: F401
+                         shapes_detector, torchvision_models, trainable, weight_paths)
+from core.models import variants  # noqa: F401,I001
+from core.models.spec import (_LOCK, _REGISTRY, Availability, ModelSpec, WeightsInfo, WeightsStatus,  # noqa: F401 (re-exported)
+                              register_model, unregister_model)
 
 
 def _ensure_loaded(refresh: bool = False) -> None:
-    """Load the adapter modules once (importing them runs their @register_model decorators) and match the stored
-    checkpoints: at start-up and whenever the data folder changed; `refresh` re-reads the folder listing (for
-    listings, which must show what another process stored or deleted). A lookup never lists the folder."""
-    global _checkpoints, _loading
-    if _checkpoints is None:
-        with _LOAD_LOCK:
-            if _checkpoints is None:
-                if _loading:  # an adapter module looks up a model it derives from while the adapters load
-                    return
-                _loading = True
-                try:
-                    from core.models import (checkpoints, classical, classifiers, face_mtcnn, ffdnet,  # noqa: F401
-                                             shapes_detector, torchvision_models, trainable, variants)
-                finally:
-                    _loading = False
-                _checkpoints = checkpoints
-    _checkpoints.sync(only_if_moved=not refresh)
+    """Match the stored checkpoints: when the data folder changed since the last match; `refresh` re-reads the
+    folder listing (for listings, which must show what another process stored or deleted). A lookup of a
+    registered model never lists the folder."""
+    checkpoints.sync(only_if_moved=not refresh)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -158,3 +58,12 @@ def create(name: str, weights: Literal["pretrained", "random"] = "pretrained") -
     spec = get_spec(name)
     module, info = spec.builder(weights == "pretrained")
     return module.eval(), info
+
+
+def set_weights_file(name: str, raw: str, owner: str | None = None) -> Path:
+    """Point model `name` at a weight file (core.models.weight_paths checks where it lies); it is kept only if
+    the model then loads from it."""
+    spec = get_spec(name)
+    if spec.source in ("classical", "checkpoint") or spec.base is not None:
+        raise InvalidInput(f"{name} does not take a weights file.")
+    return weight_paths.set_path(name, raw, owner, verify=lambda: create(name, "pretrained"))

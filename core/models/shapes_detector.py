@@ -18,7 +18,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
 
-from core.models.registry import register_model
+from core.models.spec import register_model
 from core.annotations import SHAPES_CATEGORIES
 from core.models.weights import WeightFileSource, file_weights_builder
 

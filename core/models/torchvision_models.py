@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from torchvision.models import get_model, get_model_weights
 
-from core.models.registry import register_model
+from core.models.spec import register_model
 from core.models.weights import WeightFileSource, file_weights_builder, torch_hub_checkpoint, torch_hub_download
 
 DETECTORS = {

@@ -3,7 +3,7 @@ reference weights this project trained and ships (reference_weights/, see core.m
 initialisation only on request, labelled untrained."""
 from __future__ import annotations
 
-from core.models.registry import register_model
+from core.models.spec import register_model
 from core.annotations import DIGITS_CATEGORIES, SHAPES_CATEGORIES
 from core.models.small_nets import DCGANGenerator, DnCNN, EDSRLite, SmallCNN, SRCNN, UNet
 from core.models.weights import WeightFileSource, file_weights_builder

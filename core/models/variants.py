@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.utils.prune as prune
 
-from core.models.registry import WeightsInfo, get_spec, register_model
+from core.models.spec import WeightsInfo, register_model, registered
 
 
 def quantize_int8(module: nn.Module) -> nn.Module:
@@ -42,7 +42,7 @@ def _derived(info: WeightsInfo, tag: str) -> WeightsInfo:
 
 
 def register_variant(base: str, kind: str, amount: float = 0.3) -> str:
-    spec = get_spec(base)
+    spec = registered(base)
     transform: Callable[[nn.Module], nn.Module]
     if kind == "int8":
         name, tag = f"{base}_int8", "dynamic int8 (nn.Linear)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from datetime import datetime, UTC
@@ -18,6 +19,7 @@ from datetime import datetime, UTC
 from core.config import USER_FOLDERS, get_settings
 from core.errors import InvalidInput
 
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 _LOCK = threading.RLock()
 _CACHE: dict[str, tuple[float, dict[str, dict[str, str]]]] = {}
 
@@ -91,14 +93,9 @@ def _write(data: dict[str, dict[str, str]]) -> None:
     tmp.replace(path)
 
 
-def set_path(name: str, raw: str, owner: str | None = None) -> Path:
-    """Point model `name` at a weight file; it is kept only if the model then loads from it."""
-    from core.models.registry import create, get_spec
-    from core.models.weights import WEIGHT_SUFFIXES
-
-    spec = get_spec(name)
-    if spec.source in ("classical", "checkpoint") or spec.base is not None:
-        raise InvalidInput(f"{name} does not take a weights file.")
+def set_path(name: str, raw: str, owner: str | None, verify: Callable[[], object]) -> Path:
+    """Point model `name` at a weight file; it is kept only if `verify()` (loading the model) then succeeds.
+    core.models.registry.set_weights_file is the caller: it checks the model takes a file and loads it."""
     text = (raw or "").strip()
     if not text or "\x00" in text:
         raise InvalidInput("Give the full path of a weights file.")
@@ -120,7 +117,7 @@ def set_path(name: str, raw: str, owner: str | None = None) -> Path:
         entry = {"path": str(path), "set_at": datetime.now(UTC).isoformat(timespec="seconds")}
         _write({**before, name: {**entry, **({"owner": owner} if owner else {})}})
         try:
-            create(name, "pretrained")  # raises InvalidCheckpoint when the file does not fit
+            verify()  # raises InvalidCheckpoint when the file does not fit
         except Exception:
             _write(before)
             raise

@@ -17,9 +17,10 @@ import torch.nn as nn
 from core.config import get_settings
 from core.errors import InvalidCheckpoint, WeightsUnavailable
 from core.models.reference import find_reference
+from core.models.spec import Availability, WeightsInfo
+from core.models.weight_paths import WEIGHT_SUFFIXES, configured_file
 from core.models.hashing import file_sha256  # noqa: F401 -- re-exported: weights.file_sha256 is used widely
 
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 _PROBE: dict[str, tuple[float, bool]] = {}
 
 
@@ -68,8 +69,6 @@ def apply_state_dict(module: nn.Module, state: dict[str, torch.Tensor], what: st
 
 def local_weight_file(name: str) -> Path | None:
     """The file set for this model on the Models page, else `<weights_dir>/<name>.<suffix>`, if present."""
-    from core.models.weight_paths import configured_file
-
     configured = configured_file(name)
     if configured is not None:
         return configured
@@ -127,7 +126,6 @@ def hub_download(repo_id: str, filenames: tuple[str, ...]) -> Path | None:
 
 def bundled_availability(location: Path | str | None, package: str, install: str):
     """Availability of weights shipped inside a pip package (`location` is None when it is not installed)."""
-    from core.models.registry import Availability
 
     if location is None:
         return Availability("missing", f"pip package {package} is not installed ({install}).")
@@ -188,7 +186,6 @@ class WeightFileSource:
                 f"added as a new model. On the server: {server}. Or run it with random weights, labelled untrained.")
 
     def availability(self):
-        from core.models.registry import Availability
 
         local = local_weight_file(self.name)
         if local is not None:
@@ -229,7 +226,6 @@ def file_weights_builder(source: WeightFileSource, make: Callable[[], nn.Module]
     """A registry builder: random init (seed 0) on request, else the file `source` finds, loaded strictly.
     `make_for(state)` builds a module shaped for a given state dict (e.g. with an aux head);
     `adapt(state, module)` renames keys of a foreign layout onto the module's."""
-    from core.models.registry import WeightsInfo
 
     def build(pretrained: bool):
         if not pretrained:

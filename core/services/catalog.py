@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import InvalidInput
-from core.models.registry import get_spec, list_models
+from core.models.registry import get_spec, list_models, set_weights_file
 from core.users import User, acting, require
 from core.models.checkpoints import MAX_BYTES, delete_checkpoint, import_checkpoint, manifest_of, retitle, stored
-from core.models.weight_paths import clear_path, entries, mapping, set_path
+from core.models.weight_paths import clear_path, entries, mapping
 from core.services.jobs import public_text
 from core.services.quotas import checkpoint_room, storing
 
@@ -111,7 +111,7 @@ def set_weights_path(name: str, path: str, user: User | None = None) -> str:
     user = acting(user)
     require(user, None, f"change the weights of {name}")
     try:
-        return str(set_path(name, path, owner=user.name))
+        return str(set_weights_file(name, path, owner=user.name))
     except InvalidInput as exc:  # the message names folders of the server: by their role, as everywhere
         raise InvalidInput(public_text(str(exc))) from None
 
