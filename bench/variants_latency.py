@@ -9,7 +9,7 @@ import argparse
 
 from core.data.builtin import BUILTIN_IMAGES, load_builtin
 from core.engine import Engine
-from core.tasks import classification
+from core.tasks.inputs import prepare
 
 MODELS = ("efficientnet_lite0", "efficientnet_lite0_int8", "efficientnet_lite0_pruned30")
 
@@ -24,7 +24,7 @@ def main() -> None:
     ms, top1 = {}, {}
     for name in MODELS:
         loaded = engine.load(name)
-        inputs, _ = classification.preprocess(photos, loaded.module, loaded.spec.input_size)
+        inputs, _ = prepare(loaded.spec, loaded.module, photos)
         engine.run(loaded, inputs[:8], batch_size=8, warmup=2)
         best = None
         for _ in range(args.repeats):

@@ -4,6 +4,7 @@ import pytest
 from core.data.builtin import builtin_image
 from core.engine import Engine
 from core.tasks import classification
+from core.tasks.inputs import prepare
 
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
@@ -15,7 +16,7 @@ def predictions():
     loaded = engine.load("efficientnet_lite0")
     assert loaded.weights.status == "pretrained"
     images = [builtin_image("chelsea").pixels, builtin_image("coffee").pixels]
-    tensors, cfg = classification.preprocess(images, loaded.module)
+    tensors, cfg = prepare(loaded.spec, loaded.module, images)
     assert cfg["input_size"] == [3, 224, 224] and cfg["interpolation"] == "bicubic" and cfg["crop_pct"] == 0.875
     logits, _ = engine.run(loaded, tensors)
     return classification.postprocess(logits, classification.label_names("imagenet-1k", 1000), k=5)

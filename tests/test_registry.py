@@ -43,7 +43,7 @@ def _forward(spec, module):
             if spec.num_classes:
                 z = torch.cat([z, torch.tensor([[1.0], [7.0]])], 1)
             return module(z)
-        if spec.task == "segmentation" and spec.input_norm == "imagenet":
+        if spec.preprocessing == "imagenet":
             return module(torch.randn(1, 3, 48, 64))
         return module(torch.rand(1, 3, 48, 64))
 

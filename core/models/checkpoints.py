@@ -33,7 +33,7 @@ def _register(manifest: dict, path: Path) -> None:
     source = WeightFileSource(manifest["name"], base.name, cached=lambda: path if path.is_file() else None,
                               cache_label=f"checkpoint {path.name}")
     fields = {k: getattr(base, k) for k in ("task", "input_size", "labels", "categories", "operation", "scale",
-                                            "amp", "input_norm", "latent_dim", "num_classes", "license",
+                                            "amp", "preprocessing", "latent_dim", "num_classes", "license",
                                             "noise_level_input", "trainable")}
     classes = manifest.get("categories")
     if classes:  # trained with its own classes (transfer learning): a new head of that size

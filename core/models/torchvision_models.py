@@ -84,7 +84,7 @@ def _register(name: str, title: str, description: str, task: str, operation: str
         name, task=task, source="torchvision", title=title, description=description,
         categories=categories, weights=f"torchvision {weights} ({weights.url.rsplit('/', 1)[-1]})",
         operation=operation, availability=source.availability, license="bsd-3-clause",
-        input_norm="imagenet" if operation == "semantic" else "unit", trainable=True if name in FINE_TUNABLE else None,
+        preprocessing="imagenet" if operation == "semantic" else "unit", trainable=True if name in FINE_TUNABLE else None,
     )(file_weights_builder(source, make, adapt=adapt, make_for=make_for))
 
 

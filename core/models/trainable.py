@@ -18,7 +18,7 @@ def _register(name: str, make, *, task: str, title: str, description: str, **met
 
 _register("small_cnn_digits", lambda: SmallCNN(10), task="classification", title="Small CNN (digits)",
           description="Three conv blocks + dropout, 94k parameters; trains on sklearn digits in about a minute on CPU.",
-          input_size=(3, 32, 32), categories=DIGITS_CATEGORIES)
+          input_size=(3, 32, 32), categories=DIGITS_CATEGORIES, preprocessing="timm")
 _register("unet_shapes", lambda: UNet(3, len(SHAPES_CATEGORIES), base=16), task="segmentation",
           title="U-Net (shapes)", description="Small 3-level U-Net, 0.12M parameters, for the synthetic shapes set.",
           operation="semantic", categories=SHAPES_CATEGORIES, trainable=True)
@@ -38,7 +38,7 @@ for _s in (2, 4):
               operation="super-resolution", scale=_s)
 _register("dcgan_shapes", lambda: DCGANGenerator(nz=100), task="generation", title="DCGAN (32x32)",
           description="DCGAN generator (Radford et al. 2016) for 32x32 RGB images, 1.07M parameters.", latent_dim=100,
-          amp=False)
+          amp=False, preprocessing="latent")
 _register("cdcgan_digits", lambda: DCGANGenerator(nz=100, num_classes=10), task="generation",
           title="Conditional DCGAN (digits)", description="DCGAN generator conditioned on a digit label, 1.11M parameters.",
-          latent_dim=100, num_classes=10, categories=DIGITS_CATEGORIES, amp=False)
+          latent_dim=100, num_classes=10, categories=DIGITS_CATEGORIES, amp=False, preprocessing="latent")

@@ -59,7 +59,7 @@ def register_variant(base: str, kind: str, amount: float = 0.3) -> str:
         return transform(module.eval()), _derived(info, tag)
 
     fields = {k: getattr(spec, k) for k in ("task", "source", "input_size", "labels", "categories", "operation",
-                                            "scale", "input_norm", "availability", "license", "noise_level_input", "trainable")}
+                                            "scale", "preprocessing", "availability", "license", "noise_level_input", "trainable")}
     register_model(name, title=f"{spec.title or base} · {tag}",
                    description=f"{spec.description} Variant: {tag}.", weights=f"{spec.weights}, then {tag}",
                    amp=spec.amp and kind != "int8", cpu_only=kind == "int8", base=base, **fields)(build)

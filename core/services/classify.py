@@ -9,6 +9,7 @@ from core.errors import InvalidInput
 from core.models.registry import WeightsInfo
 from core.runs import check_batch, images_dataset, load_for_run, save_run
 from core.tasks import classification, gradcam
+from core.tasks.inputs import prepare
 from db.repository import ImageMetric
 
 
@@ -33,8 +34,7 @@ def classify(engine: Engine, model: str, images: list[DecodedImage], *, allow_ra
     """Top-k predictions per image. Raises WeightsUnavailable unless weights exist or allow_random."""
     check_batch(images)
     loaded = load_for_run(engine, model, allow_random, "classification")
-    tensors, cfg = classification.preprocess([img.pixels for img in images], loaded.module,
-                                                loaded.spec.input_size)
+    tensors, cfg = prepare(loaded.spec, loaded.module, [img.pixels for img in images])
     logits, stats = engine.run(loaded, tensors, batch_size=batch_size, warmup=1)
     labels = loaded.spec.categories or classification.label_names(loaded.spec.labels, int(logits[0].numel()))
     tops = classification.postprocess(logits, labels, k=top_k)
@@ -61,7 +61,7 @@ def explain(engine: Engine, model: str, pixels, class_index: int, *, allow_rando
     loaded = load_for_run(engine, model, allow_random, "classification")
     if expected_weights is not None and loaded.weights.sha256 != expected_weights:
         raise InvalidInput(f"The weights of {model} changed since this prediction: classify again to explain it.")
-    tensors, cfg = classification.preprocess([pixels], loaded.module, loaded.spec.input_size)
+    tensors, cfg = prepare(loaded.spec, loaded.module, [pixels])
     heat = gradcam.grad_cam(loaded.module, tensors[0][None], class_index)
     view = gradcam.unnormalize(tensors[0], cfg["mean"], cfg["std"])
     return gradcam.overlay(view, heat)

@@ -62,7 +62,7 @@ def segment(engine: Engine, model: str, images: list[DecodedImage], *, allow_ran
     run_id = save_run(owner=owner,
         loaded=loaded, stats=stats, task="segmentation", kind="playground", dataset=images_dataset(images, dataset_kind),
         params={"operation": spec.operation, "max_side": max_side, "score_threshold": score_threshold,
-                "input_norm": spec.input_norm, "allow_random": allow_random},
+                "preprocessing": spec.preprocessing, "allow_random": allow_random},
         outputs={"images": [{"image": r.name, "classes": [[a.name, round(a.fraction, 4)] for a in r.areas],
                              "instances": detection.as_records(r.instances[:100])} for r in results]},
         metrics=[], image_metrics=per_image, seed=None,

@@ -22,6 +22,7 @@ from core.errors import InvalidInput
 from core.metrics import registry as metric_registry
 from core.metrics.features import FEATURE_SPACES
 from core.models.registry import ModelSpec
+from core.tasks.inputs import prepare
 from core.tasks.outputs import EvaluationOutputs
 from db.repository import ImageMetric, MetricValue
 
@@ -202,8 +203,8 @@ class Task(ABC):
         return dataset_operation
 
     def preprocess(self, loaded: LoadedModel, images: list[np.ndarray]) -> list[torch.Tensor]:
-        """uint8 HxWx3 images as the tensors `loaded` takes (the one place a task's input format is decided)."""
-        return [model_input(loaded.spec, img) for img in images]
+        """uint8 HxWx3 images as the tensors `loaded` takes, as its spec declares (core.tasks.inputs)."""
+        return prepare(loaded.spec, loaded.module, images)[0]
 
     # -- benchmarking ------------------------------------------------------------------------------------
     def fits(self, spec: ModelSpec, ds: Dataset) -> bool:
@@ -234,25 +235,3 @@ class Task(ABC):
 
     def supported_train_options(self) -> frozenset[str]:
         return COMMON_TRAIN_OPTIONS | self.train_options
-
-
-def images_in_unit_range(img: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 -> 3xHxW float32 in [0, 1] (a copy: inputs may be read-only arrays)."""
-    return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
-
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def imagenet_normalized(img: np.ndarray) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
-    std = torch.tensor(IMAGENET_STD)[:, None, None]
-    return (images_in_unit_range(img) - mean) / std
-
-
-def model_input(spec: ModelSpec, img: np.ndarray) -> torch.Tensor:
-    """One image as the tensor a dense-prediction model takes: ImageNet-normalised when the model says so
-    (torchvision's semantic segmenters), else [0, 1] RGB (detectors and small nets normalise themselves).
-    The one place that choice is made; classification uses timm's own transform (classification.preprocess)."""
-    return imagenet_normalized(img) if spec.input_norm == "imagenet" else images_in_unit_range(img)

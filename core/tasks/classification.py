@@ -1,15 +1,12 @@
-"""Classification: timm preprocessing from the model's own data config, top-k postprocessing, bar chart."""
+"""Classification: top-k postprocessing, bar chart (inputs: the model's own timm data config, core.tasks.inputs)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
 from core.data.datasets import Dataset
 from core.engine import Engine, LoadedModel
@@ -19,11 +16,12 @@ from core.tasks import training_sets
 from core.tasks.base import measured, BenchmarkParams, Evaluation, Progress, Task, TrainData, TrainPlan, Phase
 from core.tasks.evaluation import category_map, label_names, model_categories, run_chunked
 from core.tasks.fitting import augmented, trainable_model
+from core.tasks.inputs import prepare
 from core.tasks.outputs import ClassificationRow, ConfusionMatrix, EvaluationOutputs
 from core.tasks.registry import register_task
 from db.repository import ImageMetric
 
-__all__ = ["Prediction", "label_names", "data_config", "preprocess", "postprocess", "topk_figure", "TASK"]
+__all__ = ["Prediction", "label_names", "postprocess", "topk_figure", "TASK"]
 
 
 @dataclass(frozen=True)
@@ -31,29 +29,6 @@ class Prediction:
     index: int
     label: str
     prob: float
-
-
-def data_config(module: nn.Module, input_size: tuple[int, int, int] | None = None) -> dict:
-    """resize/crop/interpolation/mean/std as timm resolves them (from the model's pretrained_cfg, or for
-    other models from their registered input size, whole image, ImageNet statistics); stored with top-k."""
-    from timm.data import resolve_data_config, resolve_model_data_config
-
-    if getattr(module, "pretrained_cfg", None):
-        cfg = resolve_model_data_config(module)
-    else:
-        cfg = resolve_data_config({"input_size": input_size or (3, 224, 224), "crop_pct": 1.0,
-                                   "interpolation": "bilinear"}, model=module)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
-
-
-def preprocess(images: list[np.ndarray], module: nn.Module,
-               input_size: tuple[int, int, int] | None = None) -> tuple[list[torch.Tensor], dict]:
-    from timm.data import create_transform
-
-    cfg = data_config(module, input_size)
-    kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
-    transform = create_transform(**kwargs)
-    return [transform(Image.fromarray(img)) for img in images], cfg
 
 
 def postprocess(logits: list[torch.Tensor], labels: tuple[str, ...], k: int = 5) -> list[list[Prediction]]:
@@ -92,12 +67,9 @@ class ClassificationTask(Task):
     augmentations = ("flip", "crop", "color", "noise")
     trains_by_default = True
 
-    def preprocess(self, loaded: LoadedModel, images: list[np.ndarray]) -> list[torch.Tensor]:
-        return preprocess(images, loaded.module, loaded.spec.input_size)[0]  # timm's transform of the model
-
     def evaluate(self, engine: Engine, loaded: LoadedModel, ds: Dataset, params: BenchmarkParams,
                  progress: Progress | None) -> Evaluation:
-        tensors, cfg = preprocess([s.image for s in ds.samples], loaded.module, loaded.spec.input_size)
+        tensors, cfg = prepare(loaded.spec, loaded.module, [s.image for s in ds.samples])
         logits, stats = run_chunked(engine, loaded, tensors, params.batch_size, progress)
         scores = torch.stack(logits).float().softmax(-1).numpy()
         assert ds.categories is not None  # classification, detection and segmentation datasets always name their classes
@@ -141,7 +113,7 @@ class ClassificationTask(Task):
         targets = torch.tensor(td.train.targets)
 
         def prep(images):
-            tensors, _ = preprocess(images, model, spec.input_size)
+            tensors, _ = prepare(spec, model, images)
             return torch.stack(tensors).to(device)
 
         def batch(idx, rng):

@@ -14,10 +14,10 @@ from core.errors import InvalidInput
 from core.metrics import detection as det_metrics
 from core.models.registry import ModelSpec
 from core.tasks import training_sets
-from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progress, Task, TrainData, TrainPlan, ViewedImage,
-                             images_in_unit_range)
+from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progress, Task, TrainData, TrainPlan, ViewedImage)
 from core.tasks.evaluation import category_map, run_chunked, scored
 from core.tasks.fitting import trainable_model
+from core.tasks.inputs import images_in_unit_range
 from core.tasks.outputs import DetectionTables, EvaluationOutputs
 from core.tasks.registry import register_task
 from db.repository import ImageMetric

@@ -75,9 +75,6 @@ class GenerationTask(Task):
     train_datasets = ("digits", "shapes")
     trains_by_default = True
 
-    def preprocess(self, loaded: LoadedModel, images: list[np.ndarray]) -> list[torch.Tensor]:
-        raise InvalidInput("A generator takes latent vectors, not images.")
-
     def evaluate(self, engine: Engine, loaded: LoadedModel, ds: Dataset, params: BenchmarkParams,
                  progress: Progress | None) -> Evaluation:
         return evaluate_generation(engine, loaded, ds, params.batch_size, progress, params.samples, params.seed,

@@ -17,10 +17,10 @@ from core.metrics.image_quality import RGB, Convention, psnr, psnr_ssim
 from core.models.ffdnet import ESTIMATOR, estimate_noise_sigma
 from core.models.registry import ModelSpec
 from core.tasks import training_sets
-from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progress, Task, TrainData, TrainPlan, ViewedImage,
-                             images_in_unit_range)
+from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progress, Task, TrainData, TrainPlan, ViewedImage)
 from core.tasks.evaluation import run_chunked, scored
 from core.tasks.fitting import trainable_model
+from core.tasks.inputs import images_in_unit_range
 from core.tasks.outputs import EvaluationOutputs
 from core.tasks.registry import register_task
 from db.repository import ImageMetric

@@ -13,10 +13,11 @@ from core.metrics import segmentation as seg_metrics
 from core.models.registry import ModelSpec
 from core.tasks import training_sets
 from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progress, Task,
-                             TrainData, TrainPlan, ViewedImage, imagenet_normalized, model_input)
+                             TrainData, TrainPlan, ViewedImage)
 from core.tasks.detection import PALETTE, Detection, color_for, draw, evaluate_detections
 from core.tasks.evaluation import category_map, run_chunked, scored
 from core.tasks.fitting import augmented, trainable_model
+from core.tasks.inputs import imagenet_normalized, model_input
 from core.tasks.outputs import EvaluationOutputs, SegmentationRow
 from core.tasks.registry import register_task
 from db.repository import ImageMetric
