@@ -31,7 +31,8 @@ with form:
         st.warning(f"{plain(base)} has no pretrained weights here: the job would fail. Train from scratch or provide "
                    "them on the Models page.")
     config = {"base": base, "pretrained": start.startswith("pretrained")}
-    config["dataset"] = st.selectbox("Training data", choices.datasets, key="ft_dataset")
+    config["dataset"] = st.selectbox("Training data", choices.datasets, key="ft_dataset",
+                                     format_func=choices.dataset_titles.get)
     if config["dataset"] == "upload":
         uploads = guarded(services.uploaded, "classification") or []
         if not uploads:
@@ -62,7 +63,7 @@ with form:
     config["seed"] = c2.number_input("Seed", 0, 2**31 - 1, 0, key="ft_seed")
     patience = c3.number_input("Early stopping patience (0 = off)", 0, 100, 0, key="ft_pat")
     config["patience"] = int(patience) or None
-    if config["dataset"] in ("shapes", "patches"):
+    if config["dataset"] in choices.sized:
         config["train_size"] = st.number_input("Training images / patches", 8, 20_000, 512, key="ft_size")
     if choices.degradation:
         c1, c2 = st.columns(2)

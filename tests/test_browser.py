@@ -124,7 +124,7 @@ def test_finetune_trains_a_small_model_in_the_background(page):
     page.get_by_role("heading", name="Fine-tune").wait_for()
     settle(page)
     choose(page, "Base model", "Small CNN (digits)", search="CNN")
-    choose(page, "Training data", "shapes")
+    choose(page, "Training data", "synthetic shapes: fresh scenes")
     for label, value in (("Epochs", "1"), ("Max steps (0 = no limit)", "3"), ("Training images / patches", "16"),
                          ("Batch size", "8")):
         box = page.get_by_role("spinbutton", name=label)

@@ -38,7 +38,7 @@ def test_a_failed_benchmark_is_not_left_announced_as_queued(page):
 def test_a_finished_training_job_shows_its_model_scores_and_test_run(page):
     open_page(page, "Fine-tune")
     choose(page, "Base model", "Small CNN (digits)", search="CNN")
-    choose(page, "Training data", "shapes")
+    choose(page, "Training data", "synthetic shapes: fresh scenes")
     for label, value in (("Epochs", "1"), ("Max steps (0 = no limit)", "4"), ("Training images / patches", "16"),
                          ("Batch size", "8")):
         set_number(page, label, value)

@@ -25,6 +25,19 @@ def test_the_five_tasks_in_the_pages_order_and_every_model_has_one():
         get_task("painting")
 
 
+def test_every_training_set_a_task_offers_is_declared_with_its_title():
+    from core import services
+    from core.tasks.training_sets import TRAINING_SETS
+
+    for task in all_tasks():
+        assert set(task.train_datasets) <= set(TRAINING_SETS), task.name
+    choices = services.training_choices("restoration")
+    assert choices.datasets == ("patches",) and choices.sized == frozenset({"patches"})
+    assert choices.dataset_titles["patches"].startswith("photo patches from nine other scikit-image pictures")
+    classification = services.training_choices("classification")
+    assert classification.datasets == ("digits", "shapes", "upload") and classification.sized == frozenset({"shapes"})
+
+
 def test_which_datasets_fit_which_models():
     seg = get_task("segmentation")
     instance, semantic = get_spec("maskrcnn_resnet50_fpn"), get_spec("unet_shapes")

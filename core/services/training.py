@@ -18,6 +18,7 @@ from core.services.quotas import require_checkpoint_room
 from core.store import ensure_store
 from core.tasks import all_tasks, get_task
 from core.tasks.train_config import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, TrainConfig, untrainable_reason
+from core.tasks.training_sets import TRAINING_SETS
 from core.training.run import run_training_job  # noqa: F401 (importing it registers the "train" job handler)
 from core.users import User, acting
 from core.wording import count
@@ -44,6 +45,8 @@ class TrainingChoices:
     """What the Fine-tune page offers for a task: only options the task's training step uses."""
 
     datasets: tuple[str, ...]
+    dataset_titles: dict[str, str]
+    sized: frozenset[str]  # datasets whose size the job chooses (Training images / patches)
     optimizers: tuple[str, ...]
     schedules: tuple[str, ...]
     augmentations: tuple[str, ...]
@@ -55,7 +58,9 @@ class TrainingChoices:
 def training_choices(task: str) -> TrainingChoices:
     t = get_task(task)
     options = t.supported_train_options()
-    return TrainingChoices(t.train_datasets, OPTIMIZERS, SCHEDULES,
+    sets = [TRAINING_SETS[d] for d in t.train_datasets]
+    return TrainingChoices(t.train_datasets, {s.name: s.title for s in sets}, frozenset(s.name for s in sets if s.sized),
+                           OPTIMIZERS, SCHEDULES,
                            tuple(a for a in AUGMENTATIONS if a in t.augmentations) if "augment" in options else (),
                            "dropout" in options, "freeze_backbone" in options,
                            {"noise_sigma", "blur_sigma"} <= options)

@@ -3,6 +3,7 @@ sets the trained model is then tested on (synthetic sets use other seeds; restor
 sklearn's two sample photos and seven other scikit-image pictures, and is tested on the ten benchmark photos)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +19,25 @@ if TYPE_CHECKING:
     from core.tasks.train_config import TrainConfig
 
 TRAIN_SEED, VAL_SEED = 1_000_003, 2_000_003  # synthetic scenes: far from the benchmark seeds (0, 1, ...)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """A set a Fine-tune job trains on (Task.train_datasets names them). Each draws from the same source as the
+    benchmark sets of that source (digits, shapes, photos), never from their test images."""
+
+    name: str
+    title: str  # in a student's words, saying what the trained model is then tested on
+    sized: bool  # the job chooses how many images it generates or cuts (synthetic scenes, photo patches)
+
+
+TRAINING_SETS = {s.name: s for s in (
+    TrainingSet("digits", "sklearn digits: the training split (tested on the held-out test split)", False),
+    TrainingSet("shapes", "synthetic shapes: fresh scenes (tested on the benchmark's shapes set)", True),
+    TrainingSet("patches", "photo patches from nine other scikit-image pictures (tested on the benchmark photos)",
+                True),
+    TrainingSet("upload", "your uploaded ImageFolder zip (80% train, 20% validation)", False),
+)}
 
 
 def _shapes(seed: int, count: int, **kw):
