@@ -150,16 +150,17 @@ def cmd_eval_detections(args) -> Any:
             return coco_json.decode_mask(a["segmentation"], int(im["height"]), int(im["width"]))
         return coco_json.xyxy(a["bbox"])
 
-    # per image: the ground truth's (labels, geometries, iscrowd) and the predictions' (labels, scores, geometries)
-    truths: dict[int, tuple[list[int], list[Any], list[bool]]] = {i: ([], [], []) for i in images}
+    # per image: the ground truth's (labels, geometries, iscrowd, area) and the predictions' (labels, scores, geometries)
+    truths: dict[int, tuple[list[int], list[Any], list[bool], list[float]]] = {i: ([], [], [], []) for i in images}
     outs: dict[int, tuple[list[int], list[float], list[Any]]] = {i: ([], [], []) for i in images}
     try:
         for a in gt.get("annotations", []):
             im = images[int(a["image_id"])]
-            labels, geoms, crowd = truths[int(a["image_id"])]
+            labels, geoms, crowd, areas = truths[int(a["image_id"])]
             labels.append(index[int(a["category_id"])])
             geoms.append(geom(a, im))
             crowd.append(bool(a.get("iscrowd", 0)))
+            areas.append(float(a["area"]) if isinstance(a.get("area"), (int, float)) else math.nan)  # NaN: from geometry
         for p in preds:
             if int(p["image_id"]) not in images or int(p["category_id"]) not in index:
                 continue  # as COCOeval: results for unknown images or categories are not scored
@@ -176,16 +177,27 @@ def cmd_eval_detections(args) -> Any:
         return np.array(geoms, np.float64).reshape(-1, 4)
 
     ids = sorted(images)
-    t_list = [det.ImageTruth(np.array(truths[i][0], np.int64), stack(truths[i][1], images[i]), np.array(truths[i][2], bool)) for i in ids]
+    t_list = [det.ImageTruth(np.array(truths[i][0], np.int64), stack(truths[i][1], images[i]), np.array(truths[i][2], bool),
+                             np.array(truths[i][3], np.float64)) for i in ids]
     p_list = [det.ImagePred(np.array(outs[i][0], np.int64), np.array(outs[i][1]), stack(outs[i][2], images[i])) for i in ids]
     rep = det.evaluate(p_list, t_list, len(names), iou_type=args.iou_type, score_threshold=args.score_threshold)
     tables = DetectionTables.of(rep, tuple(names)).as_json()
-    return {
-        "iou_type": args.iou_type, "images": len(ids), "map": rep.map, "map50": rep.map50, "map75": rep.map75,
-        "convention": f"COCO IoU .50:.05:.95, 101 recall points, maxDets 100; P/R/F1 at IoU 0.5, score>={args.score_threshold:g}",
+    defined = lambda v: None if math.isnan(v) else v  # noqa: E731 -- JSON has no NaN: null, and a note says why
+    out = {
+        "iou_type": args.iou_type, "images": len(ids), "map": defined(rep.map), "map50": defined(rep.map50),
+        "map75": defined(rep.map75), **{f"map_{a}": defined(rep.map_in(a)) for a in ("small", "medium", "large")},
+        "convention": f"COCO IoU .50:.05:.95, 101 recall points, maxDets 100, areas all/small/medium/large as "
+                      f"COCOeval; P/R/F1 at IoU 0.5, score>={args.score_threshold:g}",
         "precision": rep.micro()[0], "recall": rep.micro()[1], "f1": rep.micro()[2], "f1_macro": rep.macro()[2],
         "max_f1": tables["max_f1"], "per_class": tables["per_class"],
     }
+    notes = [] if rep.has_gt.any() else ["No class has ground truth in these images: mAP is undefined (null)."]
+    notes += [f"No {a} objects in the ground truth: mAP_{a} is undefined (null)." for a in ("small", "medium", "large")
+              if rep.has_gt.any() and out[f"map_{a}"] is None]
+    if any(r["ap"] is None for r in tables["per_class"]):
+        notes.append("Classes with detections but no ground truth have no AP (null); their detections count as "
+                     "false positives in precision.")
+    return {**out, "notes": notes} if notes else out
 
 
 def cmd_export(args) -> Any:

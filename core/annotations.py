@@ -13,11 +13,13 @@ DIGITS_CATEGORIES = tuple(str(i) for i in range(10))
 
 @dataclass
 class ImageTruth:
-    """Ground truth of one image: class ids, geometries (xyxy boxes N x 4 or boolean masks N x H x W), crowd flags."""
+    """Ground truth of one image: class ids, geometries (xyxy boxes N x 4 or boolean masks N x H x W), crowd flags,
+    and the annotated areas (COCO's `area` field; None or NaN: the geometry's own area)."""
 
     labels: np.ndarray
     geoms: np.ndarray
     crowd: np.ndarray | None = None
+    areas: np.ndarray | None = None
 
 
 @dataclass

@@ -282,10 +282,14 @@ def beat_age_s(job: JobInfo, now: datetime | None = None) -> float:
     return float("inf") if beat is None else ((now or utcnow()) - beat).total_seconds()
 
 
-def add_metrics(url: str, job_id: int, epoch: int, step: int, values: dict[str, float | None]) -> None:
+def add_metrics(url: str, job_id: int, epoch: int, step: int, values: dict[str, float | None],
+                conventions: dict[str, str] | None = None) -> None:
+    conventions = conventions or {}
+
     def tx():
         with session_scope(url) as s:
-            s.add_all(JobMetricRow(job_id=job_id, epoch=epoch, step=step, name=k, value=_finite(v))
+            s.add_all(JobMetricRow(job_id=job_id, epoch=epoch, step=step, name=k, value=_finite(v),
+                                   convention=(conventions.get(k) or None) and conventions[k][:600])
                       for k, v in values.items())
     with_retry(tx)
 
@@ -297,9 +301,10 @@ def _finite(v: float | None) -> float | None:
 
 
 def curves(url: str, job_ids: list[int]) -> pd.DataFrame:
-    """job_id, epoch, step, name, value of the given jobs, in step order."""
-    stmt = (select(JobMetricRow.job_id, JobMetricRow.epoch, JobMetricRow.step, JobMetricRow.name, JobMetricRow.value)
+    """job_id, epoch, step, name, value, convention of the given jobs, in step order."""
+    stmt = (select(JobMetricRow.job_id, JobMetricRow.epoch, JobMetricRow.step, JobMetricRow.name, JobMetricRow.value,
+                   JobMetricRow.convention)
             .where(JobMetricRow.job_id.in_([int(j) for j in job_ids])).order_by(JobMetricRow.job_id, JobMetricRow.step))
     with session_scope(url) as s:
         rows = [tuple(r) for r in s.execute(stmt)]
-    return pd.DataFrame(rows, columns=["job_id", "epoch", "step", "name", "value"])
+    return pd.DataFrame(rows, columns=["job_id", "epoch", "step", "name", "value", "convention"])

@@ -163,4 +163,5 @@ class JobMetricRow(Base):
     step: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(80))
     value: Mapped[float | None] = mapped_column(Float)
+    convention: Mapped[str | None] = mapped_column(String(600))  # how it was measured (None: stored before 0008)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -114,6 +114,8 @@ def training_curves_section() -> None:
             shown = st.multiselect("Curves", names, default=default, key="ft_curve_names")
             labels = {i: f"#{i} {jobs[i].params['config']['optimizer']}" for i in picked}
             st.plotly_chart(training_curves(points, shown, labels), key="ft_curve_chart")
+            for note in services.curve_notes(points, shown):
+                st.caption(plain(note))
         sweep_ids = guarded(services.sweeps) or []
         if sweep_ids:
             st.page_link("pages/compare.py", label=f"Compare the latest optimizer sweep ({sweep_ids[0]})",

@@ -89,6 +89,22 @@ def test_eval_detections_matches_pycocotools(settings_env, capsys, tmp_path):
     assert code == 0
     assert out["map"] == pytest.approx(ref.stats[0], abs=1e-9) and out["map50"] == pytest.approx(ref.stats[1], abs=1e-9)
     assert {r["class"] for r in out["per_class"]} <= {"c0", "c1", "c2"}
+    # every object here is small: AP by size as COCOeval, and the sizes without objects say so instead of -1
+    assert out["map_small"] == pytest.approx(ref.stats[3], abs=1e-9) and ref.stats[4] == ref.stats[5] == -1
+    assert out["map_medium"] is None and out["map_large"] is None
+    assert "No medium objects in the ground truth: mAP_medium is undefined (null)." in out["notes"]
+
+    # detections only of a class without ground truth: no AP for it, and no mAP at all, in words
+    only = [d for d in dts if d["category_id"] == 11][:3] + [{"image_id": 1, "category_id": 11, "score": 0.9,
+                                                             "bbox": [1, 1, 5, 5]}]
+    gt["annotations"] = []
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "pred.json").write_text(json.dumps(only))
+    code, out, _ = run_cli(capsys, "eval-detections", "--pred", str(tmp_path / "pred.json"), "--gt",
+                           str(tmp_path / "gt.json"), "--json")
+    assert code == 0 and out["map"] is None and out["per_class"][0]["ap"] is None
+    assert out["notes"][0] == "No class has ground truth in these images: mAP is undefined (null)."
+    assert out["precision"] == 0.0 and out["per_class"][0]["fp"] == sum(d["score"] >= 0.5 for d in only)  # at the threshold
 
 
 def test_bad_inputs_exit_2_with_a_reason(settings_env, capsys, tmp_path):

@@ -44,6 +44,18 @@ def test_topk_matches_sklearn():
         assert cls.topk_correct(scores, y, k).mean() == pytest.approx(skm.top_k_accuracy_score(y, scores, k=k, labels=range(10)))
 
 
+def test_tied_scores_rank_as_sklearn_ranks_them():
+    """Integer scores tie often: the target counts as in the top k exactly when scikit-learn says so."""
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 3, (300, 10)).astype(float)
+    y = rng.integers(0, 10, 300)
+    for k in (1, 2, 5):
+        assert cls.topk_correct(scores, y, k).mean() == pytest.approx(
+            skm.top_k_accuracy_score(y, scores, k=k, labels=range(10)), abs=1e-12)
+    # one row, all tied: sklearn ranks the highest class index first
+    assert cls.topk_correct(np.zeros((1, 4)), np.array([3]), 1)[0] and not cls.topk_correct(np.zeros((1, 4)), np.array([0]), 1)[0]
+
+
 def test_zero_predictions_of_a_class_give_defined_zero():
     cm = cls.confusion_matrix([0, 0, 1], [0, 0, 0], 2)
     prf = cls.precision_recall_f1(cm)
@@ -104,9 +116,13 @@ def _coco_eval(truths, preds, classes, iou_type, size=48):
           "categories": [{"id": c + 1, "name": str(c)} for c in range(classes)], "annotations": []}
     dts = []
     for i, (t, p) in enumerate(zip(truths, preds)):
-        for lab, g, c in zip(t.labels, t.geoms, t.crowd):
-            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": i + 1, "category_id": int(lab) + 1,
-                                      "iscrowd": int(c), **geom(g)})
+        areas = t.areas if t.areas is not None else [None] * len(t.labels)
+        for lab, g, c, area in zip(t.labels, t.geoms, t.crowd, areas):
+            ann = {"id": len(gt["annotations"]) + 1, "image_id": i + 1, "category_id": int(lab) + 1,
+                   "iscrowd": int(c), **geom(g)}
+            if area is not None and np.isfinite(area):
+                ann["area"] = float(area)  # an annotated area that differs from the geometry's
+            gt["annotations"].append(ann)
         for lab, s, g in zip(p.labels, p.scores, p.geoms):
             d = geom(g)
             d.pop("area")
@@ -139,6 +155,53 @@ def test_map_matches_pycocotools(seed, iou_type):
             valid = per_class_ref[t, :, k]
             expected = valid.mean() if (valid > -1).all() else -1
             assert ours.ap[t, k] == pytest.approx(expected, abs=1e-9)
+
+
+def _sized_case(seed: int, size: int = 320):
+    """Objects of every COCO size (4 to 160 px a side), some annotated areas that differ from the box's, and
+    detections with a negative width or height (COCOeval ignores them as outside every area range)."""
+    rng = np.random.default_rng(seed)
+    truths, preds = [], []
+    for _ in range(12):
+        n = int(rng.integers(1, 7))
+        wh = rng.uniform(4, 160, (n, 2))
+        xy = rng.uniform(0, size - wh)
+        boxes = np.round(np.c_[xy, xy + wh])
+        labels = rng.integers(0, 3, n)
+        crowd = rng.random(n) < 0.1
+        areas = np.where(rng.random(n) < 0.3, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) * 0.3, np.nan)
+        keep = rng.random(n) < 0.8
+        pb = np.round(boxes[keep] + rng.normal(0, 2.0, (keep.sum(), 4)))
+        pl = np.where(rng.random(keep.sum()) < 0.85, labels[keep], rng.integers(0, 3, keep.sum()))
+        m = int(rng.integers(0, 4))
+        fwh = rng.uniform(4, 160, (m, 2))
+        fxy = rng.uniform(0, size - fwh)
+        fake = np.round(np.c_[fxy, fxy + fwh])
+        flip = rng.random(m) < 0.5  # x2 < x1: a negative width
+        fake[flip] = fake[flip][:, [2, 1, 0, 3]]
+        pb, pl = np.r_[pb, fake], np.r_[pl, rng.integers(0, 3, m)]
+        truths.append(det.ImageTruth(labels, boxes, crowd, areas))
+        preds.append(det.ImagePred(pl, np.round(rng.uniform(0.05, 1.0, len(pl)), 3), pb))
+    return truths, preds
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_area_ranges_annotated_areas_and_negative_boxes_match_pycocotools(seed):
+    truths, preds = _sized_case(seed)
+    assert any((p.geoms[:, 2] < p.geoms[:, 0]).any() for p in preds)
+    ours = det.evaluate(preds, truths, 3)
+    ref = _coco_eval(truths, preds, 3, "bbox", size=320)
+    got = [ours.map, ours.map50, ours.map75, ours.map_in("small"), ours.map_in("medium"), ours.map_in("large")]
+    expected = [-1.0 if np.isnan(v) else v for v in got]
+    assert expected == pytest.approx(list(ref.stats[:6]), abs=1e-9)
+
+
+def test_a_detection_with_a_negative_width_is_no_false_positive():
+    truth = [det.ImageTruth(np.array([1]), np.array([[0.0, 0.0, 10.0, 10.0]]))]
+    pred = [det.ImagePred(np.array([1, 1]), np.array([0.9, 0.8]), np.array([[0.0, 0.0, 10.0, 10.0], [30.0, 0.0, 20.0, 10.0]]))]
+    rep = det.evaluate(pred, truth, 2)
+    assert rep.fp[1] == 0 and rep.tp[1] == 1 and rep.map == pytest.approx(1.0)
+    assert np.isnan(rep.map_in("large")) and rep.map_in("small") == pytest.approx(1.0)
 
 
 def test_hand_built_detection_case():
@@ -216,6 +279,22 @@ def test_frechet_matches_pytorch_fid_on_sampled_features():
     sa, sb = fit_gaussian(a), fit_gaussian(b)
     assert frechet_distance(sa, sb) == pytest.approx(calculate_frechet_distance(sa.mu, sa.sigma, sb.mu, sb.sigma), rel=1e-7)
     assert frechet_distance(sa, sa) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_an_imaginary_square_root_is_recorded_where_pytorch_fid_refuses():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    from core.metrics.frechet import frechet
+
+    mu = np.zeros(2)
+    a, b = GaussianStats(mu, np.diag([1.0, -1.0]), 10), GaussianStats(mu, np.eye(2), 10)  # not a covariance: sqrt(-1)
+    with pytest.raises(ValueError, match="Imaginary component"):
+        calculate_frechet_distance(mu, a.sigma, mu, b.sigma)
+    with pytest.warns(RuntimeWarning, match="imaginary component"):
+        result = frechet(a, b)
+    assert result.imaginary == pytest.approx(1.0) and "pytorch-fid refuses above 0.001" in result.note
+    assert result.value == pytest.approx(1.0 + 1.0 - 1.0 + 1.0 - 2 * 1.0)  # Tr(S1 + S2 - 2 Re sqrt(S1 S2))
+    assert frechet(b, b).note == "" and frechet(b, b).imaginary == 0.0
 
 
 def test_frechet_from_features_is_the_same_distance_without_a_d_by_d_square_root():

@@ -56,6 +56,11 @@ def test_a_tiny_job_of_every_trainable_task_registers_its_model(jobs):
         assert detail.model == r["model"] and detail.kind == "benchmark" and detail.weights_status == "pretrained"
         curves = jobs.curves([job_id])
         assert r["metric"] in set(curves["name"]) and set(curves["epoch"]) == {1}
+        assert curves["convention"].notna().all()  # every point says how it was measured
+        notes = jobs.curve_notes(curves, [r["metric"], "lr"])
+        assert len(notes) == 2 and notes[1] == "lr: learning rate at the end of the epoch"
+        if cfg["base"] == "dcgan_shapes":  # the per-epoch FD: few samples, biased, and said so
+            assert "n_gen=64" in notes[0] and "compare epochs of this job only" in notes[0]
     classifier = get_spec(jobs.job_status(ids[0]).result["model"])
     assert classifier.categories == ("circle", "square", "triangle")  # its own head, not the digits' 10 classes
 

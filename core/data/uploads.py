@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 from pathlib import Path, PurePosixPath
@@ -323,17 +324,18 @@ def _coco(root: Path, manifest: dict, reader: _Reader) -> dict:
         h, w = pixels.shape[:2]
         labels = np.array([c[0] for c in checked], np.int64)
         flags = np.array([c[2] for c in checked], bool)
+        areas = np.array([c[5] for c in checked], np.float64)  # COCO's `area` (AP by object size), NaN: none given
         boxes = np.array([c[1] for c in checked], np.float64).reshape(-1, 4)
         mask_truth = None
         if has_masks:
             masks = [coco_json.decode_mask(c[3], h, w, c[4]) for c in checked]
-            mask_truth = ImageTruth(labels, np.array(masks, bool).reshape(-1, h, w), flags)
-        samples.append(Sample(str(path.relative_to(root)), pixels, ImageTruth(labels, boxes, flags), mask_truth))
+            mask_truth = ImageTruth(labels, np.array(masks, bool).reshape(-1, h, w), flags, areas)
+        samples.append(Sample(str(path.relative_to(root)), pixels, ImageTruth(labels, boxes, flags, areas), mask_truth))
     return {"task": "detection", "samples": samples, "categories": names}
 
 
 def _annotation(a, i: int, image: str, w: int, h: int, index: dict[int, int], has_masks: bool) -> tuple:
-    """(label, xyxy box, crowd, segmentation, name) of one annotation, checked against its image's size; a bad
+    """(label, xyxy box, crowd, segmentation, name, COCO area or NaN) of one annotation, checked against its image's size; a bad
     box, category or mask refuses the dataset (it would be scored wrongly), naming the annotation."""
     what = f"Annotation {a.get('id', i + 1)!s:.20} of {safe_name(image)}"
     try:
@@ -347,7 +349,9 @@ def _annotation(a, i: int, image: str, w: int, h: int, index: dict[int, int], ha
             coco_json.check_mask(a.get("segmentation"), h, w, f"{what}: its mask")
     except InvalidInput as exc:
         raise InvalidArchive(f"{exc} Fix the COCO json and upload again.") from None
-    return label, box, bool(a.get("iscrowd", 0)), a.get("segmentation"), what
+    area = a.get("area")
+    area = float(area) if isinstance(area, (int, float)) and not isinstance(area, bool) and math.isfinite(area) else math.nan
+    return label, box, bool(a.get("iscrowd", 0)), a.get("segmentation"), what, area
 
 
 def _masks(root: Path, manifest: dict, reader: _Reader) -> dict:

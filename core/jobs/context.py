@@ -26,18 +26,19 @@ class JobContext:
     _pending: list = field(default_factory=list, repr=False)  # curve points a busy store has not taken yet
     _busy_since: float | None = field(default=None, repr=False)
 
-    def metrics(self, epoch: int, step: int, values: dict) -> None:
-        """A point of the job's curves (numbers only). While the store is busy points wait and go with the next."""
+    def metrics(self, epoch: int, step: int, values: dict, conventions: dict[str, str] | None = None) -> None:
+        """A point of the job's curves (numbers only), each value with how it was measured (`conventions`). While
+        the store is busy points wait and go with the next."""
         numeric = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        self._pending.append((epoch, step, numeric))
+        self._pending.append((epoch, step, numeric, conventions or {}))
         self.flush_metrics(strict=False)
 
     def flush_metrics(self, strict: bool = True) -> None:
         """Write the waiting curve points; a busy store keeps them waiting unless `strict`."""
         while self._pending:
-            epoch, step, numeric = self._pending[0]
+            epoch, step, numeric, conventions = self._pending[0]
             try:
-                job_rows.add_metrics(self.url, self.job_id, epoch, step, numeric)
+                job_rows.add_metrics(self.url, self.job_id, epoch, step, numeric, conventions)
             except Exception as exc:
                 if strict or not is_busy(exc):
                     raise
@@ -101,7 +102,7 @@ class LocalContext:
     def progress(self, fraction: float, message: str | None = None, force: bool = False) -> None:
         pass
 
-    def metrics(self, epoch: int, step: int, values: dict) -> None:
+    def metrics(self, epoch: int, step: int, values: dict, conventions: dict[str, str] | None = None) -> None:
         pass
 
     def save_partial(self, state: dict) -> None:

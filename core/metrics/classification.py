@@ -15,12 +15,13 @@ from core.errors import InvalidInput
 
 
 def topk_correct(scores: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
-    """Boolean per sample: is the target among the k highest scores? (ties broken by lower index)."""
+    """Boolean per sample: is the target among the k highest scores? Tied scores are ranked as scikit-learn's
+    top_k_accuracy_score ranks them (a stable ascending sort, reversed: the higher class index first)."""
     scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets)
     if scores.ndim != 2 or len(scores) != len(targets):
         raise InvalidInput(f"Scores must be N x C with one target per row; got {scores.shape} and {targets.shape}.")
     k = min(k, scores.shape[1])
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top = np.argsort(scores, axis=1, kind="mergesort")[:, ::-1][:, :k]
     return (top == targets[:, None]).any(axis=1)
 
 

@@ -4,8 +4,10 @@ Written here rather than wrapped around pycocotools because one matching pass ha
 the PR curves and the thresholded P/R/F1 at once, for boxes and masks, without writing JSON files.
 It follows COCOeval exactly (tests compare with pycocotools): IoU thresholds .50:.05:.95, 101 recall points,
 at most 100 detections per image and class, greedy one-to-one matching by score per image and class,
-crowd ground truth ignored, precision made monotone, classes without ground truth excluded from the mean.
-Area ranges other than "all" are not computed.
+crowd ground truth ignored, precision made monotone, classes without ground truth excluded from the mean, and
+COCO's area ranges: in each range ground truth outside it is ignored (matched detections with it) and unmatched
+detections outside it are ignored, so a detection with a negative width (negative area) is no false positive.
+A ground truth's area is its COCO `area` field when the annotation has one, else its geometry's.
 """
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ from core.errors import InvalidInput
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
 RECALL_POINTS = np.linspace(0.0, 1.0, int(np.round(1.0 / 0.01)) + 1, endpoint=True)
 MAX_DETS = 100
+# COCOeval's areaRng: all, small (< 32^2 px), medium, large (> 96^2 px); bounds included, as COCOeval compares
+AREA_RANGES: dict[str, tuple[float, float]] = {"all": (0.0, 1e5**2), "small": (0.0, 32.0**2),
+                                               "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e5**2)}
+AREA_WORDS = {"small": "below 32x32 px", "medium": "32x32 to 96x96 px", "large": "above 96x96 px"}
 
 
 def box_iou(dets: np.ndarray, gts: np.ndarray, crowd: np.ndarray) -> np.ndarray:
@@ -32,6 +38,17 @@ def box_iou(dets: np.ndarray, gts: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     area_g = (gts[:, 2] - gts[:, 0]) * (gts[:, 3] - gts[:, 1])
     union = np.where(crowd[None, :], area_d[:, None], area_d[:, None] + area_g[None, :] - inter)
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """Width x height of xyxy boxes (negative when one side is: COCO's area of such a box, outside every range)."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+
+
+def mask_area(masks: np.ndarray) -> np.ndarray:
+    m = np.asarray(masks, bool)
+    return m.reshape(len(m), -1).sum(1).astype(np.float64)
 
 
 def mask_iou(dets: np.ndarray, gts: np.ndarray, crowd: np.ndarray) -> np.ndarray:
@@ -51,8 +68,11 @@ class _ClassMatches:
     num_gt: int = 0
 
 
-def _match_image(ious: np.ndarray, crowd: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """COCOeval.evaluateImg: detections in score order, gts non-crowd first; returns matched/ignored (T x D)."""
+def _match_image(ious: np.ndarray, crowd: np.ndarray, gt_ignore: np.ndarray, det_outside: np.ndarray,
+                 thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval.evaluateImg: detections in score order, gts not ignored first; returns matched/ignored (T x D).
+    A crowd gt can take many detections; a detection matched to an ignored gt is ignored, and so is an unmatched
+    detection whose area lies outside the range (`det_outside`)."""
     t_count, d_count = len(thresholds), ious.shape[0]
     matched = np.zeros((t_count, d_count), bool)
     ignored = np.zeros((t_count, d_count), bool)
@@ -63,21 +83,22 @@ def _match_image(ious: np.ndarray, crowd: np.ndarray, thresholds: np.ndarray) ->
             for gi in range(ious.shape[1]):
                 if gt_taken[gi] and not crowd[gi]:
                     continue
-                if m > -1 and not crowd[m] and crowd[gi]:
-                    break  # a real match beats any crowd region (gts are sorted non-crowd first)
+                if m > -1 and not gt_ignore[m] and gt_ignore[gi]:
+                    break  # a real match beats any ignored region (gts are sorted not-ignored first)
                 if ious[di, gi] < best:
                     continue
                 best, m = ious[di, gi], gi
             if m == -1:
+                ignored[ti, di] = det_outside[di]
                 continue
-            ignored[ti, di] = crowd[m]
+            ignored[ti, di] = gt_ignore[m]
             matched[ti, di] = True
             gt_taken[m] = True
     return matched, ignored
 
 
-def _collect(preds: Sequence[ImagePred], truths: Sequence[ImageTruth], num_classes: int,
-             iou_fn: Callable, thresholds: np.ndarray) -> list[_ClassMatches]:
+def _collect(preds: Sequence[ImagePred], truths: Sequence[ImageTruth], num_classes: int, iou_fn: Callable,
+             area_fn: Callable, thresholds: np.ndarray, area_range: tuple[float, float]) -> list[_ClassMatches]:
     if len(preds) != len(truths):
         raise InvalidInput(f"{len(preds)} prediction sets for {len(truths)} images.")
     per_class = [_ClassMatches() for _ in range(num_classes)]
@@ -85,23 +106,31 @@ def _collect(preds: Sequence[ImagePred], truths: Sequence[ImageTruth], num_class
         crowd_all = np.zeros(len(truth.labels), bool) if truth.crowd is None else np.asarray(truth.crowd, bool)
         t_labels, p_labels = np.asarray(truth.labels, np.int64), np.asarray(pred.labels, np.int64)
         p_scores = np.asarray(pred.scores, np.float64)
+        lo, hi = area_range
+        gt_area = area_fn(truth.geoms) if len(t_labels) else np.zeros(0)
+        if truth.areas is not None:  # COCO's annotated area where given (NaN: none)
+            given = np.asarray(truth.areas, np.float64)
+            gt_area = np.where(np.isfinite(given), given, gt_area)
+        ignore_all = crowd_all | (gt_area < lo) | (gt_area > hi)
+        det_area = area_fn(pred.geoms) if len(p_labels) else np.zeros(0)
+        det_outside_all = (det_area < lo) | (det_area > hi)
         for c in np.union1d(t_labels, p_labels):
             if not 0 <= c < num_classes:
                 raise InvalidInput(f"Class id {c} outside the {num_classes} classes of the dataset.")
             gi = np.flatnonzero(t_labels == c)
-            gi = gi[np.argsort(crowd_all[gi], kind="stable")]  # non-crowd first, as COCOeval
+            gi = gi[np.argsort(ignore_all[gi], kind="stable")]  # not ignored first, as COCOeval
             di = np.flatnonzero(p_labels == c)
             di = di[np.argsort(-p_scores[di], kind="stable")][:MAX_DETS]
-            crowd = crowd_all[gi]
+            crowd, gt_ignore = crowd_all[gi], ignore_all[gi]
             entry = per_class[c]
-            entry.num_gt += int((~crowd).sum())
+            entry.num_gt += int((~gt_ignore).sum())
             if len(di) == 0:
                 continue
             if len(gi):
                 ious = iou_fn(np.asarray(pred.geoms)[di], np.asarray(truth.geoms)[gi], crowd)
             else:
                 ious = np.zeros((len(di), 0))
-            matched, ignored = _match_image(ious, crowd, thresholds)
+            matched, ignored = _match_image(ious, crowd, gt_ignore, det_outside_all[di], thresholds)
             entry.scores.append(p_scores[di])
             entry.matched.append(matched)
             entry.ignored.append(ignored)
@@ -136,8 +165,10 @@ class DetectionReport:
     tp: np.ndarray  # per class at IoU 0.5 and score >= threshold
     fp: np.ndarray
     fn: np.ndarray
+    ap_by_area: dict[str, np.ndarray] = field(default_factory=dict)  # "small"/"medium"/"large" -> T x K
 
     def _mean(self, rows: np.ndarray) -> float:
+        """Mean over the classes with ground truth (-1 marks the others, as COCOeval); NaN when there are none."""
         valid = rows[rows > -1]
         return float(valid.mean()) if valid.size else float("nan")
 
@@ -152,6 +183,10 @@ class DetectionReport:
     @property
     def map75(self) -> float:
         return self._mean(self.ap[5])
+
+    def map_in(self, area: str) -> float:
+        """mAP@[.5:.95] over the objects of one COCO area range (NaN when no class has ground truth there)."""
+        return self._mean(self.ap_by_area[area])
 
     @property
     def has_gt(self) -> np.ndarray:
@@ -196,38 +231,55 @@ class DetectionReport:
         return float(f[i]), float(p[i]), float(r[i]), float(s[i])
 
 
+def _sorted(entry: _ClassMatches) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A class's detections over all images in score order (stable, as COCOeval): scores, matched, ignored."""
+    if not entry.scores:
+        empty = np.zeros((len(IOU_THRESHOLDS), 0), bool)
+        return np.zeros(0), empty, empty
+    scores = np.concatenate(entry.scores)
+    order = np.argsort(-scores, kind="mergesort")
+    return (scores[order], np.concatenate(entry.matched, axis=1)[:, order],
+            np.concatenate(entry.ignored, axis=1)[:, order])
+
+
+def _average_precision(entry: _ClassMatches, matched: np.ndarray, ignored: np.ndarray) -> np.ndarray:
+    """AP per IoU threshold (101-point interpolated, precision made monotone); -1 without ground truth."""
+    if not entry.num_gt:
+        return -np.ones(len(IOU_THRESHOLDS))
+    tps = np.cumsum(matched & ~ignored, axis=1, dtype=np.float64)
+    fps = np.cumsum(~matched & ~ignored, axis=1, dtype=np.float64)
+    out = np.zeros(len(IOU_THRESHOLDS))
+    for t in range(len(IOU_THRESHOLDS)):
+        rc = tps[t] / entry.num_gt
+        pr = tps[t] / (fps[t] + tps[t] + np.spacing(1))
+        pr = np.maximum.accumulate(pr[::-1])[::-1] if pr.size else pr  # monotone, as COCOeval
+        idx = np.searchsorted(rc, RECALL_POINTS, side="left")
+        q = np.where(idx < len(pr), pr[np.minimum(idx, len(pr) - 1)] if len(pr) else 0.0, 0.0)
+        out[t] = q.mean()
+    return out
+
+
 def evaluate(preds: Sequence[ImagePred], truths: Sequence[ImageTruth], num_classes: int, *, iou_type: str = "bbox",
-             score_threshold: float = 0.5) -> DetectionReport:
+             score_threshold: float = 0.5, area_ranges: bool = True) -> DetectionReport:
+    """COCO AP over all areas (and, with `area_ranges`, small/medium/large), PR curves and P/R/F1 at IoU 0.5."""
     if iou_type not in ("bbox", "segm"):
         raise InvalidInput(f"iou_type must be bbox or segm, got {iou_type!r}.")
-    iou_fn = box_iou if iou_type == "bbox" else mask_iou
-    per_class = _collect(preds, truths, num_classes, iou_fn, IOU_THRESHOLDS)
+    iou_fn, area_fn = (box_iou, box_area) if iou_type == "bbox" else (mask_iou, mask_area)
+    per_class = _collect(preds, truths, num_classes, iou_fn, area_fn, IOU_THRESHOLDS, AREA_RANGES["all"])
     ap = -np.ones((len(IOU_THRESHOLDS), num_classes))
     curves, tp, fp, fn = [], np.zeros(num_classes), np.zeros(num_classes), np.zeros(num_classes)
     for k, entry in enumerate(per_class):
-        if entry.scores:
-            scores = np.concatenate(entry.scores)
-            order = np.argsort(-scores, kind="mergesort")
-            matched = np.concatenate(entry.matched, axis=1)[:, order]
-            ignored = np.concatenate(entry.ignored, axis=1)[:, order]
-            scores = scores[order]
-        else:
-            scores, matched, ignored = np.zeros(0), np.zeros((len(IOU_THRESHOLDS), 0), bool), np.zeros((len(IOU_THRESHOLDS), 0), bool)
-        tps = np.cumsum(matched & ~ignored, axis=1, dtype=np.float64)
-        fps = np.cumsum(~matched & ~ignored, axis=1, dtype=np.float64)
+        scores, matched, ignored = _sorted(entry)
+        ap[:, k] = _average_precision(entry, matched, ignored)
         keep50 = ~ignored[0]
-        if entry.num_gt:
-            for t in range(len(IOU_THRESHOLDS)):
-                rc = tps[t] / entry.num_gt
-                pr = tps[t] / (fps[t] + tps[t] + np.spacing(1))
-                pr = np.maximum.accumulate(pr[::-1])[::-1] if pr.size else pr  # monotone, as COCOeval
-                idx = np.searchsorted(rc, RECALL_POINTS, side="left")
-                q = np.where(idx < len(pr), pr[np.minimum(idx, len(pr) - 1)] if len(pr) else 0.0, 0.0)
-                ap[t, k] = q.mean()
         s50 = scores[keep50]
         curves.append(ClassCurve(s50, matched[0][keep50], entry.num_gt))
         above = s50 >= score_threshold
         tp[k] = float(matched[0][keep50][above].sum())
         fp[k] = float(above.sum() - tp[k])
         fn[k] = float(entry.num_gt - tp[k])
-    return DetectionReport(iou_type, num_classes, ap, curves, score_threshold, tp, fp, fn)
+    by_area: dict[str, np.ndarray] = {}
+    for name, rng in list(AREA_RANGES.items())[1:] if area_ranges else []:
+        entries = _collect(preds, truths, num_classes, iou_fn, area_fn, IOU_THRESHOLDS, rng)
+        by_area[name] = np.stack([_average_precision(e, *_sorted(e)[1:]) for e in entries], axis=1)
+    return DetectionReport(iou_type, num_classes, ap, curves, score_threshold, tp, fp, fn, by_area)

@@ -40,8 +40,27 @@ def fit_gaussian(features: np.ndarray) -> GaussianStats:
     return GaussianStats(feats.mean(0), np.cov(feats, rowvar=False), len(feats))
 
 
-def frechet_distance(a: GaussianStats, b: GaussianStats, eps: float = 1e-6) -> float:
-    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2), as pytorch-fid computes it (same eps fallback)."""
+IMAGINARY_TOLERANCE = 1e-3  # pytorch-fid refuses a square root with a larger imaginary part
+
+
+@dataclass(frozen=True)
+class Frechet:
+    value: float
+    imaginary: float = 0.0  # largest |imaginary part| the matrix square root had (its real part is used)
+
+    @property
+    def note(self) -> str:
+        """Words for the stored convention when the square root was not real (pytorch-fid would have refused)."""
+        if self.imaginary <= IMAGINARY_TOLERANCE:
+            return ""
+        return (f"the covariance product's square root had an imaginary part up to {self.imaginary:.3g} "
+                f"(pytorch-fid refuses above {IMAGINARY_TOLERANCE:g}); its real part was used: treat this value "
+                "with care")
+
+
+def frechet(a: GaussianStats, b: GaussianStats, eps: float = 1e-6) -> Frechet:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2), as pytorch-fid computes it (same eps fallback), with the
+    size of any imaginary part of the square root, which pytorch-fid raises on and this records."""
     if a.mu.shape != b.mu.shape:
         raise InvalidInput(f"Feature sizes differ: {a.mu.shape[0]} vs {b.mu.shape[0]}.")
     diff = a.mu - b.mu
@@ -52,12 +71,21 @@ def frechet_distance(a: GaussianStats, b: GaussianStats, eps: float = 1e-6) -> f
         if not np.isfinite(covmean).all():
             offset = np.eye(s1.shape[0]) * eps
             covmean = linalg.sqrtm((s1 + offset).dot(s2 + offset))
+    imaginary = 0.0
     if np.iscomplexobj(covmean):
-        covmean = covmean.real  # numerical noise; pytorch-fid raises only above 1e-3 imaginary
-    return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+        imaginary = float(np.max(np.abs(covmean.imag)))
+        if imaginary > IMAGINARY_TOLERANCE:
+            warnings.warn(f"Fréchet distance: imaginary component {imaginary:.3g} in the matrix square root; "
+                          "using its real part", RuntimeWarning, stacklevel=2)
+        covmean = covmean.real
+    return Frechet(float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)), imaginary)
 
 
-def frechet_distance_features(a: np.ndarray, b: np.ndarray) -> float:
+def frechet_distance(a: GaussianStats, b: GaussianStats, eps: float = 1e-6) -> float:
+    return frechet(a, b, eps).value
+
+
+def frechet_features(a: np.ndarray, b: np.ndarray) -> Frechet:
     """The same distance between Gaussians fitted to two feature sets, from the features themselves.
 
     With A, B the centred features scaled by 1/sqrt(n - 1) (so S_a = A^T A, S_b = B^T B), the nonzero eigenvalues
@@ -69,9 +97,13 @@ def frechet_distance_features(a: np.ndarray, b: np.ndarray) -> float:
     if fa.mu.shape != fb.mu.shape:
         raise InvalidInput(f"Feature sizes differ: {fa.mu.shape[0]} vs {fb.mu.shape[0]}.")
     if min(fa.count, fb.count) >= fa.mu.shape[0]:
-        return frechet_distance(fa, fb)
+        return frechet(fa, fb)
     x = (np.asarray(a, np.float64) - fa.mu) / np.sqrt(fa.count - 1)
     y = (np.asarray(b, np.float64) - fb.mu) / np.sqrt(fb.count - 1)
     diff = fa.mu - fb.mu
     nuclear = np.linalg.svd(x @ y.T, compute_uv=False).sum()
-    return float(diff.dot(diff) + (x * x).sum() + (y * y).sum() - 2 * nuclear)
+    return Frechet(float(diff.dot(diff) + (x * x).sum() + (y * y).sum() - 2 * nuclear))  # real by construction
+
+
+def frechet_distance_features(a: np.ndarray, b: np.ndarray) -> float:
+    return frechet_features(a, b).value

@@ -74,6 +74,9 @@ _ALL = [
     _score("map", "mAP@[.5:.95]"),
     _score("map50", "mAP@0.5"),
     _score("map75", "mAP@0.75"),
+    _score("map_small", "mAP@[.5:.95], small objects"),  # COCO area ranges: < 32^2, 32^2-96^2, > 96^2 px
+    _score("map_medium", "mAP@[.5:.95], medium objects"),
+    _score("map_large", "mAP@[.5:.95], large objects"),
     _score("mask_map", "mask mAP@[.5:.95]"),
     _score("mask_map50", "mask mAP@0.5"),
     _score("mask_map75", "mask mAP@0.75"),

@@ -92,6 +92,15 @@ def curves(job_ids: list[int]) -> pd.DataFrame:
     return job_rows.curves(ensure_store(), job_ids)
 
 
+def curve_notes(points: pd.DataFrame, names: list[str]) -> list[str]:
+    """'<curve>: how it was measured' for each shown curve that recorded it (curves stored before that have none)."""
+    notes = []
+    for name in names:
+        known = points.loc[(points["name"] == name) & points["convention"].notna(), "convention"].unique()
+        notes += [f"{metric_registry.title(name)}: {c}" for c in known]
+    return notes
+
+
 def sweeps() -> list[str]:
     seen: list[str] = []
     for job in runner.list_jobs(200, ("train",)):

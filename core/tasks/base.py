@@ -161,6 +161,7 @@ class TrainPlan:
     eval_modules: list[nn.Module] = field(default_factory=list)
     validating: str = "validating"  # what the progress bar says while validate() runs
     finish: Callable[[dict[str, Any]], dict[str, Any]] = lambda best_row: {}
+    conventions: dict[str, str] = field(default_factory=dict)  # how each validate() value is measured (curves)
 
 
 # The training options every task honours; a task lists the others it supports in Task.train_options.

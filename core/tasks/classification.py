@@ -132,7 +132,8 @@ class ClassificationTask(Task):
 
         return TrainPlan(model, len(td.train.images), batch,
                          [Phase("train_loss", [model], lambda b: F.cross_entropy(model(b[0]), b[1]))],
-                         lambda: {"val_accuracy": accuracy(td.val)}, "val_accuracy", train_mode, finish=finish)
+                         lambda: {"val_accuracy": accuracy(td.val)}, "val_accuracy", train_mode, finish=finish,
+                         conventions={"val_accuracy": f"top-1 on the validation split ({len(td.val.images)} images)"})
 
 
 TASK = register_task(ClassificationTask())

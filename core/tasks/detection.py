@@ -98,6 +98,10 @@ def _detection_values(rep: det_metrics.DetectionReport, names: tuple[str, ...], 
             measured("f1_macro", macro[2], conv_prf + ", macro"),
             measured("f1_max", f1max[0], f"IoU>=0.5, best score threshold {f1max[3]:.3f}, micro"),
         ]
+        for area, words in det_metrics.AREA_WORDS.items():  # None: no objects of that size
+            value = rep.map_in(area)
+            metrics.append(measured(f"map_{area}", None if np.isnan(value) else value,
+                                    conv_ap.replace("area all", f"area {area} ({words})")))
     return metrics, DetectionTables.of(rep, names)
 
 
@@ -185,7 +189,7 @@ class DetectionTask(Task):
                 preds.append(det_metrics.ImagePred(out["labels"].cpu().numpy(), out["scores"].cpu().numpy(),
                                                    out["boxes"].cpu().numpy()))
                 truths.append(det_metrics.ImageTruth(t["labels"], t["boxes"]))
-            rep = det_metrics.evaluate(preds, truths, len(td.categories))
+            rep = det_metrics.evaluate(preds, truths, len(td.categories), area_ranges=False)
             return {"val_map": 0.0 if np.isnan(rep.map) else rep.map,
                     "val_map50": 0.0 if np.isnan(rep.map50) else rep.map50}
 
@@ -194,7 +198,10 @@ class DetectionTask(Task):
         return TrainPlan(model, len(td.train.images), batch,
                          [Phase("train_loss", [model], lambda b: sum(model(b[0], b[1]).values()))],
                          validate, "val_map", train_mode,
-                         finish=lambda best: {"val_map": best["val_map"], "val_map50": best["val_map50"]})
+                         finish=lambda best: {"val_map": best["val_map"], "val_map50": best["val_map50"]},
+                         conventions={"val_map": f"COCO mAP@[.5:.95] on the validation split ({len(td.val.images)} "
+                                                 "images; 0 when nothing is detected)",
+                                      "val_map50": f"COCO mAP@0.5 on the validation split ({len(td.val.images)} images)"})
 
 
 TASK = register_task(DetectionTask())

@@ -10,7 +10,7 @@ from core.data.datasets import Dataset, load_dataset
 from core.engine import Engine, LoadedModel
 from core.errors import InvalidInput
 from core.metrics.features import choose_extractor, features, reference_set
-from core.metrics.frechet import frechet_distance_features
+from core.metrics.frechet import frechet_distance_features, frechet_features
 from core.metrics.kid import kernel_inception_distance
 from core.models.registry import ModelSpec, get_spec
 from core.models.small_nets import DCGANDiscriminator
@@ -48,11 +48,14 @@ def evaluate_generation(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_
     ext = choose_extractor(engine, feature_space)
     ref_feats, ref = reference_set(ext, ds.content_hash, [s.image for s in ds.samples])
     gen_feats = features(ext, generated)
-    value = frechet_distance_features(gen_feats, ref_feats)
+    distance = frechet_features(gen_feats, ref_feats)
+    value = distance.value
     counts = f"n_gen={len(gen_feats)}, n_ref={ref.count}"
     conv = f"{ext.convention}; {counts}"
     if min(len(gen_feats), ref.count) < 10_000:
         conv += " (biased below 10k samples: compare only at equal n)"
+    if distance.note:
+        conv += f"; {distance.note}"
     metrics = [measured(ext.metric, value, conv)]
     spread = None
     if ext.metric == "fid":  # KID beside FID: unbiased at small n (Binkowski et al. 2018)
@@ -138,7 +141,10 @@ class GenerationTask(Task):
         return TrainPlan(generator, len(real), batch,
                          [Phase("d_loss", [discriminator], d_loss, betas), Phase("g_loss", [generator], g_loss, betas)],
                          validate, ext.metric, train_mode, eval_modules=[discriminator], validating="scoring generated samples",
-                         finish=lambda best: {ext.metric: best[ext.metric], "fd_samples": n_eval})
+                         finish=lambda best: {ext.metric: best[ext.metric], "fd_samples": n_eval},
+                         conventions={ext.metric: f"n_gen={n_eval} (fixed latents), n_ref={len(ref_feats)}: biased at "
+                                                  "this small n, so compare epochs of this job only, never with a "
+                                                  f"benchmark's value; {ext.convention}"})
 
 
 TASK = register_task(GenerationTask())

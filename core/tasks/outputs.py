@@ -36,8 +36,8 @@ class DetectionRow:
     """One class of a detection run: AP (IoU .50:.95 and .50), P/R/F1 at the run's threshold, and the counts."""
 
     name: str
-    ap50: float
-    ap: float
+    ap50: float | None  # None: the class has no ground truth (COCO leaves it out of the mean)
+    ap: float | None
     precision: float
     recall: float
     f1: float
@@ -115,7 +115,9 @@ class DetectionTables:
     @classmethod
     def of(cls, rep: det_metrics.DetectionReport, names: tuple[str, ...]) -> DetectionTables:
         p, r, f = rep.prf()
-        rows = tuple(DetectionRow(names[c], float(rep.ap[0, c]), float(rep.ap[:, c].mean()), float(p[c]), float(r[c]),
+        has_gt = rep.has_gt
+        rows = tuple(DetectionRow(names[c], float(rep.ap[0, c]) if has_gt[c] else None,
+                                  float(rep.ap[:, c].mean()) if has_gt[c] else None, float(p[c]), float(r[c]),
                                   float(f[c]), int(rep.curves50[c].num_gt), int(rep.tp[c]), int(rep.fp[c]), int(rep.fn[c]))
                      for c in range(rep.num_classes) if rep.curves50[c].num_gt or rep.fp[c])
         curves = {names[c]: PRCurve.of(rep.curves50[c]) for c in range(rep.num_classes) if rep.curves50[c].num_gt}

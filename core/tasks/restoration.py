@@ -289,7 +289,8 @@ class RestorationTask(Task):
             return {"val_psnr": float(psnr(out * 255, val_clean * 255).mean())}
 
         return TrainPlan(model, len(inputs), batch, [Phase("train_loss", [model], lambda b: F.mse_loss(model(b[0]), b[1]))],
-                         validate, "val_psnr", train_mode, finish=lambda best: {"val_psnr": best["val_psnr"]})
+                         validate, "val_psnr", train_mode, finish=lambda best: {"val_psnr": best["val_psnr"]},
+                         conventions={"val_psnr": f"RGB PSNR (dB), mean over {len(val_in)} validation patches"})
 
 
 TASK = register_task(RestorationTask())

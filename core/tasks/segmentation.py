@@ -192,7 +192,9 @@ class SegmentationTask(Task):
         return TrainPlan(model, len(td.train.images), batch,
                          [Phase("train_loss", [model], lambda b: F.cross_entropy(model(b[0]), b[1],
                                                                                  ignore_index=seg_metrics.IGNORE_INDEX))],
-                         validate, "val_miou", train_mode, finish=lambda best: {"val_miou": best["val_miou"]})
+                         validate, "val_miou", train_mode, finish=lambda best: {"val_miou": best["val_miou"]},
+                         conventions={"val_miou": f"mIoU over the classes present, validation split "
+                                                  f"({len(td.val.images)} images)"})
 
 
 TASK = register_task(SegmentationTask())

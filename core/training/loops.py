@@ -99,10 +99,20 @@ def _halved(exc: Exception, batch: int, ctx, device: torch.device) -> int:
     return batch
 
 
-def _record_epoch(ctx, history: list, epoch: int, steps: int, row: dict, best_state: dict) -> None:
+# how the loop's own curve values are measured (a task's validation values bring their own: TrainPlan.conventions)
+LOOP_CONVENTIONS = {
+    "lr": "learning rate at the end of the epoch",
+    "epoch_time_s": "wall-clock seconds of the epoch (training and validation)",
+    "peak_mem_mb": "peak memory so far in MB (CUDA allocated on a GPU, the process's resident memory on the CPU)",
+    "batch_size": "batch size at the end of the epoch (halved after an out-of-memory error)",
+}
+
+
+def _record_epoch(ctx, history: list, epoch: int, steps: int, row: dict, best_state: dict,
+                  conventions: dict[str, str]) -> None:
     """Curves point, log line, and the best weights so far as the job's partial file."""
     history.append({"epoch": epoch + 1, **row})
-    ctx.metrics(epoch + 1, steps, row)
+    ctx.metrics(epoch + 1, steps, row, conventions)
     ctx.log(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
     ctx.save_partial(best_state)
 
@@ -199,7 +209,10 @@ def fit(cfg: TrainConfig, ctx, plan: TrainPlan, device: torch.device) -> FitResu
         row = {**{name: float(np.mean(v)) if v else None for name, v in losses.items()}, **val,
                "lr": optimizers[0].param_groups[0]["lr"], "epoch_time_s": elapsed, "peak_mem_mb": memory.sample(),
                "batch_size": batch}
-        _record_epoch(ctx, history, epoch, steps, row, best["state"])
+        conventions = {**LOOP_CONVENTIONS, **plan.conventions,
+                       **{name: f"mean over the epoch's {len(v)} training steps (training batches, as augmented)"
+                          for name, v in losses.items()}}
+        _record_epoch(ctx, history, epoch, steps, row, best["state"], conventions)
         if steps >= budget:
             break
         if cfg.patience is not None and since_best >= cfg.patience:
