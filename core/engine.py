@@ -6,6 +6,7 @@ cache is guarded by a lock and a model is built at most once per (name, weights)
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 import logging
 import os
 import threading
@@ -81,8 +82,15 @@ class RunStats:
     batch_ms: list[float] = field(default_factory=list)
     peak_mem_mb: float = 0.0
     mem_kind: str = "process_rss"  # or "cuda_max_allocated"
-    warmup: int = 0
+    warmup: int = 0  # warm-up batches run (untimed) before the measured ones, each the size of the first
     oom_retries: int = 0
+    batch_items: list[int] = field(default_factory=list)  # images in each measured batch, in order
+
+    @property
+    def ran(self) -> str:
+        """The batch sizes that actually ran, largest first: '8x12+3x1' is twelve batches of 8 and one of 3."""
+        sizes = Counter(self.batch_items)
+        return "+".join(f"{size}x{sizes[size]}" for size in sorted(sizes, reverse=True))
 
     @property
     def ms_per_item(self) -> float:
@@ -236,6 +244,14 @@ class Engine:
             return [Engine._to_cpu(item) for item in out]
         raise TypeError(f"unsupported model output type {type(out).__name__}")
 
+    @staticmethod
+    def _chunk(inputs: list[torch.Tensor], i: int, size: int) -> list[torch.Tensor]:
+        """The batch starting at `i`: up to `size` neighbours of the same shape."""
+        chunk = [inputs[i]]
+        while len(chunk) < size and i + len(chunk) < len(inputs) and inputs[i + len(chunk)].shape == inputs[i].shape:
+            chunk.append(inputs[i + len(chunk)])
+        return chunk
+
     def run(self, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int = 8, warmup: int = 0) -> tuple[list[Any], RunStats]:
         """Run the model over CHW tensors; same-shape neighbours are batched. OOM halves the batch. At most
         IMGLAB_MAX_CONCURRENT_RUNS runs compute at once on one engine when that is set (the others wait,
@@ -249,21 +265,20 @@ class Engine:
 
     def _run(self, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int, warmup: int) -> tuple[list[Any], RunStats]:
         _, dtype = self._autocast(loaded)
-        for _ in range(warmup):
-            self._forward(loaded, inputs[:1])
+        for _ in range(warmup):  # a whole first batch: on CUDA its one-time costs (kernels, allocator) stay untimed
+            self._forward(loaded, self._chunk(inputs, 0, batch_size))
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         outputs: list[Any] = []
         batch_ms: list[float] = []
+        batch_items: list[int] = []
         oom_retries, current = 0, batch_size
         sampler = _PeakRSS() if self.device.type == "cpu" else None
         total_start = time.perf_counter()
         with sampler or contextlib.nullcontext():
             i = 0
             while i < len(inputs):
-                chunk = [inputs[i]]
-                while len(chunk) < current and i + len(chunk) < len(inputs) and inputs[i + len(chunk)].shape == inputs[i].shape:
-                    chunk.append(inputs[i + len(chunk)])
+                chunk = self._chunk(inputs, i, current)
                 start = time.perf_counter()
                 try:
                     out = self._forward(loaded, chunk)
@@ -276,6 +291,7 @@ class Engine:
                         torch.cuda.empty_cache()
                     continue
                 batch_ms.append((time.perf_counter() - start) * 1000)
+                batch_items.append(len(chunk))
                 outputs.extend(self._split(out))
                 i += len(chunk)
         total_ms = (time.perf_counter() - total_start) * 1000
@@ -288,6 +304,6 @@ class Engine:
         stats = RunStats(
             device=str(self.device), dtype=dtype, batch_size=current, items=len(inputs), batches=len(batch_ms),
             total_ms=total_ms, batch_ms=batch_ms, peak_mem_mb=peak / 2**20, mem_kind=kind,
-            warmup=warmup, oom_retries=oom_retries,
+            warmup=warmup, oom_retries=oom_retries, batch_items=batch_items,
         )
         return outputs, stats

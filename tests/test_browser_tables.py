@@ -18,7 +18,7 @@ def test_results_leaderboard_and_compare_speak_in_words(page, server):
     settle(page)
     assert page.get_by_role("combobox", name="Dataset").input_value() == f"{TITLE} (2 runs)"
     page.get_by_text("PSNR (dB) ↑ — RGB, values 0-255, no border crop, mean of per-image values").wait_for()
-    page.get_by_text("Timing: 1 warm-up pass, then measured on cpu", exact=False).wait_for()
+    page.get_by_text("Timing: 1 warm-up batch, then measured on cpu", exact=False).wait_for()
     page.get_by_text("Ranked by PSNR (dB) ↑", exact=False).wait_for()
     text = body(page)
     assert "photos-denoise(" not in text and "mem=process_rss" not in text and "warmup" not in text

@@ -84,6 +84,23 @@ def test_out_of_memory_halves_the_batch_and_succeeds():
     outputs, stats = engine.run(loaded, [torch.rand(3, 16, 16) for _ in range(7)], batch_size=8)
     assert len(outputs) == 7
     assert seen[:3] == [7, 4, 2] and stats.batch_size == 2 and stats.oom_retries == 2
+    assert stats.batch_items == [2, 2, 2, 1] and stats.ran == "2x3+1x1"  # what ran, not what was asked for
+
+
+def test_warm_up_runs_a_whole_first_batch_and_stored_timings_say_what_ran():
+    from core.runs import engine_metrics
+    from core.tasks.evaluation import run_chunked
+
+    engine = Engine(device="cpu")
+    loaded = engine.load("gaussian_denoise")
+    seen = []
+    engine.fault_hook = seen.append
+    inputs = [torch.rand(3, 16, 16) for _ in range(9)] + [torch.rand(3, 8, 8)]
+    _, stats = run_chunked(engine, loaded, inputs, batch_size=8, progress=None, chunk=4)
+    assert seen[0] == 4 and stats.warmup == 1  # the warm-up is the first batch as it runs (the chunk caps it at 4)
+    assert stats.batch_items == [4, 4, 1, 1] and stats.batches == 4
+    conv = engine_metrics(stats)[0].convention
+    assert conv == "device=cpu,batch=4,ran=4x2+1x2,p50/p95 per batch,warmup=1 batch,mem=process_rss"
 
 
 def test_oom_at_batch_one_is_raised():

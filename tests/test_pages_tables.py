@@ -99,7 +99,7 @@ def test_tables_lead_with_the_headline_metric_under_readable_headers(seeded):
     assert config["psnr"]["label"] == "PSNR (dB) ↑"
     assert config["psnr"]["help"] == "RGB, values 0-255, no border crop, mean of per-image values"
     assert config["latency_ms_per_image"]["label"] == "latency (ms/image) ↓"
-    assert config["latency_ms_per_image"]["help"].startswith("timing: 1 warm-up pass, then measured on cpu")
+    assert config["latency_ms_per_image"]["help"].startswith("timing: 1 warm-up batch, then measured on cpu in batches of up to")
     assert config["peak_mem_mb"]["label"] == "peak memory (MB) ↓"
     assert config["num_params"]["label"] == "parameters"
     assert config["weights"]["width"] == "medium"  # "parameter-free" is not cut

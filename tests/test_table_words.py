@@ -42,6 +42,9 @@ def test_playground_inputs_and_uploads_are_titled_in_words():
     ("device=cuda,batch=32,p50/p95 per batch,warmup=2,mem=cuda_max_allocated",
      "timing: 2 warm-up passes, then measured on cuda in batches of 32 (median and 95th percentile per batch); "
      "memory: peak CUDA memory allocated by PyTorch"),
+    ("device=cpu,batch=4,ran=4x2+1x1,p50/p95 per batch,warmup=1 batch,mem=process_rss",
+     "timing: 1 warm-up batch, then measured on cpu in batches of up to 4 (ran 2 batches of 4 and 1 batch of 1; median "
+     "and 95th percentile per batch); memory: peak resident memory (RSS) of the process that ran the model"),
     ("IoU>=0.5, score>=0.25, zero_division=0, micro", "IoU ≥ 0.5, score ≥ 0.25, 0 where undefined, micro"),
     ("resize=224,crop_pct=0.875,interp=bicubic", "resize 224, centre crop 87.5%, bicubic interpolation"),
 ])

@@ -62,8 +62,9 @@ class Leaderboard:
         raise InvalidInput(f"The leaderboard has no metric {label!r}.")
 
 
-_TIMING_RE = re.compile(r"device=(?P<device>[^,]*),batch=(?P<batch>\d+),p50/p95 per batch,warmup=(?P<warmup>\d+),"
-                        r"mem=(?P<mem>\w+)")
+# runs stored before the batch sizes were recorded have no ran=, and count warm-up passes of one image
+_TIMING_RE = re.compile(r"device=(?P<device>[^,]*),batch=(?P<batch>\d+),(?:ran=(?P<ran>[\dx+]+),)?p50/p95 per batch,"
+                        r"warmup=(?P<warmup>\d+)(?P<unit> batch(?:es)?)?,mem=(?P<mem>\w+)")
 _MEMORY = {"process_rss": "peak resident memory (RSS) of the process that ran the model",
            "cuda_max_allocated": "peak CUDA memory allocated by PyTorch"}
 _WORDS = [
@@ -91,10 +92,16 @@ def short_convention(convention: str | None) -> str:
     text = (convention or "").strip()
     timing = _TIMING_RE.fullmatch(text)
     if timing:
-        warm = int(timing["warmup"])
-        first = f"{warm} warm-up pass{'es' if warm != 1 else ''}, then measured" if warm else "no warm-up pass, all measured"
-        return (f"timing: {first} on {timing['device']} in batches of {timing['batch']} (median and 95th percentile per batch); "
-                f"memory: {_MEMORY.get(timing['mem'], timing['mem'])}")
+        warm, memory = int(timing["warmup"]), _MEMORY.get(timing["mem"], timing["mem"])
+        if timing["ran"] is None:
+            first = f"{warm} warm-up pass{'es' if warm != 1 else ''}, then measured" if warm else "no warm-up pass, all measured"
+            return (f"timing: {first} on {timing['device']} in batches of {timing['batch']} (median and 95th percentile "
+                    f"per batch); memory: {memory}")
+        first = f"{warm} warm-up batch{'es' if warm != 1 else ''}, then measured" if warm else "no warm-up, all measured"
+        ran = " and ".join(f"{n} batch{'es' if n != '1' else ''} of {size}"
+                           for size, n in (part.split("x") for part in timing["ran"].split("+")))
+        return (f"timing: {first} on {timing['device']} in batches of up to {timing['batch']} (ran {ran}; median and "
+                f"95th percentile per batch); memory: {memory}")
     for pattern, words in _WORDS:
         text = pattern.sub(words, text)
     return re.sub(r" {2,}", " ", re.sub(r",(?=\S)", ", ", text))

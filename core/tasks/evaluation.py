@@ -20,7 +20,7 @@ def merge_stats(parts: list[RunStats]) -> RunStats:
         items=sum(p.items for p in parts), batches=sum(p.batches for p in parts),
         total_ms=sum(p.total_ms for p in parts), batch_ms=[ms for p in parts for ms in p.batch_ms],
         peak_mem_mb=max(p.peak_mem_mb for p in parts), mem_kind=first.mem_kind, warmup=first.warmup,
-        oom_retries=sum(p.oom_retries for p in parts),
+        oom_retries=sum(p.oom_retries for p in parts), batch_items=[n for p in parts for n in p.batch_items],
     )
 
 
