@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 from skimage import data
 from skimage.metrics import structural_similarity
