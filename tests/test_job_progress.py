@@ -120,7 +120,7 @@ class Recorder:
     def log(self, line):
         self.lines.append(line)
 
-    def metrics(self, epoch, step, values):
+    def metrics(self, epoch, step, values, conventions=None):
         pass
 
     def save_partial(self, state):
