@@ -78,6 +78,9 @@ class Settings:
     weight_roots: tuple[Path, ...] = ()  # IMGLAB_WEIGHT_ROOTS (os.pathsep-separated): more allowed weight folders
     fault_oom_above_batch: int | None = None  # IMGLAB_FAULT_OOM_ABOVE_BATCH (test hook): larger batches raise OOM
     log_level: str = "WARNING"  # IMGLAB_LOG_LEVEL: the app's own server log (an unknown level name: WARNING)
+    # Speed options per model on a GPU (core/tuning.py): measured at a model's first run, then cached
+    tune_on_gpu: bool = True  # IMGLAB_TUNE=0 turns the measuring off (the default bf16 autocast stays)
+    compile_models: bool = False  # IMGLAB_COMPILE=1 also tries torch.compile (about 20 s per model the first time)
 
 
 # Folders under DATA_DIR whose files users put there (uploaded datasets, checkpoints, job work folders): a
@@ -102,6 +105,12 @@ def _int_env(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+def _flag(name: str, default: bool) -> bool:
+    """Unset or empty: `default`; 1/true/yes/on is on, anything else off."""
+    raw = (os.environ.get(name) or "").strip().lower()
+    return default if not raw else raw in ("1", "true", "yes", "on")
 
 
 def _float_env(name: str, default: float) -> float:
@@ -202,4 +211,6 @@ def get_settings() -> Settings:
         weight_roots=tuple(Path(p) for p in os.environ.get("IMGLAB_WEIGHT_ROOTS", "").split(os.pathsep) if p),
         fault_oom_above_batch=int(limit) if (limit := os.environ.get(FAULT_OOM_ENV)) else None,
         log_level=_log_level(os.environ.get("IMGLAB_LOG_LEVEL", "WARNING")),
+        tune_on_gpu=_flag("IMGLAB_TUNE", True),
+        compile_models=_flag("IMGLAB_COMPILE", False),
     )

@@ -6,12 +6,11 @@ cache is guarded by a lock and a model is built at most once per (name, weights)
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 import logging
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from core.errors import DeviceUnavailable, InvalidInput
 from core.models.registry import ModelSpec, WeightsInfo, create, get_spec
 from core.models.reference import find_reference
 from core.models.weight_paths import mapping
+from core.tuning import PLAIN, ChoiceCache, Speedup, Trial, autocast, cache_key, choose, prepared, shaped
 
 log = logging.getLogger("imglab.engine")
 
@@ -63,6 +63,13 @@ class LoadedModel:
     weights: WeightsInfo
     device: torch.device
     load_ms: float
+    weights_key: str = ""  # what tells this build's weights apart (the tuning cache's key)
+    speedup: Speedup = PLAIN  # the speed options in use (core.tuning)
+    tuned: bool = False  # a measured or cached choice applies; otherwise the engine's default autocast
+    runner: Callable[[torch.Tensor], Any] | None = None  # what runs a batch: the module, or its compiled form
+
+    def __call__(self, batch: torch.Tensor) -> Any:
+        return (self.runner or self.module)(shaped(batch, self.speedup))
 
     @property
     def num_params(self) -> int:
@@ -85,6 +92,8 @@ class RunStats:
     warmup: int = 0  # warm-up batches run (untimed) before the measured ones, each the size of the first
     oom_retries: int = 0
     batch_items: list[int] = field(default_factory=list)  # images in each measured batch, in order
+    speedup: str = "plain"  # the speed options that ran (core.tuning.Speedup.tag)
+    clock: str = "wall"  # how a batch's time was taken: wall clock, or CUDA events around the forward pass
 
     @property
     def ran(self) -> str:
@@ -160,6 +169,9 @@ class Engine:
         self._running = threading.BoundedSemaphore(max(1, cap)) if cap else contextlib.nullcontext()
         # Test hook: called with the batch size before each forward; may raise to inject faults (OOM).
         self.fault_hook: Callable[[int], None] | None = None
+        settings = get_settings()
+        self.choices = ChoiceCache(settings.data_dir / "tuning.json")
+        self.tune_on_gpu, self.compile_allowed = settings.tune_on_gpu, settings.compile_models
 
     # -- model cache ---------------------------------------------------------------------------------
     def load(self, name: str, weights: Literal["pretrained", "random"] = "pretrained") -> LoadedModel:
@@ -183,7 +195,11 @@ class Engine:
             start = time.perf_counter()
             module, info = create(name, weights=weights)
             module.to(self.device).eval()
-            loaded = LoadedModel(spec, module, info, self.device, (time.perf_counter() - start) * 1000)
+            loaded = LoadedModel(spec, module, info, self.device, (time.perf_counter() - start) * 1000,
+                                 weights_key="|".join(key[1:]))
+            choice = self.choices.get(cache_key(name, loaded.weights_key, self.device))
+            if choice is not None:
+                self._apply(loaded, choice)
             log.info("model built: %s (%s weights) on %s in %.0f ms", name, weights, self.device, loaded.load_ms)
             with self._lock:
                 self.builds += 1
@@ -202,8 +218,27 @@ class Engine:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
+    # -- speed options -------------------------------------------------------------------------------
+    def _apply(self, loaded: LoadedModel, choice: Speedup) -> None:
+        if choice.dtype != "float32" and not (self.amp and loaded.spec.amp):
+            choice = Speedup(choice.channels_last, "float32", choice.compiled)
+        loaded.runner = prepared(loaded.module, choice)
+        loaded.speedup, loaded.tuned = choice, True
+
+    def tune(self, loaded: LoadedModel, chunk: list[torch.Tensor]) -> list[Trial]:
+        """Measure the speed options on one batch of this model's inputs, keep the winner for this model, weights
+        and device (core.tuning), and use it from now on. Returns the trials."""
+        batch = torch.stack(chunk).to(self.device)
+        choice, trials = choose(loaded.module, batch, self.device, self.amp and loaded.spec.amp, self.compile_allowed)
+        self.choices.put(cache_key(loaded.spec.name, loaded.weights_key, self.device), choice, trials, tuple(batch.shape))
+        self._apply(loaded, choice)
+        log.info("speed options for %s on %s: %s", loaded.spec.name, self.device, choice.tag)
+        return trials
+
     # -- running -------------------------------------------------------------------------------------
     def _autocast(self, loaded: LoadedModel):
+        if loaded.tuned:
+            return autocast(self.device, loaded.speedup), loaded.speedup.dtype if self.device.type == "cuda" else "float32"
         if self.device.type == "cuda" and self.amp and loaded.spec.amp:
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             return torch.autocast("cuda", dtype=dtype), str(dtype).replace("torch.", "")
@@ -221,9 +256,21 @@ class Engine:
         batch = torch.stack(chunk).to(self.device, non_blocking=True)
         ctx, _ = self._autocast(loaded)
         with torch.inference_mode(), ctx:
-            out = loaded.module(batch)
+            out = loaded(batch)
         self._sync()
         return out
+
+    @staticmethod
+    def _to_host(obj: Any) -> Any:
+        """Start copying GPU outputs back without waiting: non_blocking copies to the CPU land in pinned memory,
+        readable once the batch's `done` event has passed."""
+        if isinstance(obj, torch.Tensor):
+            return (obj.float() if obj.is_floating_point() else obj).to("cpu", non_blocking=True)
+        if isinstance(obj, dict):
+            return {k: Engine._to_host(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(Engine._to_host(v) for v in obj)
+        return obj
 
     @staticmethod
     def _to_cpu(obj: Any) -> Any:
@@ -264,36 +311,18 @@ class Engine:
             return self._run(loaded, inputs, batch_size, warmup)
 
     def _run(self, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int, warmup: int) -> tuple[list[Any], RunStats]:
+        if self.device.type == "cuda" and self.tune_on_gpu and not loaded.tuned:
+            self.tune(loaded, self._chunk(inputs, 0, batch_size))  # once per model, weights and GPU (then cached)
         _, dtype = self._autocast(loaded)
         for _ in range(warmup):  # a whole first batch: on CUDA its one-time costs (kernels, allocator) stay untimed
             self._forward(loaded, self._chunk(inputs, 0, batch_size))
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        outputs: list[Any] = []
-        batch_ms: list[float] = []
-        batch_items: list[int] = []
-        oom_retries, current = 0, batch_size
         sampler = _PeakRSS() if self.device.type == "cpu" else None
         total_start = time.perf_counter()
         with sampler or contextlib.nullcontext():
-            i = 0
-            while i < len(inputs):
-                chunk = self._chunk(inputs, i, current)
-                start = time.perf_counter()
-                try:
-                    out = self._forward(loaded, chunk)
-                except Exception as exc:
-                    if not is_oom(exc) or current == 1:
-                        raise
-                    oom_retries += 1
-                    current = max(1, current // 2)
-                    if self.device.type == "cuda":
-                        torch.cuda.empty_cache()
-                    continue
-                batch_ms.append((time.perf_counter() - start) * 1000)
-                batch_items.append(len(chunk))
-                outputs.extend(self._split(out))
-                i += len(chunk)
+            run = self._pipelined if self.device.type == "cuda" else self._one_by_one
+            outputs, batch_ms, batch_items, oom_retries, current = run(loaded, inputs, batch_size)
         total_ms = (time.perf_counter() - total_start) * 1000
         if self.device.type == "cuda":
             peak, kind = torch.cuda.max_memory_allocated(self.device), "cuda_max_allocated"
@@ -304,6 +333,97 @@ class Engine:
         stats = RunStats(
             device=str(self.device), dtype=dtype, batch_size=current, items=len(inputs), batches=len(batch_ms),
             total_ms=total_ms, batch_ms=batch_ms, peak_mem_mb=peak / 2**20, mem_kind=kind,
-            warmup=warmup, oom_retries=oom_retries, batch_items=batch_items,
+            warmup=warmup, oom_retries=oom_retries, batch_items=batch_items, speedup=loaded.speedup.tag,
+            clock="cuda_events" if self.device.type == "cuda" else "wall",
         )
         return outputs, stats
+
+    def _halve(self, exc: Exception, current: int) -> int:
+        """The batch size after an out-of-memory error; anything else (or OOM at batch 1) is re-raised."""
+        if not is_oom(exc) or current == 1:
+            raise exc
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        return max(1, current // 2)
+
+    def _one_by_one(self, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int) -> _Ran:
+        """CPU and MPS: each batch is timed on the wall clock, its outputs ready when its forward returns."""
+        outputs: list[Any] = []
+        batch_ms: list[float] = []
+        batch_items: list[int] = []
+        oom_retries, current, i = 0, batch_size, 0
+        while i < len(inputs):
+            chunk = self._chunk(inputs, i, current)
+            start = time.perf_counter()
+            try:
+                out = self._forward(loaded, chunk)
+            except Exception as exc:
+                current, oom_retries = self._halve(exc, current), oom_retries + 1
+                continue
+            batch_ms.append((time.perf_counter() - start) * 1000)
+            batch_items.append(len(chunk))
+            outputs.extend(self._split(out))
+            i += len(chunk)
+        return outputs, batch_ms, batch_items, oom_retries, current
+
+    def _pipelined(self, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int) -> _Ran:
+        """CUDA without a synchronisation per batch: each batch is stacked into pinned memory and copied on a side
+        stream (overlapping the previous batch's compute), its forward is timed by CUDA events, its outputs come
+        back by non-blocking copies; at most IN_FLIGHT batches are queued before the oldest is collected."""
+        copy_stream = torch.cuda.Stream(self.device)
+        compute = torch.cuda.current_stream(self.device)
+        ctx, _ = self._autocast(loaded)
+        outputs: list[Any] = []
+        batch_ms: list[float] = []
+        batch_items: list[int] = []
+        pending: deque[_InFlight] = deque()
+
+        def collect(item: _InFlight) -> None:
+            item.done.synchronize()
+            batch_ms.append(item.start.elapsed_time(item.end))
+            batch_items.append(item.items)
+            outputs.extend(self._split(item.out))
+
+        oom_retries, current, i = 0, batch_size, 0
+        while i < len(inputs):
+            chunk = self._chunk(inputs, i, current)
+            try:
+                if self.fault_hook is not None:
+                    self.fault_hook(len(chunk))
+                host = torch.empty((len(chunk), *chunk[0].shape), dtype=chunk[0].dtype, pin_memory=True)
+                torch.stack(chunk, out=host)
+                with torch.cuda.stream(copy_stream):
+                    batch = host.to(self.device, non_blocking=True)
+                compute.wait_stream(copy_stream)
+                batch.record_stream(compute)  # allocated on the copy stream, freed after the compute stream's use
+                item = _InFlight(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True),
+                                 torch.cuda.Event(), len(chunk))
+                item.start.record(compute)
+                with torch.inference_mode(), ctx:
+                    out = loaded(batch)
+                item.end.record(compute)
+                item.out = self._to_host(out)
+                item.done.record(compute)
+            except Exception as exc:
+                current, oom_retries = self._halve(exc, current), oom_retries + 1
+                continue
+            pending.append(item)
+            i += len(chunk)
+            while len(pending) > IN_FLIGHT:
+                collect(pending.popleft())
+        while pending:
+            collect(pending.popleft())
+        return outputs, batch_ms, batch_items, oom_retries, current
+
+
+IN_FLIGHT = 2  # batches queued on the GPU before the engine waits for the oldest: bounds GPU and pinned memory
+_Ran = tuple[list[Any], list[float], list[int], int, int]  # outputs, batch ms, batch sizes, OOM retries, last batch size
+
+
+@dataclass
+class _InFlight:
+    start: Any  # torch.cuda.Event
+    end: Any
+    done: Any
+    items: int
+    out: Any = None

@@ -66,7 +66,9 @@ def check_batch(images: list, limit: int = 64) -> None:
 def engine_metrics(stats: RunStats) -> list[MetricValue]:
     largest = max(stats.batch_items, default=stats.batch_size)  # what ran, not what was asked for
     conv = (f"device={stats.device},batch={largest},ran={stats.ran},p50/p95 per batch,"
-            f"warmup={stats.warmup} batch{'es' if stats.warmup != 1 else ''},mem={stats.mem_kind}")
+            f"warmup={stats.warmup} batch{'es' if stats.warmup != 1 else ''},mem={stats.mem_kind}"
+            + (f",opt={stats.speedup}" if stats.speedup != "plain" else "")
+            + (f",clock={stats.clock}" if stats.clock != "wall" else ""))
     return [MetricValue(k, v, conv, metric_registry.higher_is_better(k)) for k, v in stats.as_metrics().items()]
 
 

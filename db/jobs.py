@@ -289,7 +289,7 @@ def add_metrics(url: str, job_id: int, epoch: int, step: int, values: dict[str, 
     def tx():
         with session_scope(url) as s:
             s.add_all(JobMetricRow(job_id=job_id, epoch=epoch, step=step, name=k, value=_finite(v),
-                                   convention=(conventions.get(k) or None) and conventions[k][:600])
+                                   convention=conventions.get(k, "")[:600] or None)
                       for k, v in values.items())
     with_retry(tx)
 

@@ -85,7 +85,7 @@ def test_pages_say_who_acts(path):
 LAYERS = [
     ["db"],
     ["core", "core.config", "core.errors", "core.annotations", "core.wording", "core.provenance", "core.users",
-     "core.store"],
+     "core.store", "core.tuning"],
     ["core.models"],
     ["core.data", "core.metrics", "core.engine"],
     ["core.tasks", "core.runs", "core.charts"],

@@ -127,8 +127,11 @@ class Recorder:
         pass
 
 
-def test_a_training_job_says_what_it_does_and_its_result_reads_as_words(settings_env, no_reference_weights):
+def test_a_training_job_says_what_it_does_and_its_result_reads_as_words(settings_env, no_reference_weights, monkeypatch):
+    import core.training.loops as loops
     from core.services.training import training_outcome
+
+    monkeypatch.setattr(loops, "READ_BACK_S", 0.0)  # every step reports (by default at most twice a second)
     from core.tasks.train_config import TrainConfig
     from core.training.run import TRAIN_SHARE, run_training_job
 

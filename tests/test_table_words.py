@@ -45,6 +45,11 @@ def test_playground_inputs_and_uploads_are_titled_in_words():
     ("device=cpu,batch=4,ran=4x2+1x1,p50/p95 per batch,warmup=1 batch,mem=process_rss",
      "timing: 1 warm-up batch, then measured on cpu in batches of up to 4 (ran 2 batches of 4 and 1 batch of 1; median "
      "and 95th percentile per batch); memory: peak resident memory (RSS) of the process that ran the model"),
+    ("device=cuda,batch=64,ran=64x16,p50/p95 per batch,warmup=1 batch,mem=cuda_max_allocated,opt=channels_last+bfloat16,"
+     "clock=cuda_events",
+     "timing: 1 warm-up batch, then measured on cuda in batches of up to 64 (ran 16 batches of 64; median and 95th "
+     "percentile per batch, of the GPU time of its forward pass (CUDA events; copies overlap it)); speed options: "
+     "channels-last memory layout, bfloat16 autocast; memory: peak CUDA memory allocated by PyTorch"),
     ("IoU>=0.5, score>=0.25, zero_division=0, micro", "IoU ≥ 0.5, score ≥ 0.25, 0 where undefined, micro"),
     ("resize=224,crop_pct=0.875,interp=bicubic", "resize 224, centre crop 87.5%, bicubic interpolation"),
 ])

@@ -69,6 +69,22 @@ def test_a_non_finite_loss_in_any_phase_stops_with_a_clear_message():
         fit(_cfg(), LocalContext(), plan, CPU)
 
 
+def test_losses_read_back_in_batches_still_name_the_step_that_went_non_finite():
+    """The loop reads its losses back at most twice a second (no GPU stall per step), yet the message names the
+    step where the loss stopped being finite, and the epoch's mean loss covers every step."""
+    calls = []
+
+    def d_loss(b):
+        calls.append(1)
+        return torch.tensor(float("inf") if len(calls) == 6 else 1.0, requires_grad=True)
+    plan, _, _ = _two_phase_plan([1.0] * 4, d_loss=d_loss)
+    with pytest.raises(FloatingPointError, match="the d loss became inf at step 5; lower the learning rate"):
+        fit(_cfg(), LocalContext(), plan, CPU)
+    plan, _, _ = _two_phase_plan([1.0] * 4, d_loss=lambda b: torch.tensor(0.25 * len(b[0]), requires_grad=True))
+    result = fit(_cfg(batch_size=3), LocalContext(), plan, CPU)  # batches of 3, 3, 2 per epoch
+    assert result.history[0]["d_loss"] == pytest.approx((0.75 + 0.75 + 0.5) / 3)
+
+
 def test_every_task_declares_what_its_training_uses():
     for task in all_tasks():
         assert task.train_options <= {f for f in TrainConfig.__dataclass_fields__} - COMMON_TRAIN_OPTIONS

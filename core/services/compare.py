@@ -17,6 +17,7 @@ from core.services.datasets import dataset_title
 from core.store import ensure_store
 from core.tasks import all_tasks
 from core.tasks.outputs import EvaluationOutputs, row_record
+from core.tuning import tag_words
 from db import analytics, repository
 
 COSTS = ("latency_ms_per_image", "latency_p50_ms", "latency_p95_ms", "peak_mem_mb", "num_params")
@@ -64,7 +65,8 @@ class Leaderboard:
 
 # runs stored before the batch sizes were recorded have no ran=, and count warm-up passes of one image
 _TIMING_RE = re.compile(r"device=(?P<device>[^,]*),batch=(?P<batch>\d+),(?:ran=(?P<ran>[\dx+]+),)?p50/p95 per batch,"
-                        r"warmup=(?P<warmup>\d+)(?P<unit> batch(?:es)?)?,mem=(?P<mem>\w+)")
+                        r"warmup=(?P<warmup>\d+)(?P<unit> batch(?:es)?)?,mem=(?P<mem>\w+)"
+                        r"(?:,opt=(?P<opt>[\w+]+))?(?:,clock=(?P<clock>\w+))?")
 _MEMORY = {"process_rss": "peak resident memory (RSS) of the process that ran the model",
            "cuda_max_allocated": "peak CUDA memory allocated by PyTorch"}
 _WORDS = [
@@ -100,8 +102,11 @@ def short_convention(convention: str | None) -> str:
         first = f"{warm} warm-up batch{'es' if warm != 1 else ''}, then measured" if warm else "no warm-up, all measured"
         ran = " and ".join(f"{n} batch{'es' if n != '1' else ''} of {size}"
                            for size, n in (part.split("x") for part in timing["ran"].split("+")))
+        clock = ("per batch, of the GPU time of its forward pass (CUDA events; copies overlap it)"
+                 if timing["clock"] == "cuda_events" else "per batch")
+        options = f"; speed options: {tag_words(timing['opt'])}" if timing["opt"] else ""
         return (f"timing: {first} on {timing['device']} in batches of up to {timing['batch']} (ran {ran}; median and "
-                f"95th percentile per batch); memory: {memory}")
+                f"95th percentile {clock}){options}; memory: {memory}")
     for pattern, words in _WORDS:
         text = pattern.sub(words, text)
     return re.sub(r" {2,}", " ", re.sub(r",(?=\S)", ", ", text))

@@ -99,8 +99,9 @@ class GenerationTask(Task):
         discriminator = DCGANDiscriminator(num_classes=spec.num_classes or 0)
         generator.to(device)
         discriminator.to(device)
-        real = torch.stack([torch.from_numpy(np.array(x)).permute(2, 0, 1).float() / 255 for x in td.train.images])
-        labels = torch.tensor(td.labels) if conditional else None
+        # on the device once: a batch is a gather there, not a copy from the host per step
+        real = torch.stack([torch.from_numpy(np.array(x)).permute(2, 0, 1).float() / 255 for x in td.train.images]).to(device)
+        labels = torch.tensor(td.labels, device=device) if conditional else None
         note("computing features of the reference images")
         ext = choose_extractor(engine, "auto")
         assert td.test_dataset is not None  # generation training data always names its reference set
@@ -112,8 +113,9 @@ class GenerationTask(Task):
             z_eval = torch.cat([z_eval, (torch.arange(n_eval) % spec.num_classes)[:, None].float()], 1)
 
         def batch(idx, rng):
-            x = real[idx].to(device)
-            y = labels[idx].to(device) if labels is not None else None
+            at = torch.tensor(idx, device=device)
+            x = real[at]
+            y = labels[at] if labels is not None else None
             z = torch.randn(len(idx), spec.latent_dim, device=device)
             if y is not None:
                 z = torch.cat([z, y[:, None].float()], 1)

@@ -265,11 +265,12 @@ class RestorationTask(Task):
 
     def train_plan(self, cfg, td: TrainData, device: torch.device, engine: Engine, note) -> TrainPlan:
         spec, model, train_mode = trainable_model(cfg, None, device)
-        inputs = torch.stack([to_tensor(x) for x in td.train.images])
-        clean = torch.stack([to_tensor(x) for x in td.train.targets])
+        denoise = spec.operation == "denoise"
+        # the training patches live on the device: a batch is one gather there, with no copy from the host per step
+        clean = torch.stack([to_tensor(x) for x in td.train.targets]).to(device)
+        inputs = clean if denoise else torch.stack([to_tensor(x) for x in td.train.images]).to(device)
         val_clean = torch.stack([to_tensor(x) for x in td.val.targets]).to(device)
         gen = torch.Generator().manual_seed(cfg.seed + 1)
-        denoise = spec.operation == "denoise"
         if denoise:  # fixed validation noise, quantised like a saved image
             val_in = ((val_clean * 255 + torch.randn(val_clean.shape, generator=gen).to(device) * cfg.noise_sigma)
                       .round().clamp(0, 255) / 255)
@@ -277,11 +278,14 @@ class RestorationTask(Task):
             val_in = torch.stack([to_tensor(x) for x in td.val.images]).to(device)
 
         def batch(idx, rng):
-            x, y = inputs[idx].to(device), clean[idx].to(device)
+            at = torch.tensor(idx, device=device)
+            y = clean[at]
+            if denoise:  # fresh noise for every batch, drawn on the device
+                x = (y * 255 + torch.randn_like(y) * cfg.noise_sigma).round().clamp(0, 255) / 255
+            else:
+                x = inputs[at]
             if "flip" in cfg.augment and rng.random() < 0.5:
                 x, y = x.flip(-1), y.flip(-1)
-            if denoise:  # fresh noise for every batch
-                x = (y * 255 + torch.randn_like(y) * cfg.noise_sigma).round().clamp(0, 255) / 255
             return x, y
 
         def validate():
