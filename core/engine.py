@@ -66,6 +66,7 @@ class LoadedModel:
     weights_key: str = ""  # what tells this build's weights apart (the tuning cache's key)
     speedup: Speedup = PLAIN  # the speed options in use (core.tuning)
     tuned: bool = False  # a measured or cached choice applies; otherwise the engine's default autocast
+    tune_failed: bool = False  # measuring failed once (not retried for this build)
     runner: Callable[[torch.Tensor], Any] | None = None  # what runs a batch: the module, or its compiled form
 
     def __call__(self, batch: torch.Tensor) -> Any:
@@ -172,6 +173,7 @@ class Engine:
         settings = get_settings()
         self.choices = ChoiceCache(settings.data_dir / "tuning.json")
         self.tune_on_gpu, self.compile_allowed = settings.tune_on_gpu, settings.compile_models
+        self._tune_lock = threading.Lock()
 
     # -- model cache ---------------------------------------------------------------------------------
     def load(self, name: str, weights: Literal["pretrained", "random"] = "pretrained") -> LoadedModel:
@@ -234,6 +236,18 @@ class Engine:
         self._apply(loaded, choice)
         log.info("speed options for %s on %s: %s", loaded.spec.name, self.device, choice.tag)
         return trials
+
+    def _tune_once(self, loaded: LoadedModel, chunk: list[torch.Tensor]) -> None:
+        """At a model's first GPU run (then cached): one session measures while the others wait, since measuring
+        changes the shared module's layout. A failure (out of memory at this batch) keeps the default options."""
+        with self._tune_lock:
+            if loaded.tuned or loaded.tune_failed:
+                return
+            try:
+                self.tune(loaded, chunk)
+            except Exception as exc:  # noqa: BLE001 - the run itself goes on (and halves its batch on OOM)
+                loaded.tune_failed = True
+                log.warning("speed options for %s not measured: %s", loaded.spec.name, exc)
 
     # -- running -------------------------------------------------------------------------------------
     def _autocast(self, loaded: LoadedModel):
@@ -312,7 +326,7 @@ class Engine:
 
     def _run(self, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int, warmup: int) -> tuple[list[Any], RunStats]:
         if self.device.type == "cuda" and self.tune_on_gpu and not loaded.tuned:
-            self.tune(loaded, self._chunk(inputs, 0, batch_size))  # once per model, weights and GPU (then cached)
+            self._tune_once(loaded, self._chunk(inputs, 0, batch_size))
         _, dtype = self._autocast(loaded)
         for _ in range(warmup):  # a whole first batch: on CUDA its one-time costs (kernels, allocator) stay untimed
             self._forward(loaded, self._chunk(inputs, 0, batch_size))

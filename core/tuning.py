@@ -147,6 +147,8 @@ def choose(module: nn.Module, batch: torch.Tensor, device: torch.device, amp_all
         limit = FP32_TOLERANCE if speedup.dtype == "float32" else LOW_PRECISION_TOLERANCE
         trials.append(Trial(speedup, ms, error, error <= limit))
     prepared(module, PLAIN)
+    if not trials or not trials[0].kept:
+        raise RuntimeError("the model failed to run on this batch as it is")
     plain_ms = trials[0].ms_per_batch
     best = min((t for t in trials if t.kept), key=lambda t: t.ms_per_batch)
     return (best.speedup if best.ms_per_batch * MIN_GAIN <= plain_ms else PLAIN), trials

@@ -73,6 +73,32 @@ def test_the_choice_is_cached_and_a_new_engine_uses_it(settings_env):
     assert stats.speedup == again.speedup.tag
 
 
+class Broken(nn.Module):
+    def forward(self, x):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+
+def test_measuring_a_model_that_cannot_run_the_batch_is_an_error_not_a_choice():
+    with pytest.raises(RuntimeError, match="failed to run"):
+        choose(Broken(), torch.rand(1, 3, 8, 8), torch.device("cpu"), True, repeats=1)
+
+
+def test_a_failed_measurement_keeps_the_default_options_and_is_not_retried(settings_env, monkeypatch):
+    import core.engine as engine_module
+
+    engine = Engine(device="cpu")
+    loaded = engine.load("gaussian_denoise")
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("out of memory")
+    monkeypatch.setattr(engine_module, "choose", failing)
+    engine._tune_once(loaded, [torch.rand(3, 8, 8)])
+    engine._tune_once(loaded, [torch.rand(3, 8, 8)])
+    assert calls == [1] and loaded.tune_failed and not loaded.tuned and not engine.choices.path.exists()
+
+
 def test_a_damaged_cache_file_is_ignored(tmp_path):
     path = tmp_path / "tuning.json"
     cache = ChoiceCache(path)
