@@ -275,25 +275,15 @@ class Engine:
         return out
 
     @staticmethod
-    def _to_host(obj: Any) -> Any:
-        """Start copying GPU outputs back without waiting: non_blocking copies to the CPU land in pinned memory,
+    def _to_cpu(obj: Any, non_blocking: bool = False) -> Any:
+        """Outputs on the CPU, floats as float32. non_blocking (CUDA): the copies land in pinned memory and are
         readable once the batch's `done` event has passed."""
         if isinstance(obj, torch.Tensor):
-            return (obj.float() if obj.is_floating_point() else obj).to("cpu", non_blocking=True)
+            return (obj.float() if obj.is_floating_point() else obj).to("cpu", non_blocking=non_blocking)
         if isinstance(obj, dict):
-            return {k: Engine._to_host(v) for k, v in obj.items()}
+            return {k: Engine._to_cpu(v, non_blocking) for k, v in obj.items()}
         if isinstance(obj, (list, tuple)):
-            return type(obj)(Engine._to_host(v) for v in obj)
-        return obj
-
-    @staticmethod
-    def _to_cpu(obj: Any) -> Any:
-        if isinstance(obj, torch.Tensor):
-            return obj.float().cpu() if obj.is_floating_point() else obj.cpu()
-        if isinstance(obj, dict):
-            return {k: Engine._to_cpu(v) for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            return type(obj)(Engine._to_cpu(v) for v in obj)
+            return type(obj)(Engine._to_cpu(v, non_blocking) for v in obj)
         return obj
 
     @staticmethod
@@ -416,7 +406,7 @@ class Engine:
                 with torch.inference_mode(), ctx:
                     out = loaded(batch)
                 item.end.record(compute)
-                item.out = self._to_host(out)
+                item.out = self._to_cpu(out, non_blocking=True)
                 item.done.record(compute)
             except Exception as exc:
                 current, oom_retries = self._halve(exc, current), oom_retries + 1
