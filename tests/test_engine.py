@@ -97,10 +97,11 @@ def test_warm_up_runs_a_whole_first_batch_and_stored_timings_say_what_ran():
     engine.fault_hook = seen.append
     inputs = [torch.rand(3, 16, 16) for _ in range(9)] + [torch.rand(3, 8, 8)]
     _, stats = run_chunked(engine, loaded, inputs, batch_size=8, progress=None, chunk=4)
-    assert seen[0] == 4 and stats.warmup == 1  # the warm-up is the first batch as it runs (the chunk caps it at 4)
-    assert stats.batch_items == [4, 4, 1, 1] and stats.batches == 4
+    assert seen[0] == 8 and stats.warmup == 1  # the warm-up is the first batch as it runs
+    # a slice holds whole batches (chunk 4 rounds up to 8), so the batch asked for is the batch that ran
+    assert stats.batch_items == [8, 1, 1] and stats.batches == 3
     conv = engine_metrics(stats)[0].convention
-    assert conv == "device=cpu,batch=4,ran=4x2+1x2,p50/p95 per batch,warmup=1 batch,mem=process_rss"
+    assert conv == "device=cpu,batch=8,ran=8x1+1x2,p50/p95 per batch,warmup=1 batch,mem=process_rss"
 
 
 def test_oom_at_batch_one_is_raised():

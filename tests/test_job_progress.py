@@ -74,7 +74,8 @@ def test_benchmark_progress_names_the_model_that_is_running(settings_env):
     first = messages.index("model 1/2: Gaussian filter (σ=1) — loading the model")
     second = messages.index("model 2/2: Median filter (3x3) — loading the model")
     assert calls[second][2] is True  # a new model is always written, never dropped by the throttle
-    assert "model 1/2: Gaussian filter (σ=1) — image 2/3" in messages[first:second]  # two photos of one size
+    # the three photos make one slice of at most 4 images, and its progress names the model
+    assert messages[first + 1] == "model 1/2: Gaussian filter (σ=1) — image 3/3"
     assert messages[second - 2:second] == ["model 1/2: Gaussian filter (σ=1) — scoring image 3/3",
                                            "model 1/2: Gaussian filter (σ=1) — results stored"]
     assert all("Median" in m for m in messages[second:])
@@ -83,15 +84,19 @@ def test_benchmark_progress_names_the_model_that_is_running(settings_env):
     assert calls[second][0] == 0.5
 
 
-def test_photos_of_different_sizes_report_one_by_one():
+def test_slices_hold_whole_batches_and_photos_of_different_sizes_report_a_few_at_a_time():
     import torch
 
     from core.tasks.evaluation import slices
 
     same = [torch.zeros(3, 8, 8)] * 5
     mixed = [torch.zeros(3, 8, 8), torch.zeros(3, 8, 8), torch.zeros(3, 9, 8), torch.zeros(3, 8, 8)]
-    assert slices(same, 4) == [(0, 4), (4, 5)]
-    assert slices(mixed, 4) == [(0, 2), (2, 3), (3, 4)]
+    assert slices(same, 4, 4) == [(0, 4), (4, 5)]
+    assert slices(same, 2, 3) == [(0, 4), (4, 5)]  # a batch of 2 is never cut to fill a slice of 3
+    assert slices(same, 8, 2) == [(0, 5)]
+    assert slices(mixed, 4, 4) == [(0, 4)]  # batches 2, 1, 1: the slice closes at 4 images
+    assert slices(mixed, 1, 2) == [(0, 2), (2, 4)]
+    assert slices(mixed, 4, 1, min_batches=2) == [(0, 3), (3, 4)]  # on a GPU: two batches in flight per slice
 
 
 # -- refused at launch -----------------------------------------------------------------------------------------

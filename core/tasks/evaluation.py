@@ -24,24 +24,28 @@ def merge_stats(parts: list[RunStats]) -> RunStats:
     )
 
 
-def slices(inputs: list, chunk: int) -> list[tuple[int, int]]:
-    """(start, end) of runs of at most `chunk` same-shape neighbours. The engine batches only same-shape
-    neighbours, so a cut where the shape changes costs nothing and photos of different sizes report one by one."""
-    out, start = [], 0
-    while start < len(inputs):
-        shape, end = getattr(inputs[start], "shape", None), start + 1
-        while end < len(inputs) and end - start < chunk and getattr(inputs[end], "shape", None) == shape:
-            end += 1
+def slices(inputs: list, batch_size: int, chunk: int, min_batches: int = 1) -> list[tuple[int, int]]:
+    """(start, end) of slices made of the engine's own batches (same-shape neighbours, at most `batch_size`),
+    each closed once it holds at least `chunk` images and `min_batches` batches. A batch is never cut, so the batch
+    size asked for is the one that runs, and photos of different sizes still report a few at a time."""
+    out, start, end, batches = [], 0, 0, 0
+    while end < len(inputs):
+        end += len(Engine._chunk(inputs, end, batch_size))
+        batches += 1
+        if end - start >= chunk and batches >= min_batches:
+            out.append((start, end))
+            start, batches = end, 0
+    if start < end:
         out.append((start, end))
-        start = end
     return out
 
 
 def run_chunked(engine: Engine, loaded: LoadedModel, inputs: list[torch.Tensor], batch_size: int,
                 progress: Progress | None, chunk: int = 16, stage: str = "predicting") -> tuple[list[Any], RunStats]:
-    """engine.run over slices of `inputs`, reporting progress between slices; one warm-up forward first."""
+    """engine.run over slices of `inputs`, reporting progress (and so letting a job cancel) between slices; one
+    warm-up batch first. On a GPU a slice holds at least two batches, so copies overlap compute within it."""
     outputs, parts = [], []
-    for start, end in slices(inputs, chunk):
+    for start, end in slices(inputs, batch_size, chunk, 2 if engine.device.type == "cuda" else 1):
         out, stats = engine.run(loaded, inputs[start:end], batch_size=batch_size, warmup=1 if start == 0 else 0)
         outputs.extend(out)
         parts.append(stats)
