@@ -12,6 +12,7 @@ page = st.navigation(
         "Run": [st.Page("pages/playground.py", title="Playground", icon=":material/science:", default=True),
                 st.Page("pages/benchmark.py", title="Benchmark", icon=":material/speed:"),
                 st.Page("pages/finetune.py", title="Fine-tune", icon=":material/tune:"),
+                st.Page("pages/experiments.py", title="Experiments", icon=":material/experiment:"),
                 st.Page("pages/models.py", title="Models", icon=":material/model_training:")],
         "Analyse": [st.Page("pages/results.py", title="Results", icon=":material/table_chart:"),
                     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),

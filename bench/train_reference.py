@@ -82,6 +82,11 @@ RECIPES: dict[str, dict] = {
                    "lr": 2e-3, "optimizer": "adam", "schedule": "cosine"},
         "held_out": {"name": "shapes-detect", "count": 200, "seed": 1}, "baselines": ["shape_regions"],
         "params": {"score_threshold": 0.5}, "target": ("map", ">", ["shape_regions"])},
+    "yolo_tiny_shapes": {
+        "config": {"dataset": "shapes", "pretrained": False, "epochs": 60, "train_size": 2048, "batch_size": 16,
+                   "lr": 2e-3, "optimizer": "adam", "schedule": "cosine"},
+        "held_out": {"name": "shapes-detect", "count": 200, "seed": 1}, "baselines": ["shape_regions"],
+        "params": {"score_threshold": 0.5}, "target": ("map", ">", ["shape_regions"])},
 }
 
 

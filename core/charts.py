@@ -93,3 +93,27 @@ def sweep_bars(table: pd.DataFrame, columns: tuple[str, ...] = ("train", "valida
     fig.update_layout(barmode="group", yaxis=dict(title="accuracy", tickformat=".0%"), height=380,
                       margin=dict(l=10, r=10, t=30, b=10), title="train / validation / test accuracy per optimizer")
     return fig
+
+
+def experiment_curve(summary: pd.DataFrame, arms: list[str], title: str, x_label: str, y_label: str,
+                     log_x: bool = False) -> go.Figure:
+    """Mean per arm against x with 95%-interval error bars (none for a single seed); every seed's value is in the
+    hover text's count."""
+    fig = go.Figure()
+    for arm in arms:
+        part = summary[summary["arm"] == arm].sort_values("x")
+        if part.empty:
+            continue
+        upper = (part["ci_high"] - part["mean"]).fillna(0)
+        lower = (part["mean"] - part["ci_low"]).fillna(0)
+        fig.add_trace(go.Scatter(
+            x=part["x"], y=part["mean"], mode="lines+markers", name=arm,
+            error_y=dict(type="data", symmetric=False, array=upper, arrayminus=lower),
+            customdata=part[["n", "std"]].to_numpy(),
+            hovertemplate=f"{arm}<br>{x_label}: %{{x:.4g}}<br>mean %{{y:.2f}} ± %{{customdata[1]:.2f}} (sd), "
+                          "%{customdata[0]} seeds<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title=x_label, yaxis_title=y_label, height=460,
+                      margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.2))
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig

@@ -157,3 +157,27 @@ def metric_by_model(url: str, metric: str, task: str | None = None, models: list
     Infinite values (PSNR of identical images) are counted separately and left out of the mean."""
     out = metrics_by_model(url, [metric], task, models=models, include_untrained=include_untrained)
     return out.drop(columns=["metric", "conventions"]).reset_index(drop=True)
+
+
+def newest_per_convention(url: str, task: str, dataset: str, metric: str) -> pd.DataFrame:
+    """One metric on a dataset's benchmark runs: the newest value of each model (name + weights) under each of its
+    conventions (the timing ones name the device and batch size), grouped in SQL. Columns: model, weights,
+    convention, value, run_id."""
+    newest = (
+        select(RunRow.model_id, RunMetricRow.convention, func.max(RunRow.id).label("run_id"))
+        .join(RunMetricRow, RunMetricRow.run_id == RunRow.id)
+        .join(DatasetRow, RunRow.dataset_id == DatasetRow.id)
+        .where(RunRow.task == task, RunRow.kind == "benchmark", DatasetRow.name == dataset, RunMetricRow.name == metric)
+        .group_by(RunRow.model_id, RunMetricRow.convention)
+        .subquery()
+    )
+    stmt = (
+        select(ModelRow.name, ModelRow.weights_status, newest.c.convention, func.max(RunMetricRow.value), newest.c.run_id)
+        .select_from(newest)
+        .join(RunMetricRow, and_(RunMetricRow.run_id == newest.c.run_id, RunMetricRow.name == metric,
+                                 RunMetricRow.convention == newest.c.convention))
+        .join(ModelRow, ModelRow.id == newest.c.model_id)
+        .group_by(ModelRow.name, ModelRow.weights_status, newest.c.convention, newest.c.run_id)
+        .order_by(ModelRow.name, newest.c.run_id)
+    )
+    return _frame(url, stmt, ["model", "weights", "convention", "value", "run_id"])

@@ -7,6 +7,7 @@ from ui.jobs_panel import jobs_panel, launch_status, remember_launch
 from ui.ownership import quota_caption, uploads_manager
 from ui.state import guarded, page_setup
 from ui.text import plain
+from ui.widgets import application_notes
 
 page_setup()
 
@@ -25,7 +26,6 @@ PARAM_WORDS = {
     "seed": ("Seed", "Fixes the random noise and synthetic scenes, so a rerun sees the same images."),
     "photos": ("Photos", None),
 }
-PHOTO_SET_WORDS = {"skimage": "scikit-image (10 photos)", "sklearn": "scikit-learn (2 photos)"}
 
 
 def dataset_label(option) -> str:
@@ -78,11 +78,13 @@ with setup:
                 label, help_text = PARAM_WORDS.get(param, (param, None))
                 if isinstance(default, str):
                     spec[param] = col.selectbox(label, services.PHOTO_SETS, key=f"bm_{choice.name}_{param}",
-                                                format_func=lambda s: PHOTO_SET_WORDS.get(s, s), help=help_text)
+                                                format_func=lambda s: services.PHOTO_SET_WORDS.get(s, s), help=help_text)
                     continue
                 step = 1.0 if isinstance(default, float) else 1
                 spec[param] = col.number_input(label, value=default, step=step, key=f"bm_{choice.name}_{param}",
                                                help=help_text)
+        if spec.get("photos") == "applications":
+            application_notes()
         operation = choice.operation
     else:
         spec = {"name": "upload", "id": choice.id}

@@ -2,7 +2,7 @@
 (?view=...&task=...&dataset=...), so a copied link reproduces it for a teammate."""
 import streamlit as st
 
-from ui.compare_views import classes_view, cost_view, jobs_view, metrics_view, sweep_view, tables_view
+from ui.compare_views import classes_view, cost_view, experiments_view, jobs_view, metrics_view, sweep_view, tables_view
 from ui.image_viewer import images_view
 from ui.state import page_setup
 from ui.url_state import keep_only, pick
@@ -17,6 +17,7 @@ VIEWS = {
     "tables": ("Reference tables: methods, per class, optimizers", tables_view, ("table", "task", "dataset", "run", "sweep")),
     "jobs": ("Training jobs", jobs_view, ("jobs",)),
     "sweep": ("Optimizer sweep", sweep_view, ("sweep",)),
+    "experiments": ("Experiments: label efficiency, generated data", experiments_view, ("job",)),
 }
 
 st.title("Compare")

@@ -92,6 +92,7 @@ LAYERS = [
     ["core.jobs", "core.eval_charts"],  # jobs know benchmark and training only by their registered handlers
     ["core.benchmark"],
     ["core.training"],  # a training job ends with a benchmark of the trained model
+    ["core.experiments"],  # experiments repeat small classifier runs; registered job kinds like benchmark and training
     ["core.services"],
     ["core.__main__"],
 ]

@@ -198,7 +198,7 @@ def test_sklearn_sample_photos_as_a_restoration_set(settings_env):
     ds = load_dataset({"name": "photos-denoise", "photos": "sklearn", "max_side": 64})
     assert [s.key for s in ds.samples] == ["china", "flower"] and ds.samples[0].image.shape == (43, 64, 3)
     assert ds.title == "sklearn photos, noise σ 25, 2 images, long side 64 px"
-    with pytest.raises(InvalidInput, match="skimage or sklearn"):
+    with pytest.raises(InvalidInput, match="skimage, sklearn or applications"):
         load_dataset({"name": "photos-sr", "photos": "/etc/passwd"})
 
 

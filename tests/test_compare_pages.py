@@ -190,3 +190,25 @@ def test_a_shared_link_restores_the_view_and_hostile_values_are_refused(seeded):
 
     at = open_page("pages/compare.py", view="nonsense")
     assert any("not in the store" in w.value for w in at.warning) and at.selectbox(key="cmp_view").value == "metrics"
+
+
+def test_speed_table_puts_images_per_second_by_device_and_batch_beside_quality(seeded):
+    from core.engine import Engine
+    from core.services.benchmark import run_benchmark
+
+    engine, shapes = Engine("cpu"), {"name": "shapes-detect", "count": 8}
+    [one] = run_benchmark(engine, ["shape_regions"], shapes, {"batch_size": 1})
+    [grid] = run_benchmark(engine, ["yolo_tiny_shapes"], shapes, {"batch_size": 4}, allow_random=True)
+    at = open_page("pages/compare.py", view="tables", table="speed", task="detection")
+    table = at.dataframe[0].value.set_index("method")
+    assert list(table.columns) == ["mAP@[.5:.95] ↑", "F1 ↑", "images/s (cpu, batch 1)", "images/s (cpu, batch 4)",
+                                  "images/s (cpu, batch 8)"]
+    assert table.index.tolist() == ["shape_regions", "yolo_tiny_shapes (untrained)"]
+    regions, untrained = table.loc["shape_regions"], table.loc["yolo_tiny_shapes (untrained)"]
+    # each column holds the newest run at that batch size; quality comes from the newest run of all
+    assert regions["images/s (cpu, batch 1)"] == pytest.approx(one.metrics["throughput_img_s"])
+    assert regions["images/s (cpu, batch 8)"] == pytest.approx(seeded["runs"]["shape_regions"].metrics["throughput_img_s"])
+    assert np.isnan(regions["images/s (cpu, batch 4)"]) and regions["F1 ↑"] == pytest.approx(one.metrics["f1"])
+    assert untrained["images/s (cpu, batch 4)"] == pytest.approx(grid.metrics["throughput_img_s"])
+    assert np.isnan(untrained["images/s (cpu, batch 1)"])
+    assert downloads(at)[:2] == ["CSV", "JSON"]

@@ -169,9 +169,11 @@ def test_reference_digits_cnn_and_shapes_unet(db_url):
     assert _bench(["unet_shapes"], {"name": "shapes-semantic", "count": 8, "seed": 0})["unet_shapes"]["miou"] >= 0.85
 
 
-def test_reference_shapes_detector_finds_the_shapes(db_url):
-    m = _bench(["fasterrcnn_tiny_shapes"], {"name": "shapes-detect", "count": 16, "seed": 1}, {"score_threshold": 0.5})
+def test_reference_shapes_detectors_find_the_shapes(db_url):
+    m = _bench(["fasterrcnn_tiny_shapes", "yolo_tiny_shapes"], {"name": "shapes-detect", "count": 16, "seed": 1},
+               {"score_threshold": 0.5})
     assert m["fasterrcnn_tiny_shapes"]["map50"] >= 0.9 and m["fasterrcnn_tiny_shapes"]["f1"] >= 0.9, m
+    assert m["yolo_tiny_shapes"]["map50"] >= 0.9 and m["yolo_tiny_shapes"]["f1"] >= 0.9, m
 
 
 @pytest.mark.parametrize("name,dataset", [("dcgan_shapes", {"name": "shapes-real", "count": 64, "seed": 0}),

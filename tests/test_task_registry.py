@@ -54,7 +54,8 @@ def test_trainability_comes_from_declared_capabilities_not_names():
 
     assert get_spec("fasterrcnn_mobilenet_v3_large_fpn").trainable is True
     assert get_spec("mtcnn_face").trainable is False and "cannot be trained" in untrainable_reason(get_spec("mtcnn_face"))
-    assert untrainable_reason(get_spec("retinanet_resnet50_fpn")) == "Detection fine-tuning supports the Faster R-CNN detectors."
+    assert (untrainable_reason(get_spec("retinanet_resnet50_fpn"))
+            == "Detection fine-tuning supports the Faster R-CNN and YOLO-style detectors.")
     assert untrainable_reason(get_spec("unet_shapes")) is None and untrainable_reason(get_spec("dncnn")) is None
     assert "variant or checkpoint" in untrainable_reason(get_spec("efficientnet_lite0_pruned30"))
 

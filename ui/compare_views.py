@@ -9,10 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from core import services
-from core.charts import sweep_bars, training_curves
+from core.charts import experiment_curve, sweep_bars, training_curves
 from core.eval_charts import confusion_figure, grouped_metric_bars, pareto_scatter, pr_figure, spread_figure
 from core.metrics import registry as metric_registry
-from core.services import compare
+from core.services import compare, experiments
 from core.wording import count
 from ui.state import guarded
 from ui.text import plain
@@ -183,8 +183,9 @@ TABLE_HEADERS = {
 def tables_view() -> None:
     """Methods, per-class and optimizer tables, laid out like the source texts' tables, with this store's numbers."""
     st.caption(SOURCES)
-    which = pick("Table", ["method", "class", "optimizer"], "table", "cmpt_which",
+    which = pick("Table", ["method", "class", "speed", "optimizer"], "table", "cmpt_which",
                  format_func={"method": "Methods: PSNR, SSIM, FID", "class": "Per class: precision, recall, F1",
+                              "speed": "Speed: images per second by device and batch size",
                               "optimizer": "Optimizers: training, validation, test accuracy"}.get)
     if which == "optimizer":
         sweep_view()
@@ -195,6 +196,15 @@ def tables_view() -> None:
             return
         table = guarded(compare.method_table, *chosen)
         name = f"methods-{chosen[0]}"
+    elif which == "speed":
+        chosen = dataset_picker("cmpt")
+        if chosen is None:
+            return
+        st.caption("Each method's quality from its newest run, and its throughput from the newest run at each "
+                   "device and batch size. Benchmark the same models at batch size 1 and 32 (Benchmark page) to "
+                   "see which keep up in real time; a GPU adds its own columns.")
+        table = guarded(compare.speed_table, *chosen)
+        name = f"speed-{chosen[0]}"
     else:
         board = board_picker("cmpt", services.tasks_with_table("class_table"))
         if board is None:
@@ -268,3 +278,37 @@ def jobs_view() -> None:
         for i in picked])
     st.dataframe(rows, hide_index=True, key="cmp_jobs_table", column_config=JOB_HEADERS)
     export_buttons(rows, "training-jobs", "cmp_jobs_export")
+
+
+def experiments_view() -> None:
+    """A finished experiment's curve (mean and 95% interval over seeds per arm), its table, and the paired gains."""
+    done = guarded(experiments.finished_experiments) or []
+    if not done:
+        st.info("No experiment has finished yet: launch one on the Experiments page.")
+        return
+    jobs = {j.id: j for j in done}
+    job_id = pick("Experiment", list(jobs), "job", "cmpx_job", format_func=lambda i: f"#{i} {jobs[i].title}")
+    found = guarded(experiments.experiment_curve, job_id)
+    if found is None:
+        return
+    curve, table, gains = found
+    st.plotly_chart(experiment_curve(table, curve.arms, html.escape(curve.title), curve.x_label, curve.metric,
+                                     curve.log_x), key="cmpx_chart")
+    st.caption("Points: mean over the seeds; bars: 95% interval of the mean (Student t); no bar for a single seed.")
+    shown = table.rename(columns={"arm": "method", "x": curve.x_label, "mean": f"mean {curve.metric}",
+                                  "std": "standard deviation", "n": "seeds", "ci_low": "95% interval from",
+                                  "ci_high": "95% interval to"})
+    st.dataframe(shown, hide_index=True, key="cmpx_table",
+                 column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in shown.columns
+                                if c not in ("method", "seeds")})
+    export_buttons(shown, f"experiment-{job_id}", "cmpx_export")
+    for g in gains:
+        st.markdown(f"**{plain(g['comparison'].iloc[0])}**, paired by seed (same images for both)")
+        for _, row in g.iterrows():
+            verdict = ("better" if row["ci_low"] > 0 else "worse") if row["clear"] else \
+                "not distinguishable from zero with these seeds"
+            interval = "" if pd.isna(row["ci_low"]) else f" (95% interval {row['ci_low']:+.1f} to {row['ci_high']:+.1f})"
+            st.text(f"{curve.x_label} {row['x']:g}: {row['difference']:+.1f} points{interval}, {int(row['n'])} seeds: "
+                    f"{verdict}")
+    for note in curve.notes:
+        st.caption(plain(note))

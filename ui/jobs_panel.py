@@ -118,6 +118,9 @@ def jobs_panel(kind: str, key: str = "jobs") -> None:
                                        format_func=lambda i: f"#{i} {finished[i].title}")]
         if chosen.kind == "train":
             _training_result(chosen, key)
+        elif chosen.kind in services.EXPERIMENT_KINDS:
+            st.page_link("pages/compare.py", label=f"Curve of experiment #{chosen.id}", icon=":material/show_chart:",
+                         query_params={"view": "experiments", "job": chosen.id})
         else:
             _runs_table(chosen, key)
     user = current_user()

@@ -5,13 +5,13 @@ import numpy as np
 import streamlit as st
 
 from core import services
-from core.data.builtin import BUILTIN_IMAGES, builtin_image
+from core.data.builtin import builtin_image, sample_label, sample_order
 from core.tasks import classification, detection, restoration, segmentation
 from core.wording import count
 from ui.identity import current_user
 from ui.state import guarded
 from ui.text import plain
-from ui.widgets import decode_uploads, image_inputs, image_upload_mb, model_picker, result_header
+from ui.widgets import application_notes, decode_uploads, image_inputs, image_upload_mb, model_picker, result_header
 
 
 def _run(key: str, fn, *args, **kwargs) -> bool:
@@ -124,7 +124,9 @@ def segmentation_panel(engine) -> None:
 def restoration_panel(engine, operation: str) -> None:
     source = st.radio("Clean image", ["Sample image", "Upload"], horizontal=True, key="res_source")
     if source == "Sample image":
-        name = st.selectbox("Sample", BUILTIN_IMAGES, index=BUILTIN_IMAGES.index("astronaut"), key="res_sample")
+        options = sample_order()
+        name = st.selectbox("Sample", options, index=options.index("astronaut"), key="res_sample", format_func=sample_label)
+        application_notes([name])
         clean, kind = builtin_image(name), "builtin"
     else:
         from core.data.decode import UPLOAD_EXTENSIONS

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import services
-from core.data.builtin import BUILTIN_IMAGES, builtin_image
+from core.data.builtin import APPLICATIONS, builtin_image, sample_label, sample_order
 from core.data.decode import UPLOAD_EXTENSIONS, decode_batch
 from core.config import get_settings
 from core.errors import LabError
@@ -32,9 +32,17 @@ def decode_uploads(files) -> list:
 def image_inputs(key: str, label: str = "Images", default_samples: tuple[str, ...] = ()) -> list:
     files = st.file_uploader(label, type=UPLOAD_EXTENSIONS, accept_multiple_files=True, key=f"{key}_files",
                              max_upload_size=image_upload_mb())
-    samples = st.multiselect("…or sample photos (scikit-image)", BUILTIN_IMAGES, default=list(default_samples),
-                             key=f"{key}_samples")
+    samples = st.multiselect("…or sample photos (scikit-image)", sample_order(), default=list(default_samples),
+                             key=f"{key}_samples", format_func=sample_label)
+    application_notes(samples)
     return decode_uploads(files) + [builtin_image(n) for n in samples]
+
+
+def application_notes(names=None) -> None:
+    """One plain line per application sample among `names` (all of them when None): what it shows."""
+    for name in APPLICATIONS if names is None else names:
+        if name in APPLICATIONS:
+            st.caption(plain(f"{name}: {APPLICATIONS[name].note}"))
 
 
 def weights_notice(info, key: str) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -14,6 +15,36 @@ BUILTIN_IMAGES = (
     "astronaut", "camera", "chelsea", "coffee", "rocket", "coins",
     "hubble_deep_field", "immunohistochemistry", "retina", "horse",
 )
+
+
+@dataclass(frozen=True)
+class Application:
+    field: str  # medical | microscopy | astronomy
+    note: str  # one line: what the image shows and why image processing cares (from skimage.data's docstrings)
+
+
+# The application samples among BUILTIN_IMAGES: pictures from the fields image-processing courses keep coming back to.
+APPLICATIONS = {
+    "retina": Application("medical", "Fundus photograph of a healthy human retina (left eye): medical imaging, where "
+                                     "the thin blood vessels are what segmentation traces and what noise or blur hides."),
+    "immunohistochemistry": Application(
+        "microscopy", "Microscope image of glands in colon tissue, a protein stained brown (DAB) on a blue hematoxylin "
+                      "counterstain: microscopy, where the stains are told apart and cells are counted."),
+    "hubble_deep_field": Application(
+        "astronomy", "Hubble eXtreme Deep Field, the telescope's farthest view of the universe: astronomy, where "
+                     "thousands of small, faint galaxies sit in sky noise that a denoiser must not wipe out."),
+}
+
+
+def sample_order() -> list[str]:
+    """The builtin images for a picker: the everyday photos first, then the application samples together."""
+    return [n for n in BUILTIN_IMAGES if n not in APPLICATIONS] + list(APPLICATIONS)
+
+
+def sample_label(name: str) -> str:
+    """'retina (application: medical)'; the other photos by their name."""
+    app = APPLICATIONS.get(name)
+    return f"{name} (application: {app.field})" if app else name
 
 
 @lru_cache(maxsize=16)

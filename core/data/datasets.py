@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
-from core.data.builtin import BUILTIN_IMAGES, load_builtin
+from core.data.builtin import APPLICATIONS, BUILTIN_IMAGES, load_builtin
 from core.data.degrade import add_gaussian_noise, crop_to_multiple, downscale_bicubic, gaussian_blur, limit_side
 from core.data.synthetic import SHAPE_NAMES, scene
 from core.errors import InvalidInput
@@ -139,7 +139,8 @@ def degradation_words(kind: str, params: dict) -> str | None:
     return None
 
 
-_PHOTOS = {"skimage": ("skimage photos", 10), "sklearn": ("sklearn photos", 2)}
+_PHOTOS = {"skimage": ("skimage photos", len(BUILTIN_IMAGES)), "sklearn": ("sklearn photos", 2),
+           "applications": ("application photos (medical, microscopy, astronomy)", len(APPLICATIONS))}
 _SHAPES = {"shapes-classify": "synthetic shapes, one per image", "shapes-detect": "synthetic shapes with boxes",
            "shapes-semantic": "synthetic shapes with class masks", "shapes-instance": "synthetic shapes with instance masks",
            "shapes-real": "synthetic shapes (reference for generators)"}
@@ -330,25 +331,32 @@ def training_photos() -> tuple[tuple[str, np.ndarray], ...]:
     return tuple(out)
 
 
-PHOTO_SETS = ("skimage", "sklearn")
+PHOTO_SETS = ("skimage", "sklearn", "applications")
+# The photo sets as a picker shows them.
+PHOTO_SET_WORDS = {"skimage": f"scikit-image photos ({len(BUILTIN_IMAGES)})", "sklearn": "scikit-learn photos (2)",
+                   "applications": f"applications: medical, microscopy, astronomy ({len(APPLICATIONS)})"}
 
 
 def _photos(spec) -> list[tuple[str, np.ndarray]]:
-    """`photos`: "skimage" (10 photos) or "sklearn" (china, flower)."""
+    """`photos`: "skimage" (10 photos), "sklearn" (china, flower) or "applications" (retina, immunohistochemistry,
+    hubble_deep_field: see core.data.builtin.APPLICATIONS)."""
     max_side = _int(spec, "max_side", 256, 32, 1024)
     source = spec.get("photos", "skimage")
     if source == "sklearn":
         pool = list(sklearn_photos())
     elif source == "skimage":
         pool = [(name, load_builtin(name)) for name in BUILTIN_IMAGES]
+    elif source == "applications":
+        pool = [(name, load_builtin(name)) for name in APPLICATIONS]
     else:
-        raise InvalidInput("Dataset parameter photos must be skimage or sklearn.")
+        raise InvalidInput("Dataset parameter photos must be skimage, sklearn or applications.")
     n = _int(spec, "limit", len(pool), 1, len(BUILTIN_IMAGES))
     return [(name, limit_side(np.ascontiguousarray(img), max_side)) for name, img in pool[:n]]
 
 
 @_register("photos-denoise", "skimage photos + Gaussian noise", "restoration",
-           "The 10 skimage photos (or the 2 sklearn ones), long side <= max_side, with white Gaussian noise "
+           "The 10 skimage photos (or the 2 sklearn ones, or the 3 application images: retina, "
+           "immunohistochemistry, Hubble deep field), long side <= max_side, with white Gaussian noise "
            "of sigma (0-255 scale).",
            operation="denoise", photos="skimage", sigma=25.0, seed=0, max_side=256, limit=len(BUILTIN_IMAGES))
 def _build_photos_denoise(spec):

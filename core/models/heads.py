@@ -1,7 +1,8 @@
 """Give a registered architecture a new number of output classes (transfer learning, trained checkpoints).
 
-Supported: timm classifiers (reset_classifier), the small CNN's linear head, the U-Net's output conv, and
-torchvision Faster R-CNN's box predictor. Other architectures keep their classes and say so.
+Supported: timm classifiers (reset_classifier), the small CNN's linear head, the U-Net's output conv,
+torchvision Faster R-CNN's box predictor, and modules of this project that carry their own
+`set_num_classes(n)` / `head_parameters()` (the grid detector). Other architectures keep their classes and say so.
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ def set_num_classes(module: nn.Module, n: int) -> nn.Module:
         raise InvalidInput("A model needs at least one class.")
     if hasattr(module, "reset_classifier") and hasattr(module, "get_classifier"):  # timm
         module.reset_classifier(n)  # type: ignore[operator]  # timm method, untyped in torch's nn.Module
+        return module
+    if callable(getattr(module, "set_num_classes", None)):
+        module.set_num_classes(n)  # type: ignore[operator]  # duck-typed: this project's own heads
         return module
     if isinstance(module, SmallCNN):
         old = module.head[-1]
@@ -38,6 +42,8 @@ def classifier_parameters(module: nn.Module) -> list[nn.Parameter]:
     """The head a "freeze backbone" run trains; everything else stays fixed."""
     if hasattr(module, "get_classifier"):
         return list(module.get_classifier().parameters())  # type: ignore[operator]  # timm method, untyped in torch's nn.Module
+    if callable(getattr(module, "head_parameters", None)):
+        return list(module.head_parameters())  # type: ignore[operator]  # duck-typed: this project's own heads
     if isinstance(module, SmallCNN):
         return list(module.head.parameters())
     if isinstance(module, UNet):

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from core.errors import InvalidInput, ModelNotFound
 # the adapters register their models when imported; variants last, as they derive from models registered before
-from core.models import (checkpoints, classical, classifiers, face_mtcnn, ffdnet,  # noqa: F401
+from core.models import (checkpoints, classical, classifiers, face_mtcnn, ffdnet, grid_detector,  # noqa: F401
                          shapes_detector, torchvision_models, trainable, weight_paths)
 from core.models import variants  # noqa: F401,I001
 from core.models.spec import (_LOCK, _REGISTRY, Availability, ModelSpec, WeightsInfo, WeightsStatus,  # noqa: F401 (re-exported)

@@ -11,7 +11,7 @@ from core.services.quotas import Usage, usage
 from core.services.results import delete_runs, may_delete_run, model_names, run_detail, runs_table
 from core.services.segment import SegmentationResult, SegmentedImage, segment
 from core.store import ensure_store
-from core.data.datasets import PHOTO_SETS
+from core.data.datasets import PHOTO_SET_WORDS, PHOTO_SETS
 from core.data.uploads import SAME_SIZE_OPERATIONS
 from core.engine import DEVICE_CHOICES
 from core.metrics.features import FEATURE_SPACES
@@ -22,14 +22,18 @@ from core.services.tasks import (TaskInfo, benchmark_options, operation_for, tas
 from core.services.training import (SWEEP_OPTIMIZERS, TrainingChoices, curve_notes, curves, submit_sweep, submit_training,
                                     sweep_table, sweeps, trainable_models, trainable_tasks, training_choices,
                                     training_datasets)
+from core.services.experiments import (EXPERIMENT_KINDS, SSL_SOURCES, experiment_curve, finished_experiments,
+                                      generated_preview, submit_label_efficiency, submit_synthetic_data)
 from core.services.jobs import cancel_job, job_logs, job_status, list_jobs, may_manage_job, public_text, recover_jobs
 
 __all__ = [
+    "EXPERIMENT_KINDS", "SSL_SOURCES", "experiment_curve", "finished_experiments", "generated_preview",
+    "submit_label_efficiency", "submit_synthetic_data",
     "ModelInfo", "list_model_infos", "add_checkpoint", "checkpoint_bases", "set_weights_path", "clear_weights_path",
     "weights_paths", "ClassificationResult", "ImagePrediction", "classify", "explain", "DetectionResult",
     "detect", "GenerationResult", "generate", "RestorationResult", "MethodResult", "restore", "SegmentationResult",
     "SegmentedImage", "segment", "model_names", "run_detail", "runs_table",
-    "ensure_store", "plan", "run_benchmark", "submit_benchmark", "PHOTO_SETS", "UploadSummary", "catalog",
+    "ensure_store", "plan", "run_benchmark", "submit_benchmark", "PHOTO_SETS", "PHOTO_SET_WORDS", "UploadSummary", "catalog",
     "upload_dataset", "uploaded", "SWEEP_OPTIMIZERS", "curve_notes", "curves", "submit_sweep", "submit_training", "sweep_table",
     "sweeps", "trainable_models", "training_datasets", "cancel_job", "job_logs", "job_status", "list_jobs", "recover_jobs",
     "checkpoint_upload_mb", "dataset_upload_mb", "public_text", "StoredModel", "delete_model", "retitle_model",

@@ -15,7 +15,7 @@ from core.errors import InvalidInput
 from core.metrics import registry as metric_registry
 from core.services.datasets import dataset_title
 from core.store import ensure_store
-from core.tasks import all_tasks
+from core.tasks import all_tasks, get_task
 from core.tasks.outputs import EvaluationOutputs, row_record
 from core.tuning import tag_words
 from db import analytics, repository
@@ -312,3 +312,32 @@ def method_table(task: str, dataset: str, include_untrained: bool = False) -> pd
                                table], ignore_index=True)
             table["run_id"] = table["run_id"].astype("Int64")  # the input row has no run: blank, not "None"
     return table.rename(columns={c.label: c.header for c in wanted})
+
+
+DEVICE_ORDER = {"cpu": 0, "mps": 1, "cuda": 2}
+
+
+def speed_table(task: str, dataset: str) -> pd.DataFrame:
+    """Reference table "method / quality / images per second by device and batch size": each model's headline
+    metrics from its newest run, beside the throughput of the newest run that measured each (device, batch size).
+    It is where a real-time claim is checked: a single-stage detector at batch 1 and 32 next to a two-stage one."""
+    board = leaderboard(task, dataset)
+    speeds = analytics.newest_per_convention(ensure_store(), task, dataset, "throughput_img_s")
+    parsed = [_TIMING_RE.fullmatch((c or "").strip()) for c in speeds["convention"]]
+    speeds = speeds.assign(device=[m["device"] if m else None for m in parsed],
+                           batch=[int(m["batch"]) if m else None for m in parsed]).dropna(subset=["device", "batch"])
+    if speeds.empty:
+        raise InvalidInput("No run on this dataset recorded its throughput.")
+    speeds = speeds.sort_values("run_id").drop_duplicates(["model", "weights", "device", "batch"], keep="last")
+    settings = sorted({(d, int(b)) for d, b in zip(speeds["device"], speeds["batch"])},
+                      key=lambda s: (DEVICE_ORDER.get(s[0], 9), s[0], s[1]))
+    header = {s: f"images/s ({s[0]}, batch {s[1]})" for s in settings}
+    wide = speeds.assign(setting=[header[(d, int(b))] for d, b in zip(speeds["device"], speeds["batch"])]).pivot(
+        index=["model", "weights"], columns="setting", values="value")
+    quality = [next(c for c in board.columns if c.metric == m) for m in get_task(task).headline
+               if any(c.metric == m for c in board.columns)]
+    table = board.table[["model", "weights", *[c.label for c in quality]]].merge(
+        wide.reset_index(), on=["model", "weights"], how="outer")
+    table.insert(0, "method", [m + (" (untrained)" if w == "random" else "") for m, w in zip(table["model"], table["weights"])])
+    table = table.drop(columns=["model", "weights"]).rename(columns={c.label: c.header for c in quality})
+    return table[["method", *[c.header for c in quality], *[header[s] for s in settings]]].reset_index(drop=True)

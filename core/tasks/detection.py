@@ -156,7 +156,7 @@ class DetectionTask(Task):
     benchmark_options = ("score_threshold",)
     train_datasets = ("shapes",)
     train_options = frozenset({"freeze_backbone"})
-    untrainable_note = "Detection fine-tuning supports the Faster R-CNN detectors."
+    untrainable_note = "Detection fine-tuning supports the Faster R-CNN and YOLO-style detectors."
     viewable = True
 
     def evaluate(self, engine: Engine, loaded: LoadedModel, ds: Dataset, params: BenchmarkParams,

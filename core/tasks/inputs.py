@@ -40,12 +40,17 @@ def data_config(module: nn.Module, input_size: tuple[int, int, int] | None = Non
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
 
 
-def prepare(spec: ModelSpec, module: nn.Module, images: list[np.ndarray]) -> tuple[list[torch.Tensor], dict[str, Any]]:
-    """uint8 HxWx3 images as the tensors the model takes, and the settings used (stored with a run)."""
+def prepare(spec: ModelSpec, module: nn.Module, images: list[np.ndarray],
+            size: int | None = None) -> tuple[list[torch.Tensor], dict[str, Any]]:
+    """uint8 HxWx3 images as the tensors the model takes, and the settings used (stored with a run). `size`: a timm
+    model gets the image resized (shorter side) and centre-cropped to size x size, with no crop margin, instead of
+    its pretraining resolution (its normalisation kept): a CNN fine-tuned on small images at a lower cost."""
     if spec.preprocessing == "timm":
         from timm.data import create_transform
 
         cfg = data_config(module, spec.input_size)
+        if size is not None:
+            cfg |= {"input_size": [3, size, size], "crop_pct": 1.0}
         kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
         transform = create_transform(**kwargs)
         return [transform(Image.fromarray(img)) for img in images], cfg
