@@ -20,8 +20,8 @@ with ssl_tab:
     st.caption("Pretrain the small CNN contrastively (SimCLR: two augmented views, NT-Xent loss) on the training "
                "images without their labels, then fine-tune with a share of the labels: from scratch, from the "
                "self-supervised start, and from EfficientNet-Lite0's real ImageNet weights, on the same labelled "
-               "images and step budget. The default takes about half an hour on two CPU cores, mostly the "
-               "ImageNet model; a GPU takes minutes.")
+               "images and step budget. The default took 19 minutes on two CPU cores (most of it the ImageNet "
+               "model); without ImageNet transfer it is a few minutes.")
     form, follow = st.columns([3, 2], gap="large")
     with form:
         params = {"source": st.selectbox("Unlabelled images", list(services.SSL_SOURCES), key="ex_source",

@@ -1,5 +1,6 @@
 """The main flows in a real headless Chromium against `streamlit run app.py` (Playwright)."""
 import os
+import re
 import subprocess
 import sys
 
@@ -161,4 +162,27 @@ def test_a_shared_compare_link_opens_the_chart_it_names(page, server):
     page.get_by_text("PSNR (dB) ↑", exact=False).first.wait_for()
     page.get_by_test_id("stDataFrame").first.wait_for()
     settle(page)
+    assert page.get_by_text("Traceback").count() == 0
+
+
+def test_an_experiment_runs_in_the_background_and_its_curve_opens_on_compare(page):
+    settle(page)
+    page.get_by_role("link", name="Experiments").click()
+    page.get_by_role("heading", name="Experiments").wait_for()
+    settle(page)
+    page.get_by_role("tab", name="Generated training data (GAN)").click()
+    settle(page)
+    for label, value in (("Generated images added", "20"), ("Training steps per run", "10")):
+        box = page.get_by_role("spinbutton", name=label)
+        box.fill(value)
+        box.press("Enter")
+        settle(page)
+    page.get_by_role("button", name="Launch generated-data experiment").click()
+    page.get_by_text("queued.").first.wait_for()
+    link = page.get_by_role("link", name=re.compile(r"Curve of experiment #\d+"))
+    link.wait_for(timeout=240_000)  # shown once the worker has finished
+    link.click()
+    page.get_by_text("paired by seed").first.wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert page.locator(".js-plotly-plot").count() == 1 and "view=experiments" in page.url
     assert page.get_by_text("Traceback").count() == 0
