@@ -88,6 +88,20 @@ def encode(pixels: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
     return buf.getvalue()
 
 
+def shapes_imagefolder(count: int) -> bytes:
+    """An ImageFolder zip of `count` 32 px one-shape scenes in two classes: round (circles) and angular."""
+    import zipfile
+
+    from core.data.synthetic import scene
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(count):
+            s = scene(9000 + i, size=32, max_shapes=1)
+            zf.writestr(f"{'round' if s.labels[0] == 1 else 'angular'}/{i}.png", encode(s.image))
+    return buf.getvalue()
+
+
 class PickleExploit:
     """Unpickling this runs `touch marker`: a checkpoint loader that executes it is unsafe."""
 

@@ -218,24 +218,15 @@ def test_on_the_gpu_views_and_classifier_runs_use_the_device():
 def test_pretraining_sources_shapes_and_an_uploaded_imagefolder(db_url):
     """The shapes scenes and an uploaded ImageFolder (its 80/20 split) as unlabelled images; a tiny run on the
     upload learns its own two classes."""
-    import io
-    import zipfile
-
     from core import services
-    from core.data.synthetic import scene
     from core.jobs.context import LocalContext
-    from tests.conftest import encode
+    from tests.conftest import shapes_imagefolder
 
     shapes = le.source_images(le.LabelEfficiencyParams.from_dict({"source": "shapes", "shapes_count": 16}))
     assert len(shapes.train) == 16 and len(shapes.test) == 120 and shapes.categories == ("circle", "square", "triangle")
     assert set(shapes.train_labels) <= {0, 1, 2} and shapes.train[0].shape == (64, 64, 3)
 
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for i in range(30):
-            s = scene(9000 + i, size=32, max_shapes=1)
-            zf.writestr(f"{'round' if s.labels[0] == 1 else 'angular'}/{i}.png", encode(s.image))
-    upload = services.upload_dataset(buf.getvalue(), "shapes.zip")
+    upload = services.upload_dataset(shapes_imagefolder(30), "shapes.zip")
     p = le.LabelEfficiencyParams.from_dict({"source": "upload", "upload_id": upload.id, "fractions": [0.5, 1.0],
                                             "seeds": 1, "pretrain_epochs": 1, "pretrain_batch": 8, "steps": 5,
                                             "transfer": False})

@@ -125,23 +125,14 @@ def test_bad_training_requests_are_refused(jobs, no_reference_weights):
 
 def test_transfer_learning_on_an_uploaded_imagefolder(jobs):
     """An ImageFolder zip (two classes) trains a classifier whose head has the folders' classes."""
-    import io
-    import zipfile
-
-    from core.data.synthetic import scene
     from core.jobs import runner
     from core.jobs.context import JobContext
     from core.models.registry import get_spec
     from core.training.run import run_training_job
     from db import jobs as rows
-    from tests.conftest import encode
+    from tests.conftest import shapes_imagefolder
 
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for i in range(24):
-            s = scene(9000 + i, size=32, max_shapes=1)
-            zf.writestr(f"{'round' if s.labels[0] == 1 else 'angular'}/{i}.png", encode(s.image))
-    upload = jobs.upload_dataset(buf.getvalue(), "shapes.zip")
+    upload = jobs.upload_dataset(shapes_imagefolder(24), "shapes.zip")
     url = jobs.ensure_store()
     job_id = rows.create(url, "train", "upload", {}, "cpu")
     rows.claim_next(url)
