@@ -45,6 +45,7 @@ from core.tasks.train_config import TrainConfig
 SOURCES = {"digits": "sklearn digits: 1437 training images without labels, tested on the 360 held-out digits",
            "shapes": "synthetic shapes scenes (one shape each), tested on 120 other scenes",
            "upload": "your uploaded ImageFolder zip: 80% for training, 20% for testing"}
+SOURCE_WORDS = {"digits": "sklearn digits", "shapes": "synthetic shapes", "upload": "an uploaded ImageFolder"}
 ARMS = ("from scratch", "self-supervised start", "ImageNet transfer (EfficientNet-Lite0)")
 SMALL = "small_cnn_digits"  # its architecture (SmallCNN) and preprocessing; never its trained weights
 TRANSFER = "efficientnet_lite0"
@@ -161,7 +162,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return F.cross_entropy(sim, positives)
 
 
-def pretrain(x: torch.Tensor, p: LabelEfficiencyParams, device: torch.device, check=None) -> tuple[dict[str, torch.Tensor], list[float]]:
+def pretrain(x: torch.Tensor, p: LabelEfficiencyParams, device: torch.device, beat=None) -> tuple[dict[str, torch.Tensor], list[float]]:
     """The SmallCNN backbone's state after SimCLR on `x` (no labels), and the mean loss of every epoch."""
     model = seeded_init(lambda: SmallCNN(10))
     encoder = Encoder(model.features).to(device)
@@ -186,8 +187,8 @@ def pretrain(x: torch.Tensor, p: LabelEfficiencyParams, device: torch.device, ch
             opt.step()
             sched.step()
             total += loss.detach()
-            if check is not None:
-                check(epoch, s, steps_per_epoch)
+            if beat is not None:  # a job's progress (it raises when the job was cancelled)
+                beat(epoch, s, steps_per_epoch)
         losses.append(float(total) / steps_per_epoch)  # one read-back per epoch
     return {k: v.detach().cpu() for k, v in model.features.state_dict().items()}, losses
 
@@ -239,7 +240,7 @@ def run(p: LabelEfficiencyParams, ctx, device: torch.device) -> Curve:
             ctx.metrics(epoch, epoch, {"ssl_loss": loss}, {"ssl_loss": f"NT-Xent, temperature {p.temperature:g}, "
                                                                        f"batch {min(p.pretrain_batch, len(x_small))}"})
     y, y_test = torch.from_numpy(data.train_labels), torch.from_numpy(data.test_labels)
-    curve = Curve(f"Label efficiency on {p.source}", "test accuracy (%)", "labelled share of the training images (%)",
+    curve = Curve(f"Label efficiency on {SOURCE_WORDS[p.source]}", "test accuracy (%)", "labelled share of the training images (%)",
                   arms, log_x=True)
     done = 0
     for fraction in p.fractions:
@@ -248,7 +249,7 @@ def run(p: LabelEfficiencyParams, ctx, device: torch.device) -> Curve:
             for arm in arms:
                 message = f"{arm}: {fraction:.0%} of the labels ({len(subset)} images), seed {seed + 1}/{p.seeds}"
 
-                def check(step, done=done, message=message):
+                def tick(step, done=done, message=message):
                     ctx.progress(pretrain_share + (1 - pretrain_share) * (done + step / budget.steps) / total_runs, message)
                 if arm == ARMS[2]:
                     assert x_big is not None and x_big_test is not None  # the transfer arm runs only with its inputs
@@ -256,7 +257,7 @@ def run(p: LabelEfficiencyParams, ctx, device: torch.device) -> Curve:
                 else:
                     model = _small(k, backbone if arm == ARMS[1] else None, seed)
                     x_tr, x_te = x_small[subset], x_small_test
-                classifier.train(model, x_tr, y[subset], budget, seed, device, check)
+                classifier.train(model, x_tr, y[subset], budget, seed, device, tick)
                 value = classifier.accuracy(model, x_te, y_test, device)
                 curve.points.append(Point(arm, 100.0 * fraction, seed, value))
                 ctx.log(f"{message}: test accuracy {value:.1f}%")

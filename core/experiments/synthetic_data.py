@@ -107,9 +107,9 @@ def run(p: SyntheticDataParams, ctx, device: torch.device) -> Curve:
                     x, y = torch.cat([x, x_fake]), torch.cat([y, torch.from_numpy(y_fake)])
                 message = f"{arm}: {len(subset)} real images, seed {seed + 1}/{p.seeds}"
 
-                def check(step, done=done, message=message):
+                def tick(step, done=done, message=message):
                     ctx.progress((done + step / budget.steps) / total, message)
-                model = classifier.train(seeded_init(lambda: SmallCNN(10), seed), x, y, budget, seed, device, check)
+                model = classifier.train(seeded_init(lambda: SmallCNN(10), seed), x, y, budget, seed, device, tick)
                 value = classifier.accuracy(model, x_test, y_test, device)
                 curve.points.append(Point(arm, float(len(subset)), seed, value))
                 ctx.log(f"{message}: test accuracy {value:.1f}%")
