@@ -111,7 +111,7 @@ def experiment_curve(summary: pd.DataFrame, arms: list[str], title: str, x_label
             error_y=dict(type="data", symmetric=False, array=upper, arrayminus=lower),
             customdata=part[["n", "std"]].to_numpy(),
             hovertemplate=f"{arm}<br>{x_label}: %{{x:.4g}}<br>mean %{{y:.2f}} ± %{{customdata[1]:.2f}} (sd), "
-                          "%{customdata[0]} seeds<extra></extra>"))
+                          "%{customdata[0]} repeats<extra></extra>"))
     fig.update_layout(title=title, xaxis_title=x_label, yaxis_title=y_label, height=460,
                       margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.2))
     if log_x:

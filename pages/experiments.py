@@ -1,4 +1,4 @@
-"""Experiments: launch a study that repeats small trainings over seeds and draws one curve (label efficiency of a
+"""Experiments: launch a study that repeats small trainings several times and draws one curve (label efficiency of a
 self-supervised start; generated training data), and follow it; its curve is on the Compare page."""
 import streamlit as st
 
@@ -11,9 +11,20 @@ from ui.text import plain
 
 page_setup()
 
+
+def launch_form(label: str, submit, params: dict, prefix: str) -> None:
+    """Device, the launch button (`<prefix>_launch`) and the live state of the job it queued."""
+    device = st.selectbox("Device", services.DEVICE_CHOICES, key=f"{prefix}_device")
+    if st.button(label, type="primary", key=f"{prefix}_launch"):
+        job_id = guarded(submit, params, device, current_user())
+        remember_launch(f"{prefix}_launched_jobs", [job_id] if job_id else [])
+    launch_status(f"{prefix}_launched_jobs")
+    quota_caption()
+
+
 st.title("Experiments")
-st.caption("Each experiment is a background job of many small trainings repeated over seeds. When it ends, the "
-           "Compare page draws its curve with 95% intervals over the seeds.")
+st.caption("Each experiment is a background job of many small trainings, each repeated from several random starts. When it ends, the "
+           "Compare page draws its curve with 95% intervals over the repeats.")
 ssl_tab, gan_tab = st.tabs(["Label efficiency (self-supervised)", "Generated training data (GAN)"])
 
 with ssl_tab:
@@ -37,19 +48,14 @@ with ssl_tab:
                                 default=[1, 5, 10, 100], key="ex_shares")
         params["fractions"] = [s / 100 for s in shares]
         c1, c2, c3 = st.columns(3)
-        params["seeds"] = c1.number_input("Seeds (repeats)", 1, 10, 3, key="ex_seeds")
+        params["seeds"] = c1.number_input("Repeats (random starts)", 1, 10, 3, key="ex_seeds")
         params["pretrain_epochs"] = c2.number_input("Pretraining epochs", 0, 500, 30, key="ex_pre_epochs")
         params["steps"] = c3.number_input("Fine-tuning steps per run", 10, 20_000, 300, key="ex_steps")
         c1, c2, c3 = st.columns(3)
         params["temperature"] = c1.number_input("NT-Xent temperature", 0.01, 10.0, 0.5, key="ex_temp")
         params["pretrain_batch"] = c2.number_input("Pretraining batch", 8, 1024, 256, key="ex_pre_batch")
         params["transfer"] = c3.checkbox("Include ImageNet transfer", value=True, key="ex_transfer")
-        device = st.selectbox("Device", services.DEVICE_CHOICES, key="ex_device")
-        if st.button("Launch label-efficiency experiment", type="primary", key="ex_launch"):
-            job_id = guarded(services.submit_label_efficiency, params, device, current_user())
-            remember_launch("ex_ssl", [job_id] if job_id else [])
-        launch_status("ex_ssl")
-        quota_caption()
+        launch_form("Launch label-efficiency experiment", services.submit_label_efficiency, params, "ex")
     with follow:
         st.subheader("Jobs")
         jobs_panel("label_efficiency", key="ex_ssl_jobs")
@@ -64,14 +70,9 @@ with gan_tab:
                                           default=[20, 50, 100, 200, 500, 1437], key="gx_sizes")}
         c1, c2, c3 = st.columns(3)
         params["synthetic"] = c1.number_input("Generated images added", 10, 10_000, 500, key="gx_synthetic")
-        params["seeds"] = c2.number_input("Seeds (repeats)", 1, 10, 3, key="gx_seeds")
+        params["seeds"] = c2.number_input("Repeats (random starts)", 1, 10, 3, key="gx_seeds")
         params["steps"] = c3.number_input("Training steps per run", 10, 20_000, 300, key="gx_steps")
-        device = st.selectbox("Device", services.DEVICE_CHOICES, key="gx_device")
-        if st.button("Launch generated-data experiment", type="primary", key="gx_launch"):
-            job_id = guarded(services.submit_synthetic_data, params, device, current_user())
-            remember_launch("ex_gan", [job_id] if job_id else [])
-        launch_status("ex_gan")
-        quota_caption()
+        launch_form("Launch generated-data experiment", services.submit_synthetic_data, params, "gx")
         if st.toggle("Show some of the generated images", key="gx_preview"):
             preview = guarded(services.generated_preview)
             if preview is not None:

@@ -182,7 +182,7 @@ def test_an_experiment_runs_in_the_background_and_its_curve_opens_on_compare(pag
     link = page.get_by_role("link", name=re.compile(r"Curve of experiment #\d+"))
     link.wait_for(timeout=240_000)  # shown once the worker has finished
     link.click()
-    page.get_by_text("paired by seed").first.wait_for()
+    page.get_by_text("paired by repeat").first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
     assert page.locator(".js-plotly-plot").count() == 1 and "view=experiments" in page.url
     assert page.get_by_text("Traceback").count() == 0

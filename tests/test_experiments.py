@@ -186,8 +186,8 @@ def test_experiments_page_launches_and_compare_draws_the_curve(db_url):
     assert "Generated training data" in chart.proto.spec
     table = at.dataframe[0].value
     assert table["method"].tolist() == [sd.ARMS[0]] * 2 + [sd.ARMS[1]] * 2
-    assert table["real training images"].tolist() == [10.0, 20.0, 10.0, 20.0] and (table["seeds"] == 2).all()
-    assert any("points" in t.value and "seeds" in t.value for t in at.text)
+    assert table["real training images"].tolist() == [10.0, 20.0, 10.0, 20.0] and (table["repeats"] == 2).all()
+    assert any("points" in t.value and "repeats" in t.value for t in at.text)
 
 
 def test_an_experiment_whose_weights_are_missing_is_refused_before_queueing(db_url, no_reference_weights):

@@ -281,7 +281,7 @@ def jobs_view() -> None:
 
 
 def experiments_view() -> None:
-    """A finished experiment's curve (mean and 95% interval over seeds per arm), its table, and the paired gains."""
+    """A finished experiment's curve (mean and 95% interval over the repeats per arm), its table, and the paired gains."""
     done = guarded(experiments.finished_experiments) or []
     if not done:
         st.info("No experiment has finished yet: launch one on the Experiments page.")
@@ -294,21 +294,21 @@ def experiments_view() -> None:
     curve, table, gains = found
     st.plotly_chart(experiment_curve(table, curve.arms, html.escape(curve.title), curve.x_label, curve.metric,
                                      curve.log_x), key="cmpx_chart")
-    st.caption("Points: mean over the seeds; bars: 95% interval of the mean (Student t); no bar for a single seed.")
+    st.caption("Points: mean over the repeats; bars: 95% interval of the mean (Student t); no bar for a single run.")
     shown = table.rename(columns={"arm": "method", "x": curve.x_label, "mean": f"mean {curve.metric}",
-                                  "std": "standard deviation", "n": "seeds", "ci_low": "95% interval from",
+                                  "std": "standard deviation", "n": "repeats", "ci_low": "95% interval from",
                                   "ci_high": "95% interval to"})
     st.dataframe(shown, hide_index=True, key="cmpx_table",
                  column_config={c: st.column_config.NumberColumn(c, format="%.2f") for c in shown.columns
-                                if c not in ("method", "seeds")})
+                                if c not in ("method", "repeats")})
     export_buttons(shown, f"experiment-{job_id}", "cmpx_export")
     for g in gains:
-        st.markdown(f"**{plain(g['comparison'].iloc[0])}**, paired by seed (same images for both)")
+        st.markdown(f"**{plain(g['comparison'].iloc[0])}**, paired by repeat (same random start and images for both)")
         for _, row in g.iterrows():
             verdict = ("better" if row["ci_low"] > 0 else "worse") if row["clear"] else \
-                "not distinguishable from zero with these seeds"
+                "not distinguishable from zero with these repeats"
             interval = "" if pd.isna(row["ci_low"]) else f" (95% interval {row['ci_low']:+.1f} to {row['ci_high']:+.1f})"
-            st.text(f"{curve.x_label} {row['x']:g}: {row['difference']:+.1f} points{interval}, {int(row['n'])} seeds: "
+            st.text(f"{curve.x_label} {row['x']:g}: {row['difference']:+.1f} points{interval}, {int(row['n'])} repeats: "
                     f"{verdict}")
     for note in curve.notes:
         st.caption(plain(note))

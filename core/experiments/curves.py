@@ -1,5 +1,5 @@
 """An experiment's result: points (arm, x, seed, value) of one metric, and their summary per arm and x: mean,
-sample standard deviation and a 95% Student-t interval of the mean over the seeds (scipy.stats)."""
+sample standard deviation and a 95% Student-t interval of the mean over the repeats (scipy.stats)."""
 from __future__ import annotations
 
 import math
@@ -59,7 +59,7 @@ def summary(curve: Curve) -> pd.DataFrame:
 
 
 def gain(curve: Curve, better: str, base: str) -> pd.DataFrame:
-    """Per x: the paired difference `better` - `base` over the seeds both ran (same seed, same labelled subset),
+    """Per x: the paired difference `better` - `base` over the repeats both ran (same seed, same labelled subset),
     its mean and 95% interval; says whether the interval excludes zero."""
     frame = pd.DataFrame([asdict(p) for p in curve.points], columns=["arm", "x", "seed", "value"])
     wide = frame.pivot_table(index=["x", "seed"], columns="arm", values="value")

@@ -5,12 +5,12 @@ ImageNet transfer.
    (SimCLR: Chen et al. 2020): two random views of every image (crop-and-zoom, rotation, shift, brightness and
    contrast, noise), a projection head, and the NT-Xent loss that pulls the two views of one image together and
    pushes the other 2N-2 images of the batch away.
-2. For each labelled fraction (1%, 5%, 10%, 100% by default) and each seed, draw one class-stratified labelled
+2. For each labelled fraction (1%, 5%, 10%, 100% by default) and each repeat, draw one class-stratified labelled
    subset and fine-tune three models on exactly that subset with the same step budget: the small CNN from
    scratch, the small CNN from the self-supervised backbone, and EfficientNet-Lite0 from its real ImageNet
    weights (a new 10-way head; inputs upsampled to 64 px to keep it affordable on a CPU).
 3. Score every run on the held-out test images; the curve is test accuracy against the labelled fraction, mean
-   and 95% interval over the seeds.
+   and 95% interval over the repeats.
 
 NT-Xent is a dozen lines here: the libraries that ship it (lightly, solo-learn) are not among this project's
 dependencies, and a batch-wide loss over the views is all the method needs.
@@ -83,7 +83,7 @@ class LabelEfficiencyParams:
             (self.source != "upload" or bool(self.upload_id), "Choose the uploaded ImageFolder to pretrain on."),
             (bool(self.fractions) and all(0 < f <= 1 for f in self.fractions), "Labelled fractions must be in (0, 1]."),
             (len(self.fractions) <= 8, "At most 8 labelled fractions."),
-            (1 <= self.seeds <= 10, "Repeat over 1 to 10 seeds."),
+            (1 <= self.seeds <= 10, "Repeat 1 to 10 times."),
             (0 <= self.pretrain_epochs <= 500, "Pretrain for 0 to 500 epochs."),
             (8 <= self.pretrain_batch <= 1024, "The pretraining batch must hold 8 to 1024 images."),
             (0.01 <= self.temperature <= 10, "The temperature must be between 0.01 and 10."),
@@ -247,7 +247,7 @@ def run(p: LabelEfficiencyParams, ctx, device: torch.device) -> Curve:
         for seed in range(p.seeds):
             subset = torch.from_numpy(stratified(data.train_labels, round(fraction * len(y)), np.random.default_rng(seed)))
             for arm in arms:
-                message = f"{arm}: {fraction:.0%} of the labels ({len(subset)} images), seed {seed + 1}/{p.seeds}"
+                message = f"{arm}: {fraction:.0%} of the labels ({len(subset)} images), repeat {seed + 1}/{p.seeds}"
 
                 def tick(step, done=done, message=message):
                     ctx.progress(pretrain_share + (1 - pretrain_share) * (done + step / budget.steps) / total_runs, message)
@@ -268,7 +268,7 @@ def run(p: LabelEfficiencyParams, ctx, device: torch.device) -> Curve:
          f"{min(p.pretrain_batch, len(x_small))}, NT-Xent temperature {p.temperature:g}, {pretrain_s:.0f} s"
          + (f" (loss {losses[0]:.3f} -> {losses[-1]:.3f})." if losses else ".")) if p.pretrain_epochs
         else "No self-supervised pretraining was run (0 epochs): that arm starts from random weights too.",
-        f"Every run: the same class-stratified labelled subset per share and seed for all arms, {budget.words()}; "
+        f"Every run: the same class-stratified labelled subset per share and repeat for all arms, {budget.words()}; "
         "no validation split and no early stopping; scored once, on the test images.",
     ] + ([f"ImageNet transfer: EfficientNet-Lite0 with its real ImageNet weights and a new {k}-way head, inputs "
           f"resized to {p.transfer_size} px."] if p.transfer else [])

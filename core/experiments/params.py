@@ -50,7 +50,7 @@ def parse(cls: type[P], raw: dict[str, Any] | None, *, ints: tuple[str, ...] = (
 
 def total_steps_rule(steps: int) -> tuple[bool, str]:
     return (steps <= MAX_STEPS, f"That is {steps:,} training steps in all; one experiment may run at most {MAX_STEPS:,} "
-                                "(fewer seeds, points or steps per run).")
+                                "(fewer repeats, points or steps per run).")
 
 
 def check(rules: list[tuple[bool, str]]) -> None:

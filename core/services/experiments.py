@@ -53,7 +53,7 @@ def submit_synthetic_data(params: dict[str, Any], device: str = "cpu", user: Use
     _require_weights(synthetic_data.GENERATOR, "This experiment")
     slot = str(pick_device(device))
     title = (f"generated data: {p.synthetic} conditional-DCGAN digits added to {count(len(p.sizes), 'real-set size')}, "
-             f"{count(p.seeds, 'seed')}")
+             f"{count(p.seeds, 'repeat')}")
     return runner.submit("synthetic_data", {"experiment": p.as_dict(), "device": slot}, title=title, device=slot,
                          owner=user.name)
 
