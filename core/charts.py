@@ -95,6 +95,22 @@ def sweep_bars(table: pd.DataFrame, columns: tuple[str, ...] = ("train", "valida
     return fig
 
 
+def sweep_summary_bars(summary: pd.DataFrame) -> go.Figure:
+    """Grouped bars of the mean accuracy per optimizer and split, error bars one standard deviation over the
+    repeats (none for a single repeat)."""
+    fig = go.Figure()
+    for split, part in summary.groupby("split", sort=False):
+        fig.add_trace(go.Bar(name=str(split), x=part["optimizer"], y=part["mean"],
+                             error_y=dict(type="data", array=part["std"].fillna(0)),
+                             customdata=part[["std", "repeats"]].to_numpy(),
+                             hovertemplate="%{x}: %{y:.1%} ± %{customdata[0]:.1%} (sd), %{customdata[1]} repeats"
+                                           "<extra></extra>"))
+    fig.update_layout(barmode="group", yaxis=dict(title="accuracy", tickformat=".0%"), height=380,
+                      margin=dict(l=10, r=10, t=30, b=10),
+                      title="mean accuracy per optimizer over repeats (bars: ± one standard deviation)")
+    return fig
+
+
 def experiment_curve(summary: pd.DataFrame, arms: list[str], title: str, x_label: str, y_label: str,
                      log_x: bool = False) -> go.Figure:
     """Mean per arm against x with 95%-interval error bars (none for a single seed); every seed's value is in the

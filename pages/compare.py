@@ -10,7 +10,7 @@ from ui.url_state import keep_only, pick
 page_setup()
 
 VIEWS = {
-    "metrics": ("Metrics per model", metrics_view, ("task", "dataset", "metrics", "models", "spread", "plot")),
+    "metrics": ("Metrics per model", metrics_view, ("task", "dataset", "metrics", "models", "spread", "plot", "ref")),
     "cost": ("Quality vs cost", cost_view, ("task", "dataset", "y", "x")),
     "classes": ("Per class, PR, confusion", classes_view, ("task", "dataset", "run")),
     "images": ("Images", images_view, ("task", "dataset", "runs", "rank_by", "order", "image")),

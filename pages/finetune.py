@@ -74,13 +74,17 @@ with form:
                          help="3-60 lower-case letters, digits, '-' or '_'; default <base>-job<id>.")
     config["name"] = name.strip() or None
     device = st.selectbox("Device", services.DEVICE_CHOICES, key="ft_device")
-    b1, b2 = st.columns(2)
+    b1, b2, b3 = st.columns([2, 2, 1])
+    repeats = b3.number_input("Sweep repeats", 1, services.MAX_SWEEP_REPEATS, 1, key="ft_repeats",
+                              help="Random starts per optimizer (seed, seed+1, ...): the Compare page then shows "
+                                   "each optimizer's mean and spread.")
     if b1.button("Launch training", type="primary", key="ft_launch"):
         job_id = guarded(services.submit_training, config, device, current_user())
         remember_launch("ft_jobs", [job_id] if job_id else [])  # a refused launch clears the last one's notice
     if b2.button("Sweep SGD / Adam / Adagrad", key="ft_sweep",
                  help="One job per optimizer with everything else equal (the classic SGD / Adam / Adagrad comparison)."):
-        ids = guarded(services.submit_sweep, {**config, "name": None}, services.SWEEP_OPTIMIZERS, device, current_user())
+        ids = guarded(services.submit_sweep, {**config, "name": None}, services.SWEEP_OPTIMIZERS, device, current_user(),
+                      int(repeats))
         remember_launch("ft_jobs", ids or [])
     launch_status("ft_jobs")
     quota_caption()

@@ -4,8 +4,8 @@ with its stored parameters and says whether the numbers match (the verdict is re
 ?task=&dataset= in the URL."""
 import streamlit as st
 
-from core.services import compare, reproduce
-from ui.compare_views import dataset_picker
+from core.services import compare, paired, reproduce
+from ui.compare_views import dataset_picker, paired_section
 from ui.identity import current_user
 from ui.leaderboard_views import reproduction_panel, table_config
 from ui.state import guarded, page_setup
@@ -15,7 +15,7 @@ from ui.url_state import export_buttons, keep_only
 page_setup()
 
 st.title("Leaderboard")
-keep_only(("task", "dataset"))
+keep_only(("task", "dataset", "ref"))
 chosen = dataset_picker("lb", empty="No benchmark stored yet: run one on the Benchmark page and it is ranked here.")
 if chosen is None:
     st.stop()
@@ -51,6 +51,10 @@ order = ["rank", "model", *[c.label for c in columns], "num_params", "weights", 
 st.dataframe(shown[order], hide_index=True, key="lb_table", column_config=table_config(board.columns))
 export_buttons(shown[order].drop(columns=["run"]).assign(run_id=table["run_id"].to_numpy()),
                f"leaderboard-{task}", "lb_export")
+
+metric = guarded(paired.default_metric, board)
+if metric:
+    paired_section(board, metric, "lb")
 
 st.subheader("Reproduce a run")
 st.caption("Re-runs the model on the same dataset spec with the stored parameters, as a background job, and "

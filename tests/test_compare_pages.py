@@ -212,3 +212,33 @@ def test_speed_table_puts_images_per_second_by_device_and_batch_beside_quality(s
     assert untrained["images/s (cpu, batch 4)"] == pytest.approx(grid.metrics["throughput_img_s"])
     assert np.isnan(untrained["images/s (cpu, batch 1)"])
     assert downloads(at)[:2] == ["CSV", "JSON"]
+
+
+def test_paired_differences_against_a_reference_on_the_same_images(seeded):
+    from core.metrics.paired import paired_difference
+    from core.services import compare
+
+    at = open_page("pages/compare.py", view="metrics", task="restoration", metrics="psnr", spread="psnr")
+    assert qp(at, "ref") == "nlm_denoise"  # the leader by default
+    table = at.dataframe[-1].value.set_index("model")
+    assert sorted(table.index) == ["gaussian_denoise", "median_denoise"]
+    # the numbers are those of the three photos' stored PSNR, paired by image
+    board = compare.leaderboard("restoration", seeded["datasets"]["restoration"])
+    values = compare.image_spread(board, "psnr").pivot(index="image", columns="model", values="value")
+    expected = paired_difference(values["gaussian_denoise"].to_numpy(), values["nlm_denoise"].to_numpy())
+    row = table.loc["gaussian_denoise"]
+    assert row["images"] == 3 and row["difference"] == pytest.approx(expected.mean_difference)
+    assert (row["95% interval low"], row["95% interval high"]) == pytest.approx((expected.ci_low, expected.ci_high))
+    assert row["Wilcoxon p"] == pytest.approx(expected.p_value) and row["Wilcoxon p"] >= 0.25  # 3 pairs: never < 0.05
+    assert row["verdict"] in ("borderline", "not distinguishable")
+    lines = [t.value for t in at.text]
+    assert any(line.startswith("gaussian_denoise − nlm_denoise on PSNR (dB) = ") and "3 images" in line for line in lines)
+    assert "CSV" in downloads(at)
+
+    at = open_page("pages/compare.py", view="metrics", task="restoration", spread="psnr", ref="median_denoise")
+    assert sorted(at.dataframe[-1].value["model"]) == ["gaussian_denoise", "nlm_denoise"]
+
+    at = open_page("pages/leaderboard.py", task="restoration", ref="gaussian_denoise")
+    paired = next(d.value for d in at.dataframe if "Wilcoxon p" in d.value.columns)
+    assert sorted(paired["model"]) == ["median_denoise", "nlm_denoise"]
+    assert qp(at, "ref") == "gaussian_denoise"

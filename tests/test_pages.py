@@ -332,3 +332,28 @@ def test_compare_page_shows_an_optimizer_sweep_and_keeps_it_in_the_url(app):
     assert shared.multiselect(key="cmp_jobs").value == [ids[1], ids[2]]
     rows = shared.dataframe[0].value
     assert list(rows["optimizer"]) == ["adam", "adagrad"] and rows["test_run"].str.startswith("/results?run=").all()
+
+
+def test_a_repeated_sweep_shows_mean_and_spread_per_optimizer(app):
+    """Finished sweep jobs as the workers leave them (two random starts per optimizer): the Compare view averages
+    the repeats and draws one standard deviation."""
+    from core.store import ensure_store
+    from db import jobs as job_rows
+
+    url = ensure_store()
+    tests = {("sgd", 0): 0.60, ("adam", 0): 0.80, ("sgd", 1): 0.70, ("adam", 1): 0.84}
+    for (opt, seed), test in tests.items():
+        job = job_rows.create(url, "train", f"train {opt}", {"config": {"optimizer": opt, "sweep": "ab12cd34",
+                                                                        "seed": seed}}, "cpu")
+        job_rows.finish(url, job, "done", "done", {"train_accuracy": test + 0.1, "val_accuracy": test, "test_top1": test},
+                        from_states=("queued",))
+    app.query_params["view"] = "sweep"
+    app.switch_page("pages/compare.py").run()
+    assert not app.exception and not app.error
+    summary = next(d.value for d in app.dataframe if "repeats" in d.value.columns).set_index(["optimizer", "split"])
+    assert summary.loc[("sgd", "test"), "mean"] == pytest.approx(0.65)
+    assert summary.loc[("sgd", "test"), "std"] == pytest.approx(np.std([0.6, 0.7], ddof=1))
+    assert summary.loc[("adam", "train"), "mean"] == pytest.approx(0.92) and summary.loc[("adam", "test"), "repeats"] == 2
+    bars = chart_specs(app)[0]
+    assert [t["name"] for t in bars["data"]] == ["train", "validation", "test"]
+    assert bars["data"][2]["x"] == ["sgd", "adam"] and "error_y" in bars["data"][2]

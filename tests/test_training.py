@@ -2,6 +2,7 @@
 benchmarked; OOM halving through the fault hook; cancel removes partial files; the optimizer sweep."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from core.errors import InvalidInput
@@ -97,14 +98,26 @@ def test_cancel_removes_the_jobs_partial_files(jobs):
 
 
 def test_sweep_launches_one_job_per_optimizer_and_tabulates_them(jobs):
-    ids = jobs.submit_sweep({**TINY, "base": "small_cnn_digits", "dataset": "shapes"})
+    from scipy import stats
+
+    ids = jobs.submit_sweep({**TINY, "base": "small_cnn_digits", "dataset": "shapes", "seed": 5}, ("sgd", "adam"),
+                            repeats=2)
     for job_id in ids:
         finished(jobs, job_id)
     [sweep] = jobs.sweeps()
     table = jobs.sweep_table(sweep)
-    assert list(table["optimizer"]) == ["sgd", "adam", "adagrad"]
+    assert list(table["optimizer"]) == ["sgd", "adam", "sgd", "adam"] and list(table["seed"]) == [5, 5, 6, 6]
     for col in ("train", "validation", "test"):
         assert table[col].between(0, 1).all()
+    summary = jobs.sweep_summary(table).set_index(["optimizer", "split"])
+    assert list(summary.index.get_level_values("optimizer").unique()) == ["sgd", "adam"]
+    for opt in ("sgd", "adam"):
+        test = table.loc[table["optimizer"] == opt, "test"].to_numpy(float)
+        row = summary.loc[(opt, "test")]
+        assert row["repeats"] == 2 and row["mean"] == pytest.approx(test.mean())
+        assert row["std"] == pytest.approx(test.std(ddof=1))
+        half = stats.t.ppf(0.975, 1) * test.std(ddof=1) / np.sqrt(2)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((test.mean() - half, test.mean() + half))
 
 
 def test_bad_training_requests_are_refused(jobs, no_reference_weights):
@@ -120,6 +133,9 @@ def test_bad_training_requests_are_refused(jobs, no_reference_weights):
         jobs.submit_training({"base": "small_cnn_digits", "dataset": "digits", "lr": -1, "pretrained": False})
     with pytest.raises(InvalidInput, match="Sweep optimizers"):
         jobs.submit_sweep({"base": "small_cnn_digits", "dataset": "digits"}, ("lbfgs",))
+    for repeats in (0, 6, True, 2.5):
+        with pytest.raises(InvalidInput, match="1 to 5 times"):
+            jobs.submit_sweep({"base": "small_cnn_digits", "dataset": "digits", "pretrained": False}, repeats=repeats)
     assert jobs.list_jobs("train") == []
 
 

@@ -9,10 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from core import services
-from core.charts import experiment_curve, sweep_bars, training_curves
+from core.charts import experiment_curve, sweep_bars, sweep_summary_bars, training_curves
 from core.eval_charts import confusion_figure, grouped_metric_bars, pareto_scatter, pr_figure, spread_figure
 from core.metrics import registry as metric_registry
-from core.services import compare, experiments
+from core.services import compare, experiments, paired
 from core.wording import count
 from ui.state import guarded
 from ui.text import plain
@@ -99,6 +99,42 @@ def metrics_view() -> None:
                                       f"{metric_registry.title(metric)} per image — {html.escape(board.title)}"),
                         key="cmpm_spread_chart")
         export_buttons(values, f"per-image-{metric}", "cmpm_spread_export")
+    paired_section(board, metric, "cmpm")
+
+
+PAIRED_HEADERS = {
+    "images": st.column_config.NumberColumn("images compared", help="images both models scored"),
+    "left out": st.column_config.NumberColumn("images left out", help="missing, or not finite on both sides (PSNR "
+                                              "of an exact restoration is infinite)"),
+    "difference": st.column_config.NumberColumn("mean difference", format="%+.4g",
+                                                help="model minus reference, averaged over the images"),
+    "95% interval low": st.column_config.NumberColumn(format="%+.4g", help="bootstrap (BCa), 4000 resamples"),
+    "95% interval high": st.column_config.NumberColumn(format="%+.4g", help="bootstrap (BCa), 4000 resamples"),
+    "Wilcoxon p": st.column_config.NumberColumn(format="%.2g", help="two-sided Wilcoxon signed-rank test"),
+    "model mean": st.column_config.NumberColumn(format="%.4g"),
+    "reference mean": st.column_config.NumberColumn(format="%.4g"),
+    "verdict": st.column_config.TextColumn("distinguishable from zero?"),
+}
+
+
+def paired_section(board, metric: str, prefix: str) -> None:
+    """Each model against a reference (?ref=) on the images both scored: is the difference real?"""
+    names = paired.model_names(board)
+    if len(names) < 2:
+        return
+    st.subheader("Paired differences: is the gap real?")
+    reference = pick("Reference model", names, "ref", f"{prefix}_ref")
+    table = guarded(paired.against_reference, board, metric, reference)
+    if table is None or table.empty:
+        return
+    st.caption(f"Per image: each model's {metric_registry.title(metric)} minus the reference's, on the same images. "
+               "A difference is distinguishable from zero when its bootstrap 95% interval excludes zero and the "
+               "Wilcoxon signed-rank test gives p < 0.05.")
+    for line in table["in words"]:
+        st.text(line)
+    shown = table.drop(columns=["in words", "run_id", "reference_run_id", "reference"])
+    st.dataframe(shown, hide_index=True, key=f"{prefix}_paired", column_config=PAIRED_HEADERS)
+    export_buttons(table, f"paired-{metric}", f"{prefix}_paired_export")
 
 
 def cost_view() -> None:
@@ -238,7 +274,21 @@ def sweep_view() -> None:
     table = guarded(services.sweep_table, sweep)
     if table is None or table.empty:
         return
-    st.plotly_chart(sweep_bars(table), key="cmp_sweep_chart")
+    repeated = table["optimizer"].duplicated().any()
+    if repeated:
+        summary = guarded(services.sweep_summary, table)
+        if summary is not None and not summary.empty:
+            st.plotly_chart(sweep_summary_bars(summary), key="cmp_sweep_chart")
+            st.caption("Each optimizer trained once per random start (seed), everything else equal. The interval is "
+                       "the 95% Student-t interval of the mean over the repeats.")
+            st.dataframe(summary, hide_index=True, key="cmp_sweep_summary", column_config={
+                "mean": st.column_config.NumberColumn("mean accuracy", format="%.4f"),
+                "std": st.column_config.NumberColumn("standard deviation", format="%.4f"),
+                "ci_low": st.column_config.NumberColumn("95% interval low", format="%.4f"),
+                "ci_high": st.column_config.NumberColumn("95% interval high", format="%.4f")})
+            export_buttons(summary, f"sweep-{sweep}-summary", "cmp_sweep_summary_export")
+    else:
+        st.plotly_chart(sweep_bars(table), key="cmp_sweep_chart")
     st.dataframe(table, hide_index=True, key="cmp_sweep_table",
                  column_config={**JOB_HEADERS, **{c: st.column_config.NumberColumn(
                      c, format="%.3f", help="accuracy for classifiers, else the task's headline metric")

@@ -19,9 +19,9 @@ from core.services.datasets import (UploadSummary, catalog, dataset_upload_mb, d
                                     upload_dataset, uploaded)
 from core.services.tasks import (TaskInfo, benchmark_options, operation_for, task_infos, task_names,
                                  tasks_with_table, viewable_tasks)
-from core.services.training import (SWEEP_OPTIMIZERS, TrainingChoices, curve_notes, curves, submit_sweep, submit_training,
-                                    sweep_table, sweeps, trainable_models, trainable_tasks, training_choices,
-                                    training_datasets)
+from core.services.training import (MAX_SWEEP_REPEATS, SWEEP_OPTIMIZERS, TrainingChoices, curve_notes, curves,
+                                    submit_sweep, submit_training, sweep_summary, sweep_table, sweeps, trainable_models,
+                                    trainable_tasks, training_choices, training_datasets)
 from core.services.experiments import (EXPERIMENT_KINDS, SSL_SOURCES, experiment_curve, finished_experiments,
                                       generated_preview, submit_label_efficiency, submit_synthetic_data)
 from core.services.jobs import cancel_job, job_logs, job_status, list_jobs, may_manage_job, public_text, recover_jobs
@@ -34,7 +34,8 @@ __all__ = [
     "detect", "GenerationResult", "generate", "RestorationResult", "MethodResult", "restore", "SegmentationResult",
     "SegmentedImage", "segment", "model_names", "run_detail", "runs_table",
     "ensure_store", "plan", "run_benchmark", "submit_benchmark", "PHOTO_SETS", "PHOTO_SET_WORDS", "UploadSummary", "catalog",
-    "upload_dataset", "uploaded", "SWEEP_OPTIMIZERS", "curve_notes", "curves", "submit_sweep", "submit_training", "sweep_table",
+    "upload_dataset", "uploaded", "MAX_SWEEP_REPEATS", "SWEEP_OPTIMIZERS", "sweep_summary", "curve_notes", "curves",
+    "submit_sweep", "submit_training", "sweep_table",
     "sweeps", "trainable_models", "training_datasets", "cancel_job", "job_logs", "job_status", "list_jobs", "recover_jobs",
     "checkpoint_upload_mb", "dataset_upload_mb", "public_text", "StoredModel", "delete_model", "retitle_model",
     "stored_models", "weights_sources", "Usage", "usage", "delete_runs", "may_delete_run", "delete_upload",

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from core.errors import InvalidInput
+from core.experiments.curves import Curve, Point, summary
 from core.metrics import registry as metric_registry
 from core.jobs import runner
 from core.engine import pick_device
@@ -25,6 +26,8 @@ from core.wording import count
 from db import jobs as job_rows
 
 SWEEP_OPTIMIZERS = ("sgd", "adam", "adagrad")  # the optimizer comparison of the reference tables
+MAX_SWEEP_REPEATS = 5  # random starts per optimizer: 3 optimizers x 5 is already 15 jobs
+SPLITS = ("train", "validation", "test")
 
 
 def trainable_models(task: str) -> list[str]:
@@ -76,16 +79,22 @@ def submit_training(config: dict[str, Any], device: str = "cpu", user: User | No
 
 
 def submit_sweep(config: dict[str, Any], optimizers: tuple[str, ...] = SWEEP_OPTIMIZERS, device: str = "cpu",
-                 user: User | None = None) -> list[int]:
-    """One job per optimizer, everything else equal; grouped by a sweep id. All are queued or none."""
+                 user: User | None = None, repeats: int = 1) -> list[int]:
+    """One job per optimizer and repeat, everything else equal; repeat r trains with seed (config seed + r), so
+    each optimizer sees the same random starts. Grouped by a sweep id. All are queued or none."""
     if not optimizers or set(optimizers) - set(OPTIMIZERS):
         raise InvalidInput(f"Sweep optimizers must be among {', '.join(OPTIMIZERS)}.")
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or not 1 <= repeats <= MAX_SWEEP_REPEATS:
+        raise InvalidInput(f"A sweep repeats each optimizer 1 to {MAX_SWEEP_REPEATS} times.")
     user = acting(user)
     sweep = uuid.uuid4().hex[:8]
-    for opt in optimizers:  # validate all before queueing any
-        TrainConfig.from_dict({**config, "optimizer": opt, "sweep": sweep})
-    runner.check_job_room(user.name, len(optimizers))
-    return [submit_training({**config, "optimizer": opt, "sweep": sweep}, device, user) for opt in optimizers]
+    base_seed = int(TrainConfig.from_dict({**config, "sweep": sweep}).seed)
+    configs = [{**config, "optimizer": opt, "sweep": sweep, "seed": base_seed + r}
+               for r in range(repeats) for opt in optimizers]
+    for cfg in configs:  # validate all before queueing any
+        TrainConfig.from_dict(cfg)
+    runner.check_job_room(user.name, len(configs))
+    return [submit_training(cfg, device, user) for cfg in configs]
 
 
 def curves(job_ids: list[int]) -> pd.DataFrame:
@@ -118,12 +127,25 @@ def sweep_table(sweep: str) -> pd.DataFrame:
         if cfg.get("sweep") != sweep:
             continue
         r = job.result
-        rows.append({"job": job.id, "optimizer": cfg.get("optimizer"), "status": job.status,
+        rows.append({"job": job.id, "optimizer": cfg.get("optimizer"), "seed": cfg.get("seed"), "status": job.status,
                      "train": r.get("train_accuracy"), "validation": r.get("val_accuracy", r.get("best_value")),
                      "test": r.get("test_top1"), "best_epoch": r.get("best_epoch"),
                      "time_to_best_s": r.get("time_to_best_s"), "epoch_time_s": r.get("epoch_time_s"),
                      "model": r.get("model")})
     return pd.DataFrame(rows).sort_values("job") if rows else pd.DataFrame(rows)
+
+
+def sweep_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer and split, over the sweep's finished repeats: mean, sample standard deviation, count and the
+    95% Student-t interval of the mean (empty for one repeat); optimizers in launch order."""
+    done = table[table["status"] == "done"] if not table.empty else table
+    points = [Point(str(r["optimizer"]), float(i), int(r["seed"] or 0), float(r[split]))
+              for _, r in done.iterrows() for i, split in enumerate(SPLITS)
+              if split in r and r[split] is not None and pd.notna(r[split])]
+    arms = list(dict.fromkeys(str(o) for o in table["optimizer"])) if not table.empty else []
+    out = summary(Curve("", "", "", arms, points))
+    return out.assign(x=[SPLITS[int(x)] for x in out["x"]]).rename(
+        columns={"arm": "optimizer", "x": "split", "n": "repeats"})
 
 
 # -- what a finished training job produced -----------------------------------------------------------------
