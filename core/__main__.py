@@ -5,6 +5,8 @@
     python -m core metrics --pred P --target T [--y-channel] [--crop-border N] --json   (files or folders)
     python -m core eval-detections --pred preds.json --gt coco.json [--iou-type bbox|segm] --json
     python -m core export --format csv|json [--task T] [--output FILE]
+    python -m core paired --task T --dataset D [--metric M] [--reference MODEL] --json
+    python -m core operating-point --run ID [--iou 0.5] [--score 0.5] --json
 
 Exit status 0 on success, 2 with a one-line reason on stderr when the input is refused, 1 when `bench` ran
 but every model failed (a script must not take "nothing was measured" for success).
@@ -212,6 +214,26 @@ def cmd_export(args) -> Any:
     return None
 
 
+def cmd_paired(args) -> Any:
+    from core.services import compare, paired
+
+    board = compare.leaderboard(args.task, args.dataset)
+    metric = args.metric or paired.default_metric(board)
+    if metric is None:
+        raise InvalidInput("These runs stored no per-image values to pair.")
+    table = paired.against_reference(board, metric, args.reference)
+    return table.drop(columns=["in words"]).to_dict(orient="records") if args.json else list(table["in words"])
+
+
+def cmd_operating_point(args) -> Any:
+    from core.services import operating_point
+
+    explored = operating_point.explore(args.run, args.iou, args.score)
+    return {"points": explored.summary().to_dict(orient="records"),
+            "per_class": explored.per_class.to_dict(orient="records"),
+            "confusion": operating_point.confusion_frame(explored).to_dict(orient="records")}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Image Model Lab, headless.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,6 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=10_000)
     p.add_argument("--output")
     p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("paired", help="each model against a reference on the same images: bootstrap interval, Wilcoxon")
+    p.add_argument("--task", required=True)
+    p.add_argument("--dataset", required=True, help="the dataset name, as in `export`")
+    p.add_argument("--metric", help="a per-image metric (default: the task's own, e.g. psnr, f1, correct)")
+    p.add_argument("--reference", help="the model to compare against (default: the leader)")
+    p.set_defaults(fn=cmd_paired)
+    p = sub.add_parser("operating-point", help="a stored detection run's P/R/F1 and confusion at an IoU and score")
+    p.add_argument("--run", type=int, required=True)
+    p.add_argument("--iou", type=float, default=0.5, help="one of 0.50, 0.55, ..., 0.95")
+    p.add_argument("--score", type=float, default=0.5)
+    p.set_defaults(fn=cmd_operating_point)
     for sp in sub.choices.values():
         sp.add_argument("--json", action="store_true", help="machine-readable output")
     return parser

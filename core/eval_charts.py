@@ -87,19 +87,42 @@ def pr_figure(curves: dict[str, PRCurve], title: str) -> go.Figure:
 
 def confusion_figure(confusion: ConfusionMatrix, title: str, normalize: bool = True) -> go.Figure:
     """Rows: true class, columns: predicted class; row-normalised (recall on the diagonal) or counts."""
-    labels, m = list(confusion.labels), np.asarray(confusion.matrix, float)
+    labels = [str(label) for label in confusion.labels]
+    return count_matrix_figure(np.asarray(confusion.matrix, float), labels, labels, title, normalize, "images")
+
+
+def operating_point_figure(curve: pd.DataFrame, chosen: tuple[float, float, float], best: tuple[float, float, float],
+                           title: str) -> go.Figure:
+    """Micro PR curve over all classes at one IoU threshold, with the chosen point and the max-F1 point marked;
+    each point is (recall, precision, score threshold)."""
+    fig = go.Figure(go.Scatter(x=curve["recall"], y=curve["precision"], mode="lines", name="all classes",
+                               customdata=curve[["score threshold", "F1"]].to_numpy(),
+                               hovertemplate="recall %{x:.3f}<br>precision %{y:.3f}<br>score ≥ %{customdata[0]:.3f}"
+                                             "<br>F1 %{customdata[1]:.3f}<extra></extra>"))
+    for (r, p, s), name, symbol in ((best, "max F1", "star"), (chosen, "chosen point", "circle")):
+        fig.add_trace(go.Scatter(x=[r], y=[p], mode="markers", name=f"{name} (score ≥ {s:.2f})",
+                                 marker=dict(size=14, symbol=symbol, line=dict(width=1, color="black"))))
+    fig.update_layout(title=title, xaxis=dict(title="recall", range=[0, 1.02]), yaxis=dict(title="precision", range=[0, 1.02]),
+                      height=440, **LAYOUT)
+    return fig
+
+
+def count_matrix_figure(m: np.ndarray, rows: list[str], columns: list[str], title: str, normalize: bool = True,
+                        unit: str = "images") -> go.Figure:
+    """A heatmap of counts (rows: true, columns: predicted), row-normalised or as counts; category axes, so every
+    label gets its tick, even "0".."9"."""
     z = m / np.maximum(m.sum(axis=1, keepdims=True), 1) if normalize else m
     text = [[f"{v:.0%}" if normalize else f"{int(v)}" for v in row] for row in z]
-    fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, colorscale="Blues", text=text, texttemplate="%{text}",
-                               customdata=m, hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata:.0f} images<extra></extra>",
+    fig = go.Figure(go.Heatmap(z=z, x=columns, y=rows, colorscale="Blues", text=text, texttemplate="%{text}",
+                               customdata=m, hovertemplate=f"true %{{y}}<br>predicted %{{x}}<br>%{{customdata:.0f}} {unit}"
+                                                           "<extra></extra>",
                                zmin=0, zmax=1 if normalize else None))
-    names = [str(label) for label in labels]  # category axes: every class gets its tick, even "0".."9"
-    every = dict(type="category", tickmode="array", tickvals=names, ticktext=names, dtick=1, automargin=True)
-    fig.update_traces(x=names, y=names)
-    fig.update_yaxes(autorange="reversed", title="true class", **every)
-    fig.update_xaxes(title="predicted class", tickangle=-45 if max(map(len, names), default=0) > 6 else 0, **every)
-    fig.update_layout(title=title, height=max(360, 40 * len(labels) + 140 + 6 * max(map(len, names), default=0)),
-                      margin=LAYOUT["margin"])
+    fig.update_yaxes(autorange="reversed", title="true class", type="category", tickmode="array", tickvals=rows,
+                     ticktext=rows, dtick=1, automargin=True)
+    longest = max(map(len, columns), default=0)
+    fig.update_xaxes(title="predicted class", tickangle=-45 if longest > 6 else 0, type="category", tickmode="array",
+                     tickvals=columns, ticktext=columns, dtick=1, automargin=True)
+    fig.update_layout(title=title, height=max(360, 40 * len(rows) + 140 + 6 * longest), margin=LAYOUT["margin"])
     return fig
 
 

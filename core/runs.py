@@ -74,13 +74,14 @@ def engine_metrics(stats: RunStats) -> list[MetricValue]:
 
 def save_run(*, loaded: LoadedModel, stats: RunStats, task: str, kind: str, dataset: DatasetRef | None,
              params: dict, outputs: dict, metrics: list[MetricValue], image_metrics: list[ImageMetric],
-             seed: int | None, job_id: int | None = None, owner: str | None = None) -> int:
+             seed: int | None, job_id: int | None = None, owner: str | None = None,
+             artifacts: dict[str, bytes] | None = None) -> int:
     url = ensure_store()
     record = RunRecord(
         model=model_ref(loaded), dataset=dataset, task=task, kind=kind, device=stats.device, dtype=stats.dtype,
         batch_size=stats.batch_size, seed=seed, params=params, outputs=outputs, code_version=code_version(),
         versions=library_versions(), metrics=metrics + engine_metrics(stats), image_metrics=image_metrics,
-        job_id=job_id, owner=owner,
+        job_id=job_id, owner=owner, artifacts=artifacts or {},
     )
     try:
         return repository.record_run(url, record)

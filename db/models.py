@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import datetime, UTC
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -118,6 +119,19 @@ class ImageMetricRow(Base):
     name: Mapped[str] = mapped_column(String(80))
     value: Mapped[float | None] = mapped_column(Float)
     convention: Mapped[str] = mapped_column(String(200), default="")
+
+
+class RunArtifactRow(Base):
+    """A run's bulky result, kept beside it as bytes (e.g. a detection run's match table, read by the operating-point
+    explorer): in the store, so it works the same on SQLite and PostgreSQL and goes when the run goes."""
+
+    __tablename__ = "run_artifacts"
+    __table_args__ = (UniqueConstraint("run_id", "name", name="uq_run_artifacts_run_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(80))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class JobRow(Base):

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import DatasetRow, ImageMetricRow, JobRow, ModelRow, RunMetricRow, RunRow, utcnow
+from db.models import DatasetRow, ImageMetricRow, JobRow, ModelRow, RunArtifactRow, RunMetricRow, RunRow, utcnow
 from db.session import session_scope, with_retry
 
 
@@ -74,6 +74,7 @@ class RunRecord:
     finished_at: datetime | None = None
     job_id: int | None = None
     owner: str | None = None  # who ran it
+    artifacts: dict[str, bytes] = field(default_factory=dict)  # name -> bytes (db.models.RunArtifactRow)
 
 
 
@@ -129,6 +130,7 @@ def record_run(url: str, rec: RunRecord) -> int:
                                    higher_is_better=v.higher_is_better) for v in rec.metrics)
             s.add_all(ImageMetricRow(run_id=run.id, image_key=v.image_key[:300], name=v.name, value=_clean(v.value),
                                      convention=v.convention) for v in rec.image_metrics)
+            s.add_all(RunArtifactRow(run_id=run.id, name=name, data=data) for name, data in rec.artifacts.items())
             return run.id
 
     return with_retry(tx)
@@ -259,6 +261,11 @@ def run_detail(url: str, run_id: int) -> RunDetail | None:
         )
 
 
+def run_artifact(url: str, run_id: int, name: str) -> bytes | None:
+    with session_scope(url) as s:
+        return s.scalar(select(RunArtifactRow.data).where(RunArtifactRow.run_id == int(run_id), RunArtifactRow.name == name))
+
+
 def run_owners(url: str, run_ids: list[int]) -> dict[int, tuple[str | None, int | None]]:
     """run id -> (owner, job id) of the runs that exist."""
     stmt = select(RunRow.id, RunRow.owner, RunRow.job_id).where(RunRow.id.in_([int(i) for i in run_ids]))
@@ -275,6 +282,7 @@ def delete_runs(url: str, run_ids: list[int]) -> list[int]:
         with session_scope(url) as s:
             jobs = {j for j in s.scalars(select(RunRow.job_id).where(RunRow.id.in_(ids))) if j is not None}
             s.execute(delete(ImageMetricRow).where(ImageMetricRow.run_id.in_(ids)))
+            s.execute(delete(RunArtifactRow).where(RunArtifactRow.run_id.in_(ids)))
             s.execute(delete(RunMetricRow).where(RunMetricRow.run_id.in_(ids)))
             s.execute(delete(RunRow).where(RunRow.id.in_(ids)).execution_options(synchronize_session=False))
             still = set(s.scalars(select(RunRow.job_id).where(RunRow.job_id.in_(jobs)))) if jobs else set()

@@ -115,3 +115,30 @@ def test_bad_inputs_exit_2_with_a_reason(settings_env, capsys, tmp_path):
     assert code == 2 and "nope" in err
     code, _, err = run_cli(capsys, "bench", "--model", "bicubic_x2", "--dataset", "photos-sr", "--set", "../x=1")
     assert code == 2 and "has no parameter" in err
+
+
+def test_paired_and_operating_point_commands(settings_env, capsys):
+    from core.services import compare
+
+    code, out, _ = run_cli(capsys, "bench", "--model", "gaussian_denoise", "--model", "median_denoise", "--dataset",
+                           "photos-denoise", "--set", "max_side=48", "--limit", "3", "--json", "--quiet")
+    assert code == 0
+    [dataset] = compare.datasets("restoration")["dataset"]
+    code, rows, _ = run_cli(capsys, "paired", "--task", "restoration", "--dataset", dataset, "--reference",
+                            "median_denoise", "--json")
+    assert code == 0 and [r["model"] for r in rows] == ["gaussian_denoise"]
+    assert rows[0]["images"] == 3 and rows[0]["metric"] == "PSNR (dB)" and rows[0]["verdict"] in (
+        "borderline", "not distinguishable", "distinguishable")
+    code, text, _ = run_cli(capsys, "paired", "--task", "restoration", "--dataset", dataset, "--metric", "ssim")
+    assert code == 0 and text.startswith(("gaussian_denoise", "median_denoise")) and "on SSIM" in text
+
+    code, out, _ = run_cli(capsys, "bench", "--model", "shape_regions", "--dataset", "shapes-detect", "--set", "count=6",
+                           "--json", "--quiet")
+    run_id, f1 = out[0]["run_id"], out[0]["metrics"]["f1"]
+    code, point, _ = run_cli(capsys, "operating-point", "--run", str(run_id), "--json")
+    assert code == 0 and point["points"][0]["F1"] == pytest.approx(f1)
+    assert point["confusion"][-1]["true class"] == "background (no object)"
+    code, _, err = run_cli(capsys, "operating-point", "--run", str(run_id), "--iou", "0.42")
+    assert code == 2 and "one of 0.50" in err
+    code, _, err = run_cli(capsys, "paired", "--task", "restoration", "--dataset", "../../etc")
+    assert code == 2 and "Traceback" not in err

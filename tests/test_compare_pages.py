@@ -242,3 +242,49 @@ def test_paired_differences_against_a_reference_on_the_same_images(seeded):
     paired = next(d.value for d in at.dataframe if "Wilcoxon p" in d.value.columns)
     assert sorted(paired["model"]) == ["median_denoise", "nlm_denoise"]
     assert qp(at, "ref") == "gaussian_denoise"
+
+
+def test_operating_point_explorer_recomputes_a_stored_detection_run(seeded):
+    from core.engine import Engine
+    from core.services.benchmark import run_benchmark
+
+    run = seeded["runs"]["shape_regions"]
+    at = open_page("pages/compare.py", view="operating", task="detection")
+    assert qp(at, "iou") == "0.5" and qp(at, "score") == "0.5" and int(qp(at, "run")) == run.run_id
+    shown_values = {m.label: float(m.value) for m in at.metric}
+    # at the run's own threshold (0.5) the explorer gives the numbers the benchmark stored
+    assert shown_values == pytest.approx({"precision": run.metrics["precision"], "recall": run.metrics["recall"],
+                                          "F1": run.metrics["f1"]}, abs=5e-4)
+    pr, cm = specs(at)
+    assert [t["name"] for t in pr["data"]][0] == "all classes" and pr["data"][2]["name"] == "chosen point (score ≥ 0.50)"
+    assert cm["data"][0]["x"][-1] == "missed (no detection)" and cm["data"][0]["y"][-1] == "background (no object)"
+    per_class = at.dataframe[0].value.set_index("class")
+    assert per_class["objects"].sum() == per_class["true positives"].sum() + per_class["missed objects"].sum()
+
+    # a slider move equals a fresh benchmark at that threshold
+    at.slider(key="cmpo_score").set_value(0.2).run()
+    assert not at.exception and qp(at, "score") == "0.2"
+    [fresh] = run_benchmark(Engine("cpu"), ["shape_regions"], {"name": "shapes-detect", "count": 8}, {"score_threshold": 0.2})
+    shown_values = {m.label: float(m.value) for m in at.metric}
+    assert shown_values == pytest.approx({"precision": fresh.metrics["precision"], "recall": fresh.metrics["recall"],
+                                          "F1": fresh.metrics["f1"]}, abs=5e-4)
+    at.select_slider(key="cmpo_iou").set_value(0.95).run()
+    assert not at.exception and qp(at, "iou") == "0.95"
+    assert float(next(m.value for m in at.metric if m.label == "recall")) <= shown_values["recall"]
+    assert downloads(at).count("CSV") == 3
+
+    # a link with a threshold that is not a step, or not a number: said so, default shown
+    at = open_page("pages/compare.py", view="operating", task="detection", run=str(fresh.run_id), iou="0.52", score="<b>x")
+    assert sum("Not among the choices" in w.value for w in at.warning) == 2
+    assert qp(at, "iou") == "0.5" and qp(at, "score") == "0.5"
+
+
+def test_operating_point_explorer_says_when_a_run_has_no_matches(seeded):
+    from core.store import ensure_store
+    from db.models import RunArtifactRow
+    from db.session import session_scope
+
+    with session_scope(ensure_store()) as s:
+        s.query(RunArtifactRow).delete()
+    at = open_page("pages/compare.py", view="operating", task="detection")
+    assert any("has no stored matches" in e.value and "benchmark the model again" in e.value for e in at.error)

@@ -72,6 +72,19 @@ def test_run_round_trip_keeps_provenance_and_infinity(store_url):
     assert math.isinf(detail.image_metrics["value"].iloc[0])
 
 
+def test_run_artifacts_are_stored_as_bytes_and_go_with_their_run(store_url):
+    import dataclasses
+
+    blob = bytes(range(256)) * 4000  # ~1 MB, every byte value
+    run_id = repository.record_run(store_url, dataclasses.replace(make_record(), artifacts={"detection_matches": blob}))
+    other = repository.record_run(store_url, make_record())
+    assert repository.run_artifact(store_url, run_id, "detection_matches") == blob
+    assert repository.run_artifact(store_url, other, "detection_matches") is None
+    assert repository.run_artifact(store_url, run_id, "other") is None
+    repository.delete_runs(store_url, [run_id])
+    assert repository.run_artifact(store_url, run_id, "detection_matches") is None
+
+
 def test_run_detail_is_a_typed_record_and_none_for_an_unknown_id(store_url):
     import dataclasses
 

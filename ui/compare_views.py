@@ -10,13 +10,14 @@ import streamlit as st
 
 from core import services
 from core.charts import experiment_curve, sweep_bars, sweep_summary_bars, training_curves
-from core.eval_charts import confusion_figure, grouped_metric_bars, pareto_scatter, pr_figure, spread_figure
+from core.eval_charts import (confusion_figure, count_matrix_figure, grouped_metric_bars, operating_point_figure, pareto_scatter,
+                              pr_figure, spread_figure)
 from core.metrics import registry as metric_registry
-from core.services import compare, experiments, paired
+from core.services import compare, experiments, operating_point, paired
 from core.wording import count
 from ui.state import guarded
 from ui.text import plain
-from ui.url_state import export_buttons, pick, pick_many
+from ui.url_state import export_buttons, pick, pick_fraction, pick_many, pick_step
 
 
 def dataset_picker(prefix: str, tasks: tuple[str, ...] | None = None,
@@ -201,6 +202,49 @@ def classes_view() -> None:
         labels = list(out.confusion.labels)
         matrix = pd.DataFrame(out.confusion.matrix, index=pd.Index(labels, name="true"), columns=labels)
         export_buttons(matrix.reset_index(), f"confusion-run-{run_id}", "cmpk_cm_export")
+
+
+def operating_view() -> None:
+    """A detection run at any IoU and score threshold, from its stored matches: P/R/F1, the PR curve with the
+    chosen and max-F1 points, per-class counts and the confusion with missed objects and background detections."""
+    board = board_picker("cmpo", ("detection",))
+    if board is None:
+        return
+    run_id = _run_picker(board, "cmpo_run")
+    c1, c2 = st.columns(2)
+    with c1:
+        iou = pick_step("IoU threshold (a detection must overlap its object at least this much)",
+                        operating_point.IOU_CHOICES, "iou", "cmpo_iou", 0.5, lambda v: f"{v:.2f}")
+    with c2:
+        score = pick_fraction("Score threshold (detections below it are dropped)", "score", "cmpo_score", 0.5)
+    explored = guarded(operating_point.explore, run_id, iou, score)
+    if explored is None:
+        return
+    best_f1, best_p, best_r, best_s = explored.best
+    m1, m2, m3 = st.columns(3)
+    m1.metric("precision", f"{explored.precision:.3f}")
+    m2.metric("recall", f"{explored.recall:.3f}")
+    m3.metric("F1", f"{explored.f1:.3f}", f"{explored.f1 - best_f1:+.3f} vs max F1", delta_color="off")
+    st.caption(f"At IoU ≥ {explored.iou:.2f}: F1 peaks at {best_f1:.3f} (precision {best_p:.3f}, recall {best_r:.3f}) "
+               f"with score ≥ {best_s:.3f}. Micro averages over all classes; recomputed from the matches stored "
+               "with the run, not by running the model again.")
+    st.plotly_chart(operating_point_figure(explored.curve, (explored.recall, explored.precision, explored.score),
+                                           (best_r, best_p, best_s),
+                                           f"PR curve at IoU {explored.iou:.2f} — {html.escape(explored.model)}"),
+                    key="cmpo_pr")
+    export_buttons(explored.summary(), f"operating-point-run-{run_id}", "cmpo_export")
+    st.dataframe(explored.per_class, hide_index=True, key="cmpo_classes", column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in ("precision", "recall", "F1")})
+    export_buttons(explored.per_class, f"operating-point-classes-run-{run_id}", "cmpo_classes_export")
+    normalize = st.toggle("Row-normalised", value=False, key="cmpo_norm")
+    cm = explored.confusion
+    st.plotly_chart(count_matrix_figure(cm.to_numpy(float), [str(i) for i in cm.index], [str(c) for c in cm.columns],
+                                        f"Confusion at IoU {explored.iou:.2f}, score ≥ {explored.score:.2f}", normalize,
+                                        "boxes"), key="cmpo_cm")
+    st.caption("Rows: the true class of each object (last row: detections of no object). Columns: the class a "
+               "detection gave (last column: objects no detection found). Off the diagonal: an object taken for "
+               "another class.")
+    export_buttons(operating_point.confusion_frame(explored), f"operating-point-confusion-run-{run_id}", "cmpo_cm_export")
 
 
 SOURCES = ("Laid out like the tables of two texts this course reads, filled with this store's own numbers: "

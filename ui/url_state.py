@@ -37,6 +37,37 @@ def pick(label: str, options: Sequence[Any], param: str, key: str, format_func: 
     return value
 
 
+def pick_step(label: str, options: Sequence[Any], param: str, key: str, default: Any,
+              format_func: Callable[[Any], str] = str) -> Any:
+    """A select slider kept in ?param= (a value in the link that is not a step is reported and ignored)."""
+    options = list(options)
+    raw = st.query_params.get(param)
+    match = [o for o in options if str(o) == raw]
+    if raw is not None and not match:
+        _warn_unknown(label, raw)
+    value = st.select_slider(label, options, value=match[0] if match else default, key=key, format_func=format_func)
+    st.query_params[param] = str(value)
+    return value
+
+
+def pick_fraction(label: str, param: str, key: str, default: float, step: float = 0.01) -> float:
+    """A slider over [0, 1] kept in ?param= (rounded to the step; a link's value outside it is reported)."""
+    raw = st.query_params.get(param)
+    value = default
+    if raw is not None:
+        try:
+            parsed = float(raw)
+        except ValueError:
+            parsed = float("nan")
+        if 0.0 <= parsed <= 1.0:
+            value = round(round(parsed / step) * step, 6)
+        else:
+            _warn_unknown(label, raw)
+    chosen = float(st.slider(label, 0.0, 1.0, value, step, key=key))
+    st.query_params[param] = f"{chosen:g}"
+    return chosen
+
+
 def pick_many(label: str, options: Sequence[Any], param: str, key: str, default: Sequence[Any] = (),
               format_func: Callable[[Any], str] = str, limit: int = 12) -> list:
     """A multiselect kept in ?param=a,b,c (unknown entries of a link are reported and dropped)."""

@@ -106,7 +106,7 @@ def evaluate_model(engine: Engine, name: str, ds: Dataset, p: BenchmarkParams, a
         loaded=loaded, stats=result.stats, task=spec.task, kind="benchmark", dataset=dataset_ref,
         params={"dataset": ds.spec, "benchmark": p.as_dict(), "allow_random": allow_random, **result.params},
         outputs=result.outputs.as_json(), metrics=result.metrics, image_metrics=result.image_metrics,
-        seed=task.run_seed(p, ds), job_id=job_id,
+        seed=task.run_seed(p, ds), job_id=job_id, artifacts=result.artifacts,
     )
 
 

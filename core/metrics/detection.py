@@ -68,14 +68,16 @@ class _ClassMatches:
     num_gt: int = 0
 
 
-def _match_image(ious: np.ndarray, crowd: np.ndarray, gt_ignore: np.ndarray, det_outside: np.ndarray,
-                 thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """COCOeval.evaluateImg: detections in score order, gts not ignored first; returns matched/ignored (T x D).
+def match_image(ious: np.ndarray, crowd: np.ndarray, gt_ignore: np.ndarray, det_outside: np.ndarray,
+                thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """COCOeval.evaluateImg: detections in score order, gts not ignored first; returns matched/ignored (T x D) and
+    the column of the gt each detection took (T x D, -1 for none).
     A crowd gt can take many detections; a detection matched to an ignored gt is ignored, and so is an unmatched
     detection whose area lies outside the range (`det_outside`)."""
     t_count, d_count = len(thresholds), ious.shape[0]
     matched = np.zeros((t_count, d_count), bool)
     ignored = np.zeros((t_count, d_count), bool)
+    taken_by = -np.ones((t_count, d_count), np.int64)
     for ti, t in enumerate(thresholds):
         gt_taken = np.zeros(ious.shape[1], bool)
         for di in range(d_count):
@@ -93,8 +95,9 @@ def _match_image(ious: np.ndarray, crowd: np.ndarray, gt_ignore: np.ndarray, det
                 continue
             ignored[ti, di] = gt_ignore[m]
             matched[ti, di] = True
+            taken_by[ti, di] = m
             gt_taken[m] = True
-    return matched, ignored
+    return matched, ignored, taken_by
 
 
 def _collect(preds: Sequence[ImagePred], truths: Sequence[ImageTruth], num_classes: int, iou_fn: Callable,
@@ -130,7 +133,7 @@ def _collect(preds: Sequence[ImagePred], truths: Sequence[ImageTruth], num_class
                 ious = iou_fn(np.asarray(pred.geoms)[di], np.asarray(truth.geoms)[gi], crowd)
             else:
                 ious = np.zeros((len(di), 0))
-            matched, ignored = _match_image(ious, crowd, gt_ignore, det_outside_all[di], thresholds)
+            matched, ignored, _ = match_image(ious, crowd, gt_ignore, det_outside_all[di], thresholds)
             entry.scores.append(p_scores[di])
             entry.matched.append(matched)
             entry.ignored.append(ignored)

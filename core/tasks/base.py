@@ -101,6 +101,7 @@ class Evaluation:
     outputs: EvaluationOutputs
     stats: RunStats
     params: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, bytes] = field(default_factory=dict)  # bulky results stored beside the run (match tables)
 
 
 @dataclass(frozen=True)

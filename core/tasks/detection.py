@@ -12,6 +12,7 @@ from core.data.datasets import Dataset, Sample
 from core.engine import Engine, LoadedModel
 from core.errors import InvalidInput
 from core.metrics import detection as det_metrics
+from core.metrics import operating_points
 from core.models.registry import ModelSpec
 from core.tasks import training_sets
 from core.tasks.base import (measured, BenchmarkParams, Evaluation, Phase, Progress, Task, TrainData, TrainPlan, ViewedImage)
@@ -143,7 +144,10 @@ def evaluate_detections(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_
                                     score_threshold=score_threshold)
         mask_metrics, mask_tables = _detection_values(mrep, ds.categories, "mask_")
         metrics = mask_metrics + metrics
-    return Evaluation(metrics, per_image, EvaluationOutputs.of_detection(boxes, mask_tables), stats, {"score_threshold": score_threshold})
+    matches = operating_points.build(box_preds, [s.target for s in ds.samples], ds.categories).to_bytes()
+    artifacts = {operating_points.ARTIFACT: matches} if len(matches) <= operating_points.MAX_BYTES else {}
+    return Evaluation(metrics, per_image, EvaluationOutputs.of_detection(boxes, mask_tables), stats,
+                      {"score_threshold": score_threshold}, artifacts)
 
 
 class DetectionTask(Task):
