@@ -7,6 +7,8 @@
     python -m core export --format csv|json [--task T] [--output FILE]
     python -m core paired --task T --dataset D [--metric M] [--reference MODEL] --json
     python -m core operating-point --run ID [--iou 0.5] [--score 0.5] --json
+    python -m core robustness --model M [--model M2] --dataset D --corruption C [--levels 0,1,3,5] [--limit N] --json
+    python -m core robustness --job ID [--metric M] --json         (a sweep the app ran)
 
 Exit status 0 on success, 2 with a one-line reason on stderr when the input is refused, 1 when `bench` ran
 but every model failed (a script must not take "nothing was measured" for success).
@@ -234,6 +236,32 @@ def cmd_operating_point(args) -> Any:
             "confusion": operating_point.confusion_frame(explored).to_dict(orient="records")}
 
 
+def cmd_robustness(args) -> Any:
+    from core.services import robustness
+
+    if args.job is not None:
+        curves = robustness.sweep_curves(args.job, args.metric)
+    else:
+        if not args.model or not args.dataset or not args.corruption:
+            raise InvalidInput("Give --job, or --model, --dataset and --corruption.")
+        try:
+            levels = [float(v) for v in args.levels.split(",")] if args.levels else None
+        except ValueError:
+            raise InvalidInput("--levels takes numbers separated by commas, e.g. 0,1,3,5.") from None
+        params = _parse_sets(args.param)
+        if args.limit:
+            params["limit"] = args.limit
+        log = (lambda line: print(line, file=sys.stderr)) if not args.quiet else None
+        curves = robustness.run_here(args.model, {"name": args.dataset, **_parse_sets(args.set)}, args.corruption,
+                                     levels, params, allow_random=args.allow_random, device=args.device, log=log)
+        if args.metric:
+            curves = robustness.curves_of(0, curves.title, {"sweep": curves.sweep.as_json(),
+                                                            "runs": curves.points.assign(error=None).to_dict("records")},
+                                          args.metric)
+    return {"metric": curves.metric, "axis": curves.x_title, "points": curves.points.to_dict(orient="records"),
+            "areas": curves.areas.to_dict(orient="records")}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Image Model Lab, headless.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,6 +308,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iou", type=float, default=0.5, help="one of 0.50, 0.55, ..., 0.95")
     p.add_argument("--score", type=float, default=0.5)
     p.set_defaults(fn=cmd_operating_point)
+    p = sub.add_parser("robustness", help="models over increasing corruption: degradation curves and their areas")
+    p.add_argument("--job", type=int, help="read a finished sweep of the app instead of running one")
+    p.add_argument("--model", action="append")
+    p.add_argument("--dataset")
+    p.add_argument("--set", action="append", help="dataset parameter key=value")
+    p.add_argument("--corruption", help="gaussian_noise, gaussian_blur, jpeg, downscale, brightness, contrast, "
+                                        "or noise_sigma (photos-denoise)")
+    p.add_argument("--levels", help="comma-separated severities 0-5 (or noise σ); default all")
+    p.add_argument("--param", action="append", help="benchmark parameter key=value")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--metric")
+    p.add_argument("--device", default=None)
+    p.add_argument("--allow-random", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_robustness)
     for sp in sub.choices.values():
         sp.add_argument("--json", action="store_true", help="machine-readable output")
     return parser

@@ -111,6 +111,20 @@ def sweep_summary_bars(summary: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def degradation_curves(points: pd.DataFrame, x_title: str, y_title: str, title: str) -> go.Figure:
+    """One line per model: the metric at each corruption level (ImageNet-C style degradation curves)."""
+    fig = go.Figure()
+    for model, part in points.groupby("model", sort=False):
+        part = part.sort_values("level")
+        fig.add_trace(go.Scatter(x=part["level"], y=part["value"], mode="lines+markers", name=str(model),
+                                 customdata=part[["run_id"]].to_numpy(),
+                                 hovertemplate=f"{model}<br>{x_title}: %{{x:g}}<br>{y_title}: %{{y:.4g}}"
+                                               "<br>run #%{customdata[0]}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=460,
+                      margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
 def experiment_curve(summary: pd.DataFrame, arms: list[str], title: str, x_label: str, y_label: str,
                      log_x: bool = False) -> go.Figure:
     """Mean per arm against x with 95%-interval error bars (none for a single seed); every seed's value is in the

@@ -151,6 +151,13 @@ def run_outputs(url: str, run_ids: list[int]) -> dict[int, dict[str, Any]]:
                 for rid, name, status, out, params in s.execute(stmt)}
 
 
+def run_metric_values(url: str, run_ids: list[int]) -> pd.DataFrame:
+    """Every aggregate value of a few runs (a robustness sweep's): run_id, metric, value, convention."""
+    stmt = (select(RunMetricRow.run_id, RunMetricRow.name, RunMetricRow.value, RunMetricRow.convention)
+            .where(RunMetricRow.run_id.in_([int(r) for r in run_ids][:2000])).order_by(RunMetricRow.run_id, RunMetricRow.id))
+    return _frame(url, stmt, ["run_id", "metric", "value", "convention"])
+
+
 def metric_by_model(url: str, metric: str, task: str | None = None, models: list[str] | None = None,
                     include_untrained: bool = True) -> pd.DataFrame:
     """Mean/min/max/count of one aggregate metric per (model, weights status), grouped in SQL.

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from core import services
+from core.services import robustness
 from ui.identity import current_user
 from ui.jobs_panel import jobs_panel, launch_status, remember_launch
 from ui.ownership import quota_caption, uploads_manager
@@ -125,6 +126,27 @@ with setup:
         remember_launch("bm_jobs", [job_id] if job_id else [])  # a refused launch clears the last one's notice
     launch_status("bm_jobs")
 
+    st.subheader("Robustness sweep")
+    st.caption("The same models at increasing corruption, one stored run per level: ImageNet-C's corruptions at "
+               "severities 0 (clean) to 5 for classification, detection and segmentation sets; the noise σ of the "
+               "photos for denoisers. Compare draws the degradation curves and the area under each.")
+    sweepable = kind == "builtin" and (choice.name == "photos-denoise" if task == "restoration" else task != "generation")
+    if not sweepable:
+        st.caption("Pick a builtin set of this task (for restoration: the photos with Gaussian noise) to sweep it.")
+    else:
+        c1, c2 = st.columns(2)
+        corruption = c1.selectbox("Corruption", robustness.corruption_choices(task), key="bm_rob_corruption",
+                                  format_func=lambda c: robustness.CORRUPTION_WORDS.get(c, c))
+        levels = c2.multiselect("Levels", robustness.levels_for(corruption), default=robustness.levels_for(corruption),
+                                key=f"bm_rob_levels_{corruption}", format_func=lambda v: f"{v:g}")
+        if st.button("Launch robustness sweep", disabled=not names, key="bm_rob_launch"):
+            job_id = guarded(robustness.submit_robustness, names, spec, corruption, levels, params,
+                             allow_random=allow_random, device=device, user=current_user())
+            remember_launch("bm_rob_jobs", [job_id] if job_id else [])
+        launch_status("bm_rob_jobs")
+
 with jobs:
     st.subheader("Jobs")
     jobs_panel("benchmark", key="bm_jobs")
+    st.subheader("Robustness sweeps")
+    jobs_panel("robustness", key="bm_rob_jobs")

@@ -2,8 +2,8 @@
 (?view=...&task=...&dataset=...), so a copied link reproduces it for a teammate."""
 import streamlit as st
 
-from ui.compare_views import (classes_view, cost_view, experiments_view, jobs_view, metrics_view, operating_view, sweep_view,
-                              tables_view)
+from ui.compare_views import (classes_view, cost_view, experiments_view, jobs_view, metrics_view, operating_view,
+                              robustness_view, sweep_view, tables_view)
 from ui.image_viewer import images_view
 from ui.state import page_setup
 from ui.url_state import keep_only, pick
@@ -16,6 +16,7 @@ VIEWS = {
     "classes": ("Per class, PR, confusion", classes_view, ("task", "dataset", "run")),
     "operating": ("Detection operating point: any IoU and score threshold", operating_view,
                   ("task", "dataset", "run", "iou", "score")),
+    "robustness": ("Robustness: metric against corruption level", robustness_view, ("job", "metric")),
     "images": ("Images", images_view, ("task", "dataset", "runs", "rank_by", "order", "image")),
     "tables": ("Reference tables: methods, per class, optimizers", tables_view, ("table", "task", "dataset", "run", "sweep")),
     "jobs": ("Training jobs", jobs_view, ("jobs",)),

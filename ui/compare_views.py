@@ -9,11 +9,11 @@ import pandas as pd
 import streamlit as st
 
 from core import services
-from core.charts import experiment_curve, sweep_bars, sweep_summary_bars, training_curves
+from core.charts import degradation_curves, experiment_curve, sweep_bars, sweep_summary_bars, training_curves
 from core.eval_charts import (confusion_figure, count_matrix_figure, grouped_metric_bars, operating_point_figure, pareto_scatter,
                               pr_figure, spread_figure)
 from core.metrics import registry as metric_registry
-from core.services import compare, experiments, operating_point, paired
+from core.services import compare, experiments, operating_point, paired, robustness
 from core.wording import count
 from ui.state import guarded
 from ui.text import plain
@@ -245,6 +245,36 @@ def operating_view() -> None:
                "detection gave (last column: objects no detection found). Off the diagonal: an object taken for "
                "another class.")
     export_buttons(operating_point.confusion_frame(explored), f"operating-point-confusion-run-{run_id}", "cmpo_cm_export")
+
+
+def robustness_view() -> None:
+    """A robustness sweep's degradation curves: the metric per model against the corruption level (?job=&metric=),
+    and the area under each curve."""
+    jobs = guarded(robustness.finished_sweeps) or []
+    if not jobs:
+        st.info("No robustness sweep yet: launch one on the Benchmark page (Robustness sweep).")
+        return
+    titles = {j.id: j.title for j in jobs}
+    job_id = pick("Sweep", list(titles), "job", "cmpr_job", format_func=lambda i: f"#{i} {titles.get(i, '')}")
+    curves = guarded(robustness.sweep_curves, job_id, st.query_params.get("metric"))
+    if curves is None:
+        return
+    metric = pick("Metric", curves.metrics, "metric", "cmpr_metric", default=curves.metrics.index(curves.metric),
+                  format_func=metric_registry.title)
+    if metric != curves.metric:
+        curves = guarded(robustness.sweep_curves, job_id, metric)
+        if curves is None:
+            return
+    title = f"{curves.y_title} under {curves.sweep.corruption_title.lower()}"
+    st.plotly_chart(degradation_curves(curves.points, curves.x_title, curves.y_title, html.escape(title)),
+                    key="cmpr_chart")
+    st.caption("Each point is a stored benchmark run on the corrupted copy of the set (ImageNet-C's corruptions "
+               "and severities; Hendrycks & Dietterich, ICLR 2019). Area under the curve: the trapezoid rule over "
+               "the levels divided by their range, so it reads as the curve's average height in the metric's unit.")
+    st.dataframe(curves.areas, hide_index=True, key="cmpr_areas", column_config={
+        c: st.column_config.NumberColumn(format="%.4g") for c in robustness.AREA_COLUMNS[1:]})
+    export_buttons(curves.areas, f"robustness-{job_id}-{metric}-areas", "cmpr_areas_export")
+    export_buttons(curves.points, f"robustness-{job_id}-{metric}-points", "cmpr_points_export")
 
 
 SOURCES = ("Laid out like the tables of two texts this course reads, filled with this store's own numbers: "

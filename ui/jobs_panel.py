@@ -121,6 +121,9 @@ def jobs_panel(kind: str, key: str = "jobs") -> None:
         elif chosen.kind in services.EXPERIMENT_KINDS:
             st.page_link("pages/compare.py", label=f"Curve of experiment #{chosen.id}", icon=":material/show_chart:",
                          query_params={"view": "experiments", "job": chosen.id})
+        elif chosen.kind == "robustness":
+            st.page_link("pages/compare.py", label=f"Degradation curves of sweep #{chosen.id}",
+                         icon=":material/show_chart:", query_params={"view": "robustness", "job": chosen.id})
         else:
             _runs_table(chosen, key)
     user = current_user()

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
 
+from core.data import corruptions
 from core.data.builtin import APPLICATIONS, BUILTIN_IMAGES, load_builtin
 from core.data.degrade import add_gaussian_noise, crop_to_multiple, downscale_bicubic, gaussian_blur, limit_side
 from core.data.synthetic import SHAPE_NAMES, scene
@@ -155,12 +156,14 @@ def describe(spec: dict, count: int | None = None) -> str:
     defaults = _BUILDERS[name][0].params
     value = {**defaults, **{k: v for k, v in spec.items() if k != "name"}}
     limits = [int(float(value[k])) for k in ("limit", "first", "count") if k in value]
-    if name.startswith("photos-"):
+    if name.startswith("photos-") and name != "photos-classify":
         what, pool = _PHOTOS.get(str(value["photos"]), (f"{value['photos']} photos", 10))
         limits.append(pool)
         kind = {"photos-denoise": "gaussian_noise", "photos-deblur": "gaussian_blur", "photos-sr": "bicubic_downscale"}[name]
         words = degradation_words(kind, value) or kind
         parts = [what, words]
+    elif name == "photos-classify":
+        parts = [f"photos with ImageNet labels ({len(LABELLED_PHOTOS)} photos x {value['views']} views)"]
     elif name == "digits":
         parts = ["sklearn digits, test split"]
     elif name == "digits-real":
@@ -174,6 +177,8 @@ def describe(spec: dict, count: int | None = None) -> str:
         parts.append(f"long side {value['max_side']} px")
     if "seed" in value and str(value["seed"]) != "0":
         parts.append(f"seed {value['seed']}")
+    if value.get("corruption") in corruptions.CORRUPTIONS and str(value.get("severity", "0")) in ("1", "2", "3", "4", "5"):
+        parts.append(corruptions.CORRUPTIONS[str(value["corruption"])].words(int(value["severity"])))
     return ", ".join(parts)
 
 
@@ -207,17 +212,43 @@ def canonical_spec(spec: dict) -> dict:
     if name not in _BUILDERS:
         raise InvalidInput(f"Unknown dataset {name!r}; choose one of {', '.join(_BUILDERS)} or an upload.")
     info = _BUILDERS[name][0]
-    unknown = set(spec) - set(info.params) - {"name"}
+    corruptible = info.task in CORRUPTIBLE_TASKS
+    unknown = set(spec) - set(info.params) - {"name"} - (set(CORRUPTION_KEYS) if corruptible else set())
     if unknown:
         raise InvalidInput(f"Dataset {name} has no parameter {', '.join(sorted(unknown))}.")
-    return {"name": name, **{k: type(v)(spec.get(k, v)) for k, v in info.params.items()}}
+    try:
+        out = {"name": name, **{k: type(v)(spec.get(k, v)) for k, v in info.params.items()}}
+    except (TypeError, ValueError):
+        raise InvalidInput(f"A parameter of dataset {name} has the wrong type.") from None
+    return out | (_corruption_keys(spec) if corruptible else {})
+
+
+# Images of these tasks can be corrupted ({"corruption": "jpeg", "severity": 3}) with their targets unchanged;
+# restoration sets carry their own degradation, and generation sets are references.
+CORRUPTIBLE_TASKS = ("classification", "detection", "segmentation")
+CORRUPTION_KEYS = ("corruption", "severity")
+
+
+def _corruption_keys(spec: dict) -> dict:
+    """{"corruption", "severity"} checked; {} for the clean set (severity 0 or none), so it keeps its plain name."""
+    severity = _int(spec, "severity", 0, 0, len(corruptions.SEVERITIES))
+    if severity == 0:
+        return {}
+    if "corruption" not in spec:
+        raise InvalidInput("A severity needs a corruption to apply.")
+    return {"corruption": corruptions.get(str(spec["corruption"])).name, "severity": severity}
 
 
 def load_dataset(spec: dict) -> Dataset:
     spec = canonical_spec(spec)
     if spec["name"] == "upload":
         return _UPLOADS[0](spec["id"])
-    return _BUILDERS[spec["name"]][1](spec)
+    ds = _BUILDERS[spec["name"]][1]({k: v for k, v in spec.items() if k not in CORRUPTION_KEYS})
+    if "corruption" not in spec:
+        return ds
+    samples = [replace(s, image=corruptions.corrupt(s.image, spec["corruption"], spec["severity"], seed=i))
+               for i, s in enumerate(ds.samples)]
+    return replace(ds, spec=spec, samples=samples)
 
 
 # -- builtin: sklearn digits -----------------------------------------------------------------------------
@@ -352,6 +383,46 @@ def _photos(spec) -> list[tuple[str, np.ndarray]]:
         raise InvalidInput("Dataset parameter photos must be skimage, sklearn or applications.")
     n = _int(spec, "limit", len(pool), 1, len(BUILTIN_IMAGES))
     return [(name, limit_side(np.ascontiguousarray(img), max_side)) for name, img in pool[:n]]
+
+
+# Photos whose subject is an ImageNet class, with that class (the model's label text). One label each, so top-1 is
+# strict: ImageNet has three near-identical striped cats (tabby, tiger cat, Egyptian cat) and Chelsea is a tabby,
+# which EfficientNet-Lite0 ranks third (top-5 counts it). Checked by eye against the photos; `views` adds crops.
+LABELLED_PHOTOS = {"camera": "tripod", "chelsea": "tabby, tabby cat", "coffee": "espresso", "rocket": "missile",
+                   "china": "palace"}
+
+
+@_register("photos-classify", "Photos with ImageNet labels", "classification",
+           "Five real photos whose subject is an ImageNet class (camera on a tripod, Chelsea the tabby cat, an "
+           "espresso, a rocket launch, a Chinese palace), each as the whole photo plus views-1 random crops "
+           "(35-100% of the area, some mirrored), long side <= max_side.",
+           views=8, seed=0, max_side=256)
+def _build_photos_classify(spec):
+    views = _int(spec, "views", 8, 1, 32)
+    seed = _int(spec, "seed", 0, 0, 2**31 - 1)
+    max_side = _int(spec, "max_side", 256, 64, 1024)
+    pool = {**{n: load_builtin(n) for n in LABELLED_PHOTOS if n in BUILTIN_IMAGES}, **dict(sklearn_photos())}
+    categories = tuple(dict.fromkeys(LABELLED_PHOTOS.values()))
+    samples = []
+    for p, (name, label) in enumerate(LABELLED_PHOTOS.items()):
+        img = np.ascontiguousarray(pool[name])
+        rng = np.random.default_rng([seed, p])
+        for v in range(views):
+            view = img if v == 0 else _random_view(img, rng)
+            samples.append(Sample(f"{name}-view{v}", limit_side(view, max_side), categories.index(label)))
+    return Dataset(spec, describe(spec), "classification", "builtin", samples, categories)
+
+
+def _random_view(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A crop of 35-100% of the area with aspect 3:4 to 4:3 (torchvision's RandomResizedCrop ranges, narrower),
+    mirrored half the time."""
+    h, w = img.shape[:2]
+    area = rng.uniform(0.35, 1.0) * h * w
+    aspect = float(np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3))))
+    ch, cw = min(h, int(round(np.sqrt(area / aspect)))), min(w, int(round(np.sqrt(area * aspect))))
+    y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    crop = img[y:y + ch, x:x + cw]
+    return np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop)
 
 
 @_register("photos-denoise", "skimage photos + Gaussian noise", "restoration",
