@@ -130,12 +130,12 @@ with setup:
     st.caption("The same models at increasing corruption, one stored run per level: ImageNet-C's corruptions at "
                "severities 0 (clean) to 5 for classification, detection and segmentation sets; the noise σ of the "
                "photos for denoisers. Compare draws the degradation curves and the area under each.")
-    sweepable = kind == "builtin" and (choice.name == "photos-denoise" if task == "restoration" else task != "generation")
-    if not sweepable:
+    sweeps = robustness.corruption_choices(choice.name) if kind == "builtin" else []
+    if not sweeps:
         st.caption("Pick a builtin set of this task (for restoration: the photos with Gaussian noise) to sweep it.")
     else:
         c1, c2 = st.columns(2)
-        corruption = c1.selectbox("Corruption", robustness.corruption_choices(task), key="bm_rob_corruption",
+        corruption = c1.selectbox("Corruption", sweeps, key="bm_rob_corruption",
                                   format_func=lambda c: robustness.CORRUPTION_WORDS.get(c, c))
         levels = c2.multiselect("Levels", robustness.levels_for(corruption), default=robustness.levels_for(corruption),
                                 key=f"bm_rob_levels_{corruption}", format_func=lambda v: f"{v:g}")

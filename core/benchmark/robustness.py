@@ -13,7 +13,7 @@ from typing import Any
 
 from core.benchmark.run import plan, run_benchmark
 from core.data import corruptions
-from core.data.datasets import CORRUPTIBLE_TASKS, canonical_spec
+from core.data.datasets import CORRUPTIBLE_TASKS, canonical_spec, list_datasets
 from core.engine import Engine
 from core.errors import InvalidInput
 from core.jobs.handlers import handler
@@ -21,6 +21,7 @@ from core.models.registry import get_spec
 
 DENOISE_SIGMAS = (5.0, 15.0, 25.0, 35.0, 50.0, 75.0)
 NOISE_AXIS = "noise_sigma"  # the restoration sweep's "corruption": photos-denoise's own noise
+NOISE_SET = "photos-denoise"
 MAX_LEVELS = 8
 MAX_IMAGES = 20_000  # models x levels x images, bounded before anything is queued
 
@@ -69,19 +70,20 @@ def plan_sweep(models: list[str], dataset: dict, corruption: str, levels: list[f
     if not 2 <= len(levels) <= MAX_LEVELS:
         raise InvalidInput(f"A sweep takes 2 to {MAX_LEVELS} levels.")
     if corruption == NOISE_AXIS:
-        if clean["name"] != "photos-denoise":
+        if clean["name"] != NOISE_SET:
             raise InvalidInput("The noise-level sweep runs on the photos with Gaussian noise (photos-denoise).")
         if any(not 0 <= v <= 100 for v in levels):
             raise InvalidInput("Noise levels are σ from 0 to 100 (0-255 scale).")
     else:
         corruptions.get(corruption)
+        task = next(d.task for d in list_datasets() if d.name == clean["name"])
+        if task not in CORRUPTIBLE_TASKS:
+            raise InvalidInput(f"{task.capitalize()} sets are not corrupted; sweep the noise of photos-denoise.")
         if any(v not in (0, *corruptions.SEVERITIES) for v in levels):
             raise InvalidInput("Severities are whole numbers from 0 (clean) to 5.")
     sweep = Sweep(tuple(models), clean, corruption, tuple(levels))
     params = {"limit": limit} if limit else None
     p, ds, _ = plan(list(models), sweep.dataset_at(levels[-1]), params)  # also checks every model fits the set
-    if corruption != NOISE_AXIS and ds.task not in CORRUPTIBLE_TASKS:
-        raise InvalidInput(f"{ds.task.capitalize()} sets are not corrupted; sweep the noise of photos-denoise.")
     work = len(models) * len(levels) * len(ds.samples)
     if work > MAX_IMAGES:
         raise InvalidInput(f"This sweep would score {work} images (models x levels x images); at most {MAX_IMAGES}.")

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.benchmark.robustness import NOISE_AXIS, Sweep, default_levels, plan_sweep, run_sweep
+from core.benchmark.robustness import NOISE_AXIS, NOISE_SET, Sweep, default_levels, plan_sweep, run_sweep
 from core.benchmark.run import require_weights
 from core.data import corruptions
+from core.data.datasets import CORRUPTIBLE_TASKS, list_datasets
 from core.engine import pick_device
 from core.errors import InvalidInput
 from core.jobs import runner
@@ -34,8 +35,13 @@ AREA_COLUMNS = ["model", "clean or lowest level", "highest level", "mean over th
                 "area under the curve", "kept (mean corrupted ÷ clean)"]
 
 
-def corruption_choices(task: str) -> list[str]:
-    return [NOISE_AXIS] if task == "restoration" else list(corruptions.CORRUPTIONS)
+def corruption_choices(dataset: str) -> list[str]:
+    """What a builtin set can be swept over: the noise σ of the noisy photos, ImageNet-C's corruptions for the
+    sets whose images can be corrupted, else nothing."""
+    if dataset == NOISE_SET:
+        return [NOISE_AXIS]
+    info = next((d for d in list_datasets() if d.name == dataset), None)
+    return list(corruptions.CORRUPTIONS) if info is not None and info.task in CORRUPTIBLE_TASKS else []
 
 
 def levels_for(corruption: str) -> tuple[float, ...]:
