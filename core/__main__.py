@@ -9,6 +9,7 @@
     python -m core operating-point --run ID [--iou 0.5] [--score 0.5] --json
     python -m core robustness --model M [--model M2] --dataset D --corruption C [--levels 0,1,3,5] [--limit N] --json
     python -m core robustness --job ID [--metric M] --json         (a sweep the app ran)
+    python -m core sweep [--id SWEEP] --json                        (an optimizer sweep: jobs and mean/spread)
 
 Exit status 0 on success, 2 with a one-line reason on stderr when the input is refused, 1 when `bench` ran
 but every model failed (a script must not take "nothing was measured" for success).
@@ -262,6 +263,20 @@ def cmd_robustness(args) -> Any:
             "areas": curves.areas.to_dict(orient="records")}
 
 
+def cmd_sweep(args) -> Any:
+    from core import services
+
+    known = services.sweeps()
+    if not known:
+        raise InvalidInput("No optimizer sweep is stored yet.")
+    sweep = args.id or known[0]
+    if sweep not in known:
+        raise InvalidInput(f"No optimizer sweep {sweep!r}; stored: {', '.join(known[:10])}.")
+    table = services.sweep_table(sweep)
+    return {"sweep": sweep, "jobs": table.to_dict(orient="records"),
+            "summary": services.sweep_summary(table).to_dict(orient="records")}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Image Model Lab, headless.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -323,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-random", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_robustness)
+    p = sub.add_parser("sweep", help="an optimizer sweep's jobs and each optimizer's mean and spread over repeats")
+    p.add_argument("--id", help="the sweep id (default: the newest)")
+    p.set_defaults(fn=cmd_sweep)
     for sp in sub.choices.values():
         sp.add_argument("--json", action="store_true", help="machine-readable output")
     return parser

@@ -158,6 +158,14 @@ def test_a_sweep_launched_from_the_benchmark_page_is_drawn_on_compare(db_url):
     assert areas.loc["small_cnn_digits", "area under the curve"] == pytest.approx((clean.metrics["top1"] + worst) / 2)
     assert at.query_params["job"] in (str(job.id), [str(job.id)])
 
+    shared = AppTest.from_file(APP, default_timeout=180)  # a teammate's link to the top-5 curve, and a bad one
+    for metric, title in (("top5", "top-5 accuracy"), ("<script>", "top-1 accuracy")):
+        shared.query_params.update({"view": "robustness", "job": str(job.id), "metric": metric})
+        shared.switch_page("pages/compare.py").run()
+        assert not shared.exception
+        assert chart_specs(shared)[0]["layout"]["yaxis"]["title"]["text"] == title
+    assert any("Not among the choices" in w.value for w in shared.warning)
+
 
 def test_denoisers_over_noise_levels_from_the_cli_with_ffdnet_told_each_level(settings_env, capsys):
     import json

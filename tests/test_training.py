@@ -97,8 +97,12 @@ def test_cancel_removes_the_jobs_partial_files(jobs):
     assert not runner.work_dir(job_id).exists()
 
 
-def test_sweep_launches_one_job_per_optimizer_and_tabulates_them(jobs):
+def test_sweep_launches_one_job_per_optimizer_and_tabulates_them(jobs, capsys):
+    import json
+
     from scipy import stats
+
+    from core.__main__ import main
 
     ids = jobs.submit_sweep({**TINY, "base": "small_cnn_digits", "dataset": "shapes", "seed": 5}, ("sgd", "adam"),
                             repeats=2)
@@ -118,6 +122,13 @@ def test_sweep_launches_one_job_per_optimizer_and_tabulates_them(jobs):
         assert row["std"] == pytest.approx(test.std(ddof=1))
         half = stats.t.ppf(0.975, 1) * test.std(ddof=1) / np.sqrt(2)
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((test.mean() - half, test.mean() + half))
+    capsys.readouterr()
+    assert main(["sweep", "--json"]) == 0  # the same tables for a script
+    out = json.loads(capsys.readouterr().out)
+    assert out["sweep"] == sweep and [j["job"] for j in out["jobs"]] == ids
+    assert {(r["optimizer"], r["split"]): r["mean"] for r in out["summary"]}[("adam", "test")] == pytest.approx(
+        summary.loc[("adam", "test"), "mean"])
+    assert main(["sweep", "--id", "../x"]) == 2
 
 
 def test_bad_training_requests_are_refused(jobs, no_reference_weights):

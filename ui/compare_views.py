@@ -256,7 +256,7 @@ def robustness_view() -> None:
         return
     titles = {j.id: j.title for j in jobs}
     job_id = pick("Sweep", list(titles), "job", "cmpr_job", format_func=lambda i: f"#{i} {titles.get(i, '')}")
-    curves = guarded(robustness.sweep_curves, job_id, st.query_params.get("metric"))
+    curves = guarded(robustness.sweep_curves, job_id)  # the task's headline metric; a link may ask for another
     if curves is None:
         return
     metric = pick("Metric", curves.metrics, "metric", "cmpr_metric", default=curves.metrics.index(curves.metric),
