@@ -91,3 +91,44 @@ def test_error_map_draws_zero_error_white(page, server):
         return heat && {first: heat.colorscale[0][1], last: heat.colorscale[heat.colorscale.length - 1][1],
                         tick: heat.colorbar.ticktext[0]}; }""")
     assert scale == {"first": "#ffffff", "last": "#67000d", "tick": "0 (exact)"}
+
+
+def test_the_operating_point_follows_the_slider_and_the_link_keeps_it(page, server):
+    """A detection run explored in Chromium: moving the score slider recomputes precision and recall and writes
+    the point into the URL; the two denoisers of the seeded store get their paired comparison."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.browser_support import ROOT
+
+    url, data_dir = server
+    seed_store(data_dir)
+    env = {**os.environ, "IMGLAB_DATA_DIR": str(data_dir), "IMGLAB_DEVICE": "cpu"}
+    env.pop("DATABASE_URL", None)
+    subprocess.run([sys.executable, "-m", "core", "bench", "--model", "fasterrcnn_tiny_shapes", "--dataset",
+                    "shapes-detect", "--set", "count=24", "--json"], cwd=ROOT, env=env, check=True, capture_output=True,
+                   timeout=300)
+    page.goto(f"{url}/compare?view=operating&task=detection&iou=0.5&score=0.9")
+    page.get_by_text("PR curve at IoU 0.50").first.wait_for()
+    settle(page)
+
+    def shown(label: str) -> float:
+        metric = page.get_by_test_id("stMetric").filter(has_text=label).first
+        return float(metric.get_by_test_id("stMetricValue").inner_text())
+
+    high = (shown("precision"), shown("recall"))
+    thumb = page.get_by_role("slider", name="Score threshold (detections below it are dropped)")
+    thumb.focus()
+    for _ in range(60):
+        page.keyboard.press("ArrowLeft")  # 0.01 a step
+    page.wait_for_url("**score=0.3*")
+    settle(page)
+    low = (shown("precision"), shown("recall"))
+    assert low[1] >= high[1] and low != high, (high, low)  # a lower threshold keeps more detections
+    assert "iou=0.5" in page.url and "view=operating" in page.url
+
+    page.goto(f"{url}/compare?view=metrics&task=restoration&spread=psnr")
+    page.get_by_text("Paired differences: is the gap real?").wait_for()
+    settle(page)
+    assert page.get_by_text(" − ", exact=False).filter(has_text="on PSNR (dB)").count() >= 1
