@@ -254,11 +254,8 @@ def cmd_robustness(args) -> Any:
             params["limit"] = args.limit
         log = (lambda line: print(line, file=sys.stderr)) if not args.quiet else None
         curves = robustness.run_here(args.model, {"name": args.dataset, **_parse_sets(args.set)}, args.corruption,
-                                     levels, params, allow_random=args.allow_random, device=args.device, log=log)
-        if args.metric:
-            curves = robustness.curves_of(0, curves.title, {"sweep": curves.sweep.as_json(),
-                                                            "runs": curves.points.assign(error=None).to_dict("records")},
-                                          args.metric)
+                                     levels, params, allow_random=args.allow_random, device=args.device,
+                                     metric=args.metric, log=log)
     return {"metric": curves.metric, "axis": curves.x_title, "points": curves.points.to_dict(orient="records"),
             "areas": curves.areas.to_dict(orient="records")}
 

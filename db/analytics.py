@@ -152,10 +152,11 @@ def run_outputs(url: str, run_ids: list[int]) -> dict[int, dict[str, Any]]:
 
 
 def run_metric_values(url: str, run_ids: list[int]) -> pd.DataFrame:
-    """Every aggregate value of a few runs (a robustness sweep's): run_id, metric, value, convention."""
-    stmt = (select(RunMetricRow.run_id, RunMetricRow.name, RunMetricRow.value, RunMetricRow.convention)
+    """Every aggregate value of a few runs (a robustness sweep's): run_id, model, metric, value, convention."""
+    stmt = (select(RunMetricRow.run_id, ModelRow.name, RunMetricRow.name, RunMetricRow.value, RunMetricRow.convention)
+            .join(RunRow, RunRow.id == RunMetricRow.run_id).join(ModelRow, ModelRow.id == RunRow.model_id)
             .where(RunMetricRow.run_id.in_([int(r) for r in run_ids][:2000])).order_by(RunMetricRow.run_id, RunMetricRow.id))
-    return _frame(url, stmt, ["run_id", "metric", "value", "convention"])
+    return _frame(url, stmt, ["run_id", "model", "metric", "value", "convention"])
 
 
 def metric_by_model(url: str, metric: str, task: str | None = None, models: list[str] | None = None,

@@ -261,6 +261,13 @@ def run_detail(url: str, run_id: int) -> RunDetail | None:
         )
 
 
+def run_stamp(url: str, run_id: int) -> str | None:
+    """When a run was stored (None: no such run); with its id, names it for good (SQLite may reuse a deleted id)."""
+    with session_scope(url) as s:
+        created = s.scalar(select(RunRow.created_at).where(RunRow.id == int(run_id)))
+    return None if created is None else created.isoformat()
+
+
 def run_artifact(url: str, run_id: int, name: str) -> bytes | None:
     with session_scope(url) as s:
         return s.scalar(select(RunArtifactRow.data).where(RunArtifactRow.run_id == int(run_id), RunArtifactRow.name == name))

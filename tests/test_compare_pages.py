@@ -276,7 +276,9 @@ def test_operating_point_explorer_recomputes_a_stored_detection_run(seeded):
     # a link with a threshold that is not a step, or not a number: said so, default shown
     at = open_page("pages/compare.py", view="operating", task="detection", run=str(fresh.run_id), iou="0.52", score="<b>x")
     assert sum("Not among the choices" in w.value for w in at.warning) == 2
-    assert qp(at, "iou") == "0.5" and qp(at, "score") == "0.5"
+    assert qp(at, "iou") == "0.5" and qp(at, "score") == "0.2"  # the run's own threshold
+    at = open_page("pages/compare.py", view="operating", task="detection", run=str(fresh.run_id), iou="0.50")
+    assert not at.warning and qp(at, "iou") == "0.5"  # 0.50 is the step 0.5
 
 
 def test_operating_point_explorer_says_when_a_run_has_no_matches(seeded):

@@ -127,3 +127,35 @@ def test_storage_round_trip_and_refusals():
         op.at(table, 0.52, 0.5)
     empty = op.build([], [], NAMES)
     assert op.at(empty, 0.5, 0.5).micro == (0.0, 0.0, 0.0) and op.pr_curve(empty, 0.5).best() == (0.0, 0.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("width,iou", [(6, 0.6), (7, 0.7), (65, 0.65), (9, 0.9)])
+def test_a_box_of_another_class_exactly_at_the_threshold_counts_as_confusion(width, iou):
+    """Overlap exactly at the threshold: the same rule as COCO's matching (a same-class box there is a match)."""
+    span = 10 if width < 10 else 100
+    truth = ImageTruth(np.array([1]), np.array([[0, 0, span, 10]], float))
+    other = op.at(op.build([ImagePred(np.array([2]), np.array([0.9]), np.array([[0, 0, width, 10]], float))], [truth],
+                           NAMES), iou, 0.5)
+    same = op.at(op.build([ImagePred(np.array([1]), np.array([0.9]), np.array([[0, 0, width, 10]], float))], [truth],
+                          NAMES), iou, 0.5)
+    assert same.tp[1] == 1
+    assert other.confusion[1, 2] == 1 and other.confusion[1, 4] == 0 and other.confusion[4, 2] == 0
+
+
+def test_damaged_stored_tables_are_refused_in_words():
+    import dataclasses
+
+    preds, truths = random_run(6, seed=6)
+    good = op.build(preds, truths, NAMES).to_bytes()
+    for damaged in (good[: len(good) // 2], b"", b"PK\x03\x04" + b"\x00" * 40):
+        with pytest.raises(InvalidInput, match="unreadable"):
+            op.MatchTable.from_bytes(damaged)
+    table = op.MatchTable.from_bytes(good)
+    bad = dataclasses.replace(table, det_gt=table.det_gt[:, :3])  # arrays that do not fit together
+    with pytest.raises(InvalidInput, match="unreadable"):
+        op.MatchTable.from_bytes(bad.to_bytes())
+    assert len(table.det_class) > 0
+    with pytest.raises(InvalidInput, match="unreadable"):  # classes beyond the names
+        op.MatchTable.from_bytes(dataclasses.replace(table, det_class=table.det_class + 100).to_bytes())
+    with pytest.raises(InvalidInput, match="one of 0.50"):
+        op.at(table, float("nan"), 0.5)

@@ -71,8 +71,69 @@ def test_non_finite_pairs_are_left_out_and_counted():
         paired_difference(np.zeros(3), np.zeros(4))
 
 
+def test_an_exact_restoration_on_one_side_counts_in_the_test_as_the_largest_difference():
+    # A restores 7 images exactly (PSNR +inf) where B does not, and is slightly worse on the other 3
+    a = np.array([np.inf] * 7 + [30.0, 31.0, 32.0])
+    b = np.array([25.0, 26, 27, 28, 29, 30, 31, 30.5, 31.2, 31.9])
+    d = paired_difference(a, b)
+    assert d.n == 3 and d.only_a_infinite == 7 and d.dropped == 0
+    assert d.mean_difference == pytest.approx((-0.5 - 0.2 + 0.1) / 3)  # the mean is over the finite pairs
+    # the test sees ten differences: seven largest positive ones and the three small ones
+    ranked = np.r_[np.full(7, 1.5), [-0.5, -0.2, 0.1]]
+    assert d.p_value == pytest.approx(stats.wilcoxon(ranked).pvalue)
+    assert d.p_value < 0.05 and d.verdict == "borderline"  # the interval over 3 finite pairs spans zero
+    assert "7 where only A is infinite (in the test, not the mean)" in sentence(d, "A", "B", "PSNR (dB)")
+
+
+def test_large_comparisons_use_the_percentile_interval_within_bounded_memory():
+    rng = np.random.default_rng(1)
+    a = rng.normal(0.5, 1, 5000)
+    d = paired_difference(a, np.zeros(5000))
+    ref = stats.bootstrap((a,), np.mean, n_resamples=4000, method="percentile",
+                          rng=np.random.default_rng(0)).confidence_interval
+    assert (d.ci_low, d.ci_high) == pytest.approx((ref.low, ref.high), abs=1e-12)
+    with pytest.raises(InvalidInput, match="more than the 20000"):
+        paired_difference(np.zeros(20_001), np.zeros(20_001))
+
+
 def test_borderline_when_the_test_and_the_interval_disagree():
     # three positive differences: the interval [1, 3] excludes zero but Wilcoxon's smallest p with 3 pairs is 0.25
     d = paired_difference(np.array([2.0, 3, 4]), np.array([1.0, 1, 1]))
     assert d.ci_low > 0 and d.p_value == pytest.approx(0.25)
     assert d.verdict == "borderline" and "borderline" in sentence(d, "a", "b", "PSNR (dB)")
+
+
+def _record(url, model: str, weights_hash: str, psnr: list[float]) -> int:
+    from db import repository
+    from db.repository import DatasetRef, ImageMetric, MetricValue, ModelRef, RunRecord
+
+    return repository.record_run(url, RunRecord(
+        model=ModelRef(model, "restoration", "classical", "pretrained", weights_hash, "test", 0),
+        dataset=DatasetRef("photos-denoise(limit=5)", "builtin", "hash-ds", 5, {"title": "five photos"}),
+        task="restoration", kind="benchmark", device="cpu", dtype="float32", batch_size=1, seed=0, params={},
+        code_version="test", versions={}, metrics=[MetricValue("psnr", float(np.mean(psnr)), "rgb", True)],
+        image_metrics=[ImageMetric(f"img{i}", "psnr", v, "rgb") for i, v in enumerate(psnr)]))
+
+
+def test_models_sharing_a_name_stay_apart_and_a_reused_run_id_is_not_served_from_the_cache(db_url):
+    from core.services import compare, paired
+    from core.store import ensure_store
+    from db import repository
+
+    url = ensure_store()
+    _record(url, "dncnn", "aaaaaaaa11", [30, 31, 32, 33, 34])
+    _record(url, "dncnn", "bbbbbbbb22", [29, 30, 31, 32, 33])  # the same model after new weights
+    newest = _record(url, "median_denoise", "c", [20, 21, 22, 23, 24])
+    board = compare.leaderboard("restoration", "photos-denoise(limit=5)")
+    names = paired.model_names(board)
+    assert sorted(names) == ["dncnn (weights aaaaaaaa)", "dncnn (weights bbbbbbbb)", "median_denoise"]
+    table = paired.against_reference(board, "psnr", "dncnn (weights aaaaaaaa)").set_index("model")
+    assert table.loc["dncnn (weights bbbbbbbb)", "difference"] == pytest.approx(-1.0)
+    assert table.loc["median_denoise", "difference"] == pytest.approx(-10.0)
+
+    repository.delete_runs(url, [newest])
+    again = _record(url, "bilateral_denoise", "d", [25, 26, 27, 28, 29])
+    board = compare.leaderboard("restoration", "photos-denoise(limit=5)")
+    table = paired.against_reference(board, "psnr", "dncnn (weights aaaaaaaa)").set_index("model")
+    assert again == newest or "median_denoise" not in table.index  # SQLite may hand the id on; either way:
+    assert table.loc["bilateral_denoise", "difference"] == pytest.approx(-5.0)

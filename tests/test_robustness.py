@@ -61,6 +61,12 @@ def test_corrupted_dataset_specs_name_their_level_and_keep_the_targets():
         canonical_spec({"name": "digits", "severity": 2})
     with pytest.raises(InvalidInput, match="between 0 and 5"):
         canonical_spec({"name": "digits", "corruption": "jpeg", "severity": 9})
+    for bad in (3.7, True, "2; rm", -1):
+        with pytest.raises(InvalidInput, match="whole number from 0"):
+            canonical_spec({"name": "digits", "corruption": "jpeg", "severity": bad})
+    assert canonical_spec({"name": "digits", "corruption": "jpeg", "severity": "3"})["severity"] == 3
+    with pytest.raises(InvalidInput, match="Uploaded datasets are not corrupted"):
+        canonical_spec({"name": "upload", "id": "abc", "corruption": "jpeg", "severity": 3})
 
 
 def test_photos_with_imagenet_labels_match_the_model_vocabulary():
@@ -185,6 +191,14 @@ def test_denoisers_over_noise_levels_from_the_cli_with_ffdnet_told_each_level(se
         assert report.outputs.noise_level == f"noise level {level} (from the degradation)"
     assert points[("ffdnet", 50)]["value"] > points[("degraded input (no method)", 50)]["value"] + 5
     assert out["areas"][0]["model"] == "ffdnet"  # the largest area under the PSNR curve
+
+    code = main(["robustness", "--model", "gaussian_denoise", "--model", "median_denoise", "--dataset", "photos-denoise",
+                 "--set", "max_side=48", "--limit", "2", "--corruption", "noise_sigma", "--levels", "5,50", "--metric",
+                 "ssim", "--json", "--quiet"])
+    out = json.loads(capsys.readouterr().out)
+    floor = [p for p in out["points"] if p["model"] == "degraded input (no method)"]
+    assert code == 0 and out["metric"] == "ssim" and [p["level"] for p in floor] == [5, 50]  # once per level
+    assert floor[0]["value"] > floor[1]["value"]  # the input's own SSIM, not a method's
 
     code = main(["robustness", "--model", "gaussian_denoise", "--dataset", "photos-denoise", "--corruption", "fog"])
     assert code == 2 and "Unknown corruption" in capsys.readouterr().err

@@ -105,8 +105,8 @@ def metrics_view() -> None:
 
 PAIRED_HEADERS = {
     "images": st.column_config.NumberColumn("images compared", help="images both models scored"),
-    "left out": st.column_config.NumberColumn("images left out", help="missing, or not finite on both sides (PSNR "
-                                              "of an exact restoration is infinite)"),
+    "left out": st.column_config.NumberColumn("images left out", help="a value missing, or infinite on both sides "
+                                              "(PSNR of an exact restoration is infinite)"),
     "difference": st.column_config.NumberColumn("mean difference", format="%+.4g",
                                                 help="model minus reference, averaged over the images"),
     "95% interval low": st.column_config.NumberColumn(format="%+.4g", help="bootstrap (BCa), 4000 resamples"),
@@ -216,7 +216,8 @@ def operating_view() -> None:
         iou = pick_step("IoU threshold (a detection must overlap its object at least this much)",
                         operating_point.IOU_CHOICES, "iou", "cmpo_iou", 0.5, lambda v: f"{v:.2f}")
     with c2:
-        score = pick_fraction("Score threshold (detections below it are dropped)", "score", "cmpo_score", 0.5)
+        score = pick_fraction("Score threshold (detections below it are dropped)", "score", "cmpo_score",
+                              guarded(operating_point.stored_threshold, run_id) or 0.5)
     explored = guarded(operating_point.explore, run_id, iou, score)
     if explored is None:
         return

@@ -42,12 +42,20 @@ def pick_step(label: str, options: Sequence[Any], param: str, key: str, default:
     """A select slider kept in ?param= (a value in the link that is not a step is reported and ignored)."""
     options = list(options)
     raw = st.query_params.get(param)
-    match = [o for o in options if str(o) == raw]
+    match = [o for o in options if str(o) == raw or _same_number(o, raw)]
     if raw is not None and not match:
         _warn_unknown(label, raw)
     value = st.select_slider(label, options, value=match[0] if match else default, key=key, format_func=format_func)
     st.query_params[param] = str(value)
     return value
+
+
+def _same_number(option: Any, raw: str | None) -> bool:
+    """0.50 in a link is the step 0.5."""
+    try:
+        return isinstance(option, float) and raw is not None and abs(float(raw) - option) < 1e-9
+    except ValueError:
+        return False
 
 
 def pick_fraction(label: str, param: str, key: str, default: float, step: float = 0.01) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 
 from core.benchmark.run import plan, run_benchmark
 from core.data import corruptions
-from core.data.datasets import CORRUPTIBLE_TASKS, canonical_spec, list_datasets
+from core.data.datasets import canonical_spec, list_datasets
 from core.engine import Engine
 from core.errors import InvalidInput
 from core.jobs.handlers import handler
@@ -76,9 +76,10 @@ def plan_sweep(models: list[str], dataset: dict, corruption: str, levels: list[f
             raise InvalidInput("Noise levels are σ from 0 to 100 (0-255 scale).")
     else:
         corruptions.get(corruption)
-        task = next(d.task for d in list_datasets() if d.name == clean["name"])
-        if task not in CORRUPTIBLE_TASKS:
-            raise InvalidInput(f"{task.capitalize()} sets are not corrupted; sweep the noise of photos-denoise.")
+        info = next(d for d in list_datasets() if d.name == clean["name"])
+        if not info.corruptible:
+            raise InvalidInput(f"The set “{info.title}” is not corrupted: its images carry their own degradation, or "
+                               "are a reference. Sweep the noise of photos-denoise, or a labelled set.")
         if any(v not in (0, *corruptions.SEVERITIES) for v in levels):
             raise InvalidInput("Severities are whole numbers from 0 (clean) to 5.")
     sweep = Sweep(tuple(models), clean, corruption, tuple(levels))

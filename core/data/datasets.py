@@ -81,6 +81,7 @@ class DatasetInfo:
     operation: str | None
     description: str
     params: dict  # parameter -> default
+    corruptible: bool = False  # images may be corrupted ({"corruption", "severity"}) with the targets unchanged
 
 
 _BUILDERS: dict[str, tuple[DatasetInfo, Callable[..., Dataset]]] = {}
@@ -93,9 +94,9 @@ def register_upload_loader(load: Callable[[str], Dataset]) -> None:
     _UPLOADS[:] = [load]
 
 
-def _register(name, title, task, description, operation=None, **params):
+def _register(name, title, task, description, operation=None, corruptible=False, **params):
     def wrap(fn):
-        _BUILDERS[name] = (DatasetInfo(name, title, task, operation, description, params), fn)
+        _BUILDERS[name] = (DatasetInfo(name, title, task, operation, description, params, corruptible), fn)
         return fn
     return wrap
 
@@ -208,30 +209,33 @@ def canonical_spec(spec: dict) -> dict:
         raise InvalidInput("A dataset is chosen by name.")
     name = spec["name"]
     if name == "upload":
+        if any(k in spec for k in CORRUPTION_KEYS):
+            raise InvalidInput("Uploaded datasets are not corrupted; benchmark a builtin set at a corruption level.")
         return {"name": "upload", "id": str(spec.get("id", ""))}
     if name not in _BUILDERS:
         raise InvalidInput(f"Unknown dataset {name!r}; choose one of {', '.join(_BUILDERS)} or an upload.")
     info = _BUILDERS[name][0]
-    corruptible = info.task in CORRUPTIBLE_TASKS
-    unknown = set(spec) - set(info.params) - {"name"} - (set(CORRUPTION_KEYS) if corruptible else set())
+    unknown = set(spec) - set(info.params) - {"name"} - (set(CORRUPTION_KEYS) if info.corruptible else set())
     if unknown:
         raise InvalidInput(f"Dataset {name} has no parameter {', '.join(sorted(unknown))}.")
     try:
         out = {"name": name, **{k: type(v)(spec.get(k, v)) for k, v in info.params.items()}}
     except (TypeError, ValueError):
         raise InvalidInput(f"A parameter of dataset {name} has the wrong type.") from None
-    return out | (_corruption_keys(spec) if corruptible else {})
+    return out | (_corruption_keys(spec) if info.corruptible else {})
 
 
-# Images of these tasks can be corrupted ({"corruption": "jpeg", "severity": 3}) with their targets unchanged;
-# restoration sets carry their own degradation, and generation sets are references.
-CORRUPTIBLE_TASKS = ("classification", "detection", "segmentation")
+# Labelled sets may be corrupted ({"corruption": "jpeg", "severity": 3}) with their targets unchanged (registered
+# corruptible=True); restoration sets carry their own degradation, and generation sets are references.
 CORRUPTION_KEYS = ("corruption", "severity")
 
 
 def _corruption_keys(spec: dict) -> dict:
     """{"corruption", "severity"} checked; {} for the clean set (severity 0 or none), so it keeps its plain name."""
-    severity = _int(spec, "severity", 0, 0, len(corruptions.SEVERITIES))
+    raw = spec.get("severity", 0)
+    if isinstance(raw, bool) or not re.fullmatch(r"\d+(\.0*)?", str(raw).strip()):
+        raise InvalidInput("Dataset parameter severity must be a whole number from 0 (clean) to 5.")
+    severity = _int({"severity": int(float(raw))}, "severity", 0, 0, len(corruptions.SEVERITIES))
     if severity == 0:
         return {}
     if "corruption" not in spec:
@@ -274,7 +278,7 @@ def digits_split(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @_register("digits", "sklearn digits (test split, 360 images)", "classification",
-           "The last 20% of sklearn's 1797 8x8 handwritten digits, upsampled to 32x32 RGB.", limit=360)
+           "The last 20% of sklearn's 1797 8x8 handwritten digits, upsampled to 32x32 RGB.", corruptible=True, limit=360)
 def _build_digits(spec):
     images, target = digits_split("test")
     n = _int(spec, "limit", 360, 1, len(images))
@@ -299,21 +303,21 @@ def _shape_scenes(spec, size=64, **kw):
 
 
 @_register("shapes-classify", "Synthetic shapes, one per image", "classification",
-           "64x64 images holding one circle, square or triangle; the label is its shape.", count=120, seed=0)
+           "64x64 images holding one circle, square or triangle; the label is its shape.", corruptible=True, count=120, seed=0)
 def _build_shapes_classify(spec):
     samples = [Sample(k, s.image, int(s.labels[0]) - 1) for k, s in _shape_scenes(spec, max_shapes=1)]
     return Dataset(spec, describe(spec), "classification", "synthetic", samples, SHAPE_NAMES)
 
 
 @_register("shapes-detect", "Synthetic shapes with boxes", "detection",
-           "64x64 images with 1-3 shapes; boxes exact from the drawn masks.", count=64, seed=0)
+           "64x64 images with 1-3 shapes; boxes exact from the drawn masks.", corruptible=True, count=64, seed=0)
 def _build_shapes_detect(spec):
     samples = [Sample(k, s.image, ImageTruth(s.labels, s.boxes)) for k, s in _shape_scenes(spec)]
     return Dataset(spec, describe(spec), "detection", "synthetic", samples, SHAPES_CATEGORIES)
 
 
 @_register("shapes-semantic", "Synthetic shapes with class masks", "segmentation",
-           "64x64 images with 1-3 shapes; per-pixel class ids (0 background).", operation="semantic", count=64, seed=0)
+           "64x64 images with 1-3 shapes; per-pixel class ids (0 background).", operation="semantic", corruptible=True, count=64, seed=0)
 def _build_shapes_semantic(spec):
     samples = [Sample(k, s.image, s.semantic) for k, s in _shape_scenes(spec)]
     return Dataset(spec, describe(spec), "segmentation", "synthetic", samples, SHAPES_CATEGORIES,
@@ -321,7 +325,7 @@ def _build_shapes_semantic(spec):
 
 
 @_register("shapes-instance", "Synthetic shapes with instance masks", "segmentation",
-           "64x64 images with 1-3 shapes; one exact mask per shape.", operation="instance", count=64, seed=0)
+           "64x64 images with 1-3 shapes; one exact mask per shape.", operation="instance", corruptible=True, count=64, seed=0)
 def _build_shapes_instance(spec):
     samples = [Sample(k, s.image, ImageTruth(s.labels, s.boxes), ImageTruth(s.labels, s.masks)) for k, s in _shape_scenes(spec)]
     return Dataset(spec, describe(spec), "segmentation", "synthetic", samples, SHAPES_CATEGORIES,
@@ -396,7 +400,7 @@ LABELLED_PHOTOS = {"camera": "tripod", "chelsea": "tabby, tabby cat", "coffee": 
            "Five real photos whose subject is an ImageNet class (camera on a tripod, Chelsea the tabby cat, an "
            "espresso, a rocket launch, a Chinese palace), each as the whole photo plus views-1 random crops "
            "(35-100% of the area, some mirrored), long side <= max_side.",
-           views=8, seed=0, max_side=256)
+           corruptible=True, views=8, seed=0, max_side=256)
 def _build_photos_classify(spec):
     views = _int(spec, "views", 8, 1, 32)
     seed = _int(spec, "seed", 0, 0, 2**31 - 1)

@@ -15,6 +15,8 @@ column to its detections above the threshold.
 from __future__ import annotations
 
 import io
+import math
+import zipfile
 from dataclasses import dataclass
 from collections.abc import Sequence
 
@@ -26,7 +28,7 @@ from core.metrics.detection import AREA_RANGES, IOU_THRESHOLDS, MAX_DETS, box_ar
 
 MIN_PAIR_IOU = float(IOU_THRESHOLDS[0])  # cross-class overlaps below the lowest threshold can never count
 ARTIFACT = "detection_matches"  # the name a run stores its table under
-MAX_BYTES = 32 * 1024 * 1024  # a larger table is not stored (the run still is): ~600k detections
+MAX_BYTES = 64 * 1024 * 1024  # arrays larger than this (about 1.2M detections) are not stored; the run still is
 _FIELDS = ("det_image", "det_class", "det_score", "det_gt", "det_ignored", "gt_image", "gt_class", "gt_ignored",
            "pair_det", "pair_gt", "pair_iou")
 
@@ -50,11 +52,15 @@ class MatchTable:
     gt_ignored: np.ndarray  # bool (G,): crowd, or outside the area range; never a miss
     pair_det: np.ndarray  # int32 (P,)
     pair_gt: np.ndarray  # int32 (P,)
-    pair_iou: np.ndarray  # float32 (P,)
+    pair_iou: np.ndarray  # float64 (P,): compared with the thresholds exactly as the COCO matching compares
 
     def num_gt(self) -> np.ndarray:
         """Objects per class that count (not crowd)."""
         return np.bincount(self.gt_class[~self.gt_ignored], minlength=len(self.class_names))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, f).nbytes for f in _FIELDS)
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
@@ -64,11 +70,27 @@ class MatchTable:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> MatchTable:
+        """A stored table, checked: arrays that do not fit together are refused like unreadable bytes."""
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                return cls(tuple(str(n) for n in z["class_names"]), int(z["num_images"]), *(z[f] for f in _FIELDS))
-        except (ValueError, KeyError, OSError) as exc:
+                table = cls(tuple(str(n) for n in z["class_names"]), int(z["num_images"]), *(z[f] for f in _FIELDS))
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise InvalidInput("This run's stored matches are unreadable; benchmark the model again.") from exc
+        if not table._consistent():
+            raise InvalidInput("This run's stored matches are unreadable; benchmark the model again.")
+        return table
+
+    def _consistent(self) -> bool:
+        n, g, p, k = len(self.det_score), len(self.gt_class), len(self.pair_iou), len(self.class_names)
+        shapes = ([a.shape == (n,) for a in (self.det_image, self.det_class, self.det_score)]
+                  + [a.shape == (n, len(IOU_THRESHOLDS)) for a in (self.det_gt, self.det_ignored)]
+                  + [a.shape == (g,) for a in (self.gt_image, self.gt_class, self.gt_ignored)]
+                  + [a.shape == (p,) for a in (self.pair_det, self.pair_gt)])
+        if not all(shapes):
+            return False
+        in_range = [(self.det_class, k), (self.gt_class, k), (self.pair_det, n), (self.pair_gt, g)]
+        return (all(a.size == 0 or (a.min() >= 0 and a.max() < hi) for a, hi in in_range)
+                and (self.det_gt.size == 0 or (self.det_gt.min() >= -1 and self.det_gt.max() < g)))
 
 
 def build(preds: Sequence[ImagePred], truths: Sequence[ImageTruth], class_names: Sequence[str]) -> MatchTable:
@@ -133,11 +155,13 @@ def build(preds: Sequence[ImagePred], truths: Sequence[ImageTruth], class_names:
         cat(det_parts, 0, np.int32), cat(det_parts, 1, np.int32), cat(det_parts, 2, np.float64),
         cat(det_parts, 3, np.int32, (t_count,)), cat(det_parts, 4, bool, (t_count,)),
         cat(gt_parts, 0, np.int32), cat(gt_parts, 1, np.int32), cat(gt_parts, 2, bool),
-        cat(pairs, 0, np.int32), cat(pairs, 1, np.int32), cat(pairs, 2, np.float32))
+        cat(pairs, 0, np.int32), cat(pairs, 1, np.int32), cat(pairs, 2, np.float64))
 
 
 def threshold_index(iou: float) -> int:
     """The position of an IoU threshold among COCO's .50:.05:.95 (the only ones matches are stored for)."""
+    if not math.isfinite(float(iou)):
+        raise InvalidInput(f"The IoU threshold must be one of {', '.join(f'{t:.2f}' for t in IOU_THRESHOLDS)}.")
     idx = int(np.argmin(np.abs(IOU_THRESHOLDS - float(iou))))
     if abs(IOU_THRESHOLDS[idx] - float(iou)) > 1e-6:
         raise InvalidInput(f"The IoU threshold must be one of {', '.join(f'{t:.2f}' for t in IOU_THRESHOLDS)}.")
@@ -177,7 +201,8 @@ def at(table: MatchTable, iou: float, score: float) -> OperatingPoint:
     gt_free = ~table.gt_ignored.copy()
     gt_free[table.det_gt[matched, t]] = False
     det_free = active & ~matched
-    sel = (table.pair_iou >= IOU_THRESHOLDS[t] - 1e-9) & det_free[table.pair_det] & gt_free[table.pair_gt]
+    least = min(float(IOU_THRESHOLDS[t]), 1 - 1e-10)  # the COCO matching's own rule (detection.match_image)
+    sel = (table.pair_iou >= least) & det_free[table.pair_det] & gt_free[table.pair_gt]
     order = np.flatnonzero(sel)[np.argsort(-table.pair_iou[sel], kind="stable")]
     for i in order:  # leftovers only: a handful of pairs
         d, g = table.pair_det[i], table.pair_gt[i]

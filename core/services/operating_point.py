@@ -14,7 +14,7 @@ from core.metrics import operating_points as ops
 from core.metrics.detection import IOU_THRESHOLDS
 from core.services.compare import run_report
 from core.store import ensure_store
-from db import repository
+from db import analytics, repository
 
 IOU_CHOICES = tuple(round(float(t), 2) for t in IOU_THRESHOLDS)
 MISSED, BACKGROUND = "missed (no detection)", "background (no object)"
@@ -49,8 +49,9 @@ class Explored:
 
 
 @lru_cache(maxsize=16)
-def _table(url: str, run_id: int) -> ops.MatchTable | None:
-    """A run's match table, read once per process (a stored run never changes)."""
+def _table(url: str, run_id: int, stamp: str | None) -> ops.MatchTable | None:
+    """A run's match table, read once per process (a stored run never changes; its creation time is in the key
+    because SQLite may give a deleted run's id to the next one)."""
     data = repository.run_artifact(url, run_id, ops.ARTIFACT)
     return None if data is None else ops.MatchTable.from_bytes(data)
 
@@ -58,11 +59,19 @@ def _table(url: str, run_id: int) -> ops.MatchTable | None:
 def match_table(run_id: int) -> tuple[str, ops.MatchTable]:
     """The run's model name and match table."""
     report = run_report(run_id)  # refuses a run that does not exist
-    table = _table(ensure_store(), int(run_id))
+    url = ensure_store()
+    table = _table(url, int(run_id), repository.run_stamp(url, int(run_id)))
     if table is None:
         raise InvalidInput(f"Run #{int(run_id)} of {report.model} has no stored matches (it is not a detection run, "
                            "or was stored before the explorer existed): benchmark the model again to explore it.")
     return report.model, table
+
+
+def stored_threshold(run_id: int) -> float:
+    """The score threshold the run's own P/R/F1 were taken at (the explorer starts there)."""
+    found = analytics.run_outputs(ensure_store(), [int(run_id)])
+    value = found.get(int(run_id), {}).get("params", {}).get("score_threshold", 0.5)
+    return float(value) if isinstance(value, (int, float)) and 0 <= value <= 1 else 0.5
 
 
 def explore(run_id: int, iou: float = 0.5, score: float = 0.5) -> Explored:

@@ -11,7 +11,7 @@ import pandas as pd
 from core.benchmark.robustness import NOISE_AXIS, NOISE_SET, Sweep, default_levels, plan_sweep, run_sweep
 from core.benchmark.run import require_weights
 from core.data import corruptions
-from core.data.datasets import CORRUPTIBLE_TASKS, list_datasets
+from core.data.datasets import list_datasets
 from core.engine import pick_device
 from core.errors import InvalidInput
 from core.jobs import runner
@@ -41,7 +41,7 @@ def corruption_choices(dataset: str) -> list[str]:
     if dataset == NOISE_SET:
         return [NOISE_AXIS]
     info = next((d for d in list_datasets() if d.name == dataset), None)
-    return list(corruptions.CORRUPTIONS) if info is not None and info.task in CORRUPTIBLE_TASKS else []
+    return list(corruptions.CORRUPTIONS) if info is not None and info.corruptible else []
 
 
 def levels_for(corruption: str) -> tuple[float, ...]:
@@ -124,6 +124,10 @@ def curves_of(job_id: int, title: str, result: dict[str, Any], metric: str | Non
     runs = pd.DataFrame([r for r in result.get("runs", []) if r.get("run_id") is not None],
                         columns=["level", "model", "run_id", "error"])
     values = analytics.run_metric_values(ensure_store(), runs["run_id"].astype(int).tolist())
+    # a run deleted since (SQLite may give its id to a later run) must not lend the curve another model's number
+    owners = values.drop_duplicates("run_id").set_index("run_id")["model"]
+    runs = runs[[owners.get(r) == m for r, m in zip(runs["run_id"], runs["model"])]]
+    values = values[values["run_id"].isin(runs["run_id"])]
     quality = sorted(m for m in values["metric"].unique() if metric_registry.kind(m) == "quality")
     task = get_spec(sweep.models[0]).task
     headline = next((m for m in get_task(task).headline if m in quality), quality[0] if quality else None)
@@ -147,9 +151,9 @@ def curves_of(job_id: int, title: str, result: dict[str, Any], metric: str | Non
 
 def run_here(models: list[str], dataset: dict, corruption: str, levels: list[float] | None = None,
              params: dict[str, Any] | None = None, *, allow_random: bool = False, device: str | None = None,
-             log=None) -> SweepCurves:
+             metric: str | None = None, log=None) -> SweepCurves:
     """A sweep run in this process (the CLI): the same plan, runs stored the same way, no job row."""
     require_weights(models, allow_random)
     sweep, title = plan_sweep(models, dataset, corruption, levels, (params or {}).get("limit"))
     result = run_sweep(sweep, params, allow_random=allow_random, device=str(pick_device(device)), log=log)
-    return curves_of(0, title, result)
+    return curves_of(0, title, result, metric)

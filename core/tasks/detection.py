@@ -144,8 +144,8 @@ def evaluate_detections(engine: Engine, loaded: LoadedModel, ds: Dataset, batch_
                                     score_threshold=score_threshold)
         mask_metrics, mask_tables = _detection_values(mrep, ds.categories, "mask_")
         metrics = mask_metrics + metrics
-    matches = operating_points.build(box_preds, [s.target for s in ds.samples], ds.categories).to_bytes()
-    artifacts = {operating_points.ARTIFACT: matches} if len(matches) <= operating_points.MAX_BYTES else {}
+    matches = operating_points.build(box_preds, [s.target for s in ds.samples], ds.categories)
+    artifacts = {operating_points.ARTIFACT: matches.to_bytes()} if matches.nbytes <= operating_points.MAX_BYTES else {}
     return Evaluation(metrics, per_image, EvaluationOutputs.of_detection(boxes, mask_tables), stats,
                       {"score_threshold": score_threshold}, artifacts)
 
