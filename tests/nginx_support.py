@@ -147,6 +147,7 @@ def forging_relay(target_url: str, forged: dict[str, str]):
     listener.listen(64)
     listener.settimeout(0.2)
     stop = threading.Event()
+    open_upstreams: list[socket.socket] = []  # closed when the relay stops, so nginx logs every connection then
 
     def pump(src: socket.socket, dst: socket.socket) -> None:
         try:
@@ -162,6 +163,7 @@ def forging_relay(target_url: str, forged: dict[str, str]):
 
     def relay(client: socket.socket) -> None:
         with client, socket.create_connection(("127.0.0.1", target_port)) as upstream:
+            open_upstreams.append(upstream)
             back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
             back.start()
             buffer = b""
@@ -214,3 +216,8 @@ def forging_relay(target_url: str, forged: dict[str, str]):
         stop.set()
         server.join(5)
         listener.close()
+        for sock in open_upstreams:  # a websocket is logged by nginx only once it closes: close it now, not whenever
+            try:                     # the browser's close has made its way through a loaded machine
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
