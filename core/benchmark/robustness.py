@@ -38,6 +38,11 @@ class Sweep:
         return "noise σ (0-255)" if self.corruption == NOISE_AXIS else "severity (0 = clean)"
 
     @property
+    def axis_name(self) -> str:
+        """The level's name in a message: "noise σ", "severity"."""
+        return self.axis.split(" (")[0]
+
+    @property
     def corruption_title(self) -> str:
         return "Gaussian noise of the photos" if self.corruption == NOISE_AXIS else corruptions.get(self.corruption).title
 
@@ -84,7 +89,7 @@ def plan_sweep(models: list[str], dataset: dict, corruption: str, levels: list[f
             raise InvalidInput("Severities are whole numbers from 0 (clean) to 5.")
     sweep = Sweep(tuple(models), clean, corruption, tuple(levels))
     params = {"limit": limit} if limit else None
-    p, ds, _ = plan(list(models), sweep.dataset_at(levels[-1]), params)  # also checks every model fits the set
+    _, ds, _ = plan(list(models), sweep.dataset_at(levels[-1]), params)  # also checks every model fits the set
     work = len(models) * len(levels) * len(ds.samples)
     if work > MAX_IMAGES:
         raise InvalidInput(f"This sweep would score {work} images (models x levels x images); at most {MAX_IMAGES}.")
@@ -102,7 +107,7 @@ def run_sweep(sweep: Sweep, params: dict[str, Any] | None, *, allow_random: bool
     report = progress or (lambda fraction, message, force=False: None)
     runs, n = [], len(sweep.levels)
     for li, level in enumerate(sweep.levels):
-        words = f"level {li + 1}/{n} ({sweep.axis.split(' (')[0]} {level:g})"
+        words = f"level {li + 1}/{n} ({sweep.axis_name} {level:g})"
 
         def step(fraction: float, message: str, force: bool = False, li=li, words=words) -> None:
             report((li + fraction) / n, f"{words}: {message}", force)
@@ -114,7 +119,7 @@ def run_sweep(sweep: Sweep, params: dict[str, Any] | None, *, allow_random: bool
     if not ok:
         raise InvalidInput("No model could be benchmarked at any level: " +
                            "; ".join(f"{r['model']}: {r['error']}" for r in runs[:5]))
-    errors = {f"{r['model']} at {sweep.axis.split(' (')[0]} {r['level']:g}": r["error"] for r in runs if r["error"]}
+    errors = {f"{r['model']} at {sweep.axis_name} {r['level']:g}": r["error"] for r in runs if r["error"]}
     return {"sweep": sweep.as_json(), "runs": runs, "run_ids": [r["run_id"] for r in ok], "errors": errors}
 
 

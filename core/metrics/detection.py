@@ -100,23 +100,29 @@ def match_image(ious: np.ndarray, crowd: np.ndarray, gt_ignore: np.ndarray, det_
     return matched, ignored, taken_by
 
 
+def image_ignores(pred: ImagePred, truth: ImageTruth, area_fn: Callable, area_range: tuple[float, float]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's crowd flags, the ground truth COCO ignores in `area_range` (crowd, or its area outside: the
+    annotated `area` where given, else the geometry's) and the detections whose area lies outside the range."""
+    crowd = np.zeros(len(truth.labels), bool) if truth.crowd is None else np.asarray(truth.crowd, bool)
+    lo, hi = area_range
+    gt_area = area_fn(truth.geoms) if len(truth.labels) else np.zeros(0)
+    if truth.areas is not None:  # COCO's annotated area where given (NaN: none)
+        given = np.asarray(truth.areas, np.float64)
+        gt_area = np.where(np.isfinite(given), given, gt_area)
+    det_area = area_fn(pred.geoms) if len(pred.labels) else np.zeros(0)
+    return crowd, crowd | (gt_area < lo) | (gt_area > hi), (det_area < lo) | (det_area > hi)
+
+
 def _collect(preds: Sequence[ImagePred], truths: Sequence[ImageTruth], num_classes: int, iou_fn: Callable,
              area_fn: Callable, thresholds: np.ndarray, area_range: tuple[float, float]) -> list[_ClassMatches]:
     if len(preds) != len(truths):
         raise InvalidInput(f"{len(preds)} prediction sets for {len(truths)} images.")
     per_class = [_ClassMatches() for _ in range(num_classes)]
     for pred, truth in zip(preds, truths):
-        crowd_all = np.zeros(len(truth.labels), bool) if truth.crowd is None else np.asarray(truth.crowd, bool)
         t_labels, p_labels = np.asarray(truth.labels, np.int64), np.asarray(pred.labels, np.int64)
         p_scores = np.asarray(pred.scores, np.float64)
-        lo, hi = area_range
-        gt_area = area_fn(truth.geoms) if len(t_labels) else np.zeros(0)
-        if truth.areas is not None:  # COCO's annotated area where given (NaN: none)
-            given = np.asarray(truth.areas, np.float64)
-            gt_area = np.where(np.isfinite(given), given, gt_area)
-        ignore_all = crowd_all | (gt_area < lo) | (gt_area > hi)
-        det_area = area_fn(pred.geoms) if len(p_labels) else np.zeros(0)
-        det_outside_all = (det_area < lo) | (det_area > hi)
+        crowd_all, ignore_all, det_outside_all = image_ignores(pred, truth, area_fn, area_range)
         for c in np.union1d(t_labels, p_labels):
             if not 0 <= c < num_classes:
                 raise InvalidInput(f"Class id {c} outside the {num_classes} classes of the dataset.")

@@ -24,7 +24,7 @@ import numpy as np
 
 from core.annotations import ImagePred, ImageTruth
 from core.errors import InvalidInput
-from core.metrics.detection import AREA_RANGES, IOU_THRESHOLDS, MAX_DETS, box_area, box_iou, match_image
+from core.metrics.detection import AREA_RANGES, IOU_THRESHOLDS, MAX_DETS, box_area, box_iou, image_ignores, match_image
 
 MIN_PAIR_IOU = float(IOU_THRESHOLDS[0])  # cross-class overlaps below the lowest threshold can never count
 ARTIFACT = "detection_matches"  # the name a run stores its table under
@@ -98,7 +98,6 @@ def build(preds: Sequence[ImagePred], truths: Sequence[ImageTruth], class_names:
     if len(preds) != len(truths):
         raise InvalidInput(f"{len(preds)} prediction sets for {len(truths)} images.")
     num_classes, t_count = len(class_names), len(IOU_THRESHOLDS)
-    lo, hi = AREA_RANGES["all"]
     det_parts: list[tuple] = []
     gt_parts: list[tuple] = []
     pairs: list[tuple] = []
@@ -110,32 +109,22 @@ def build(preds: Sequence[ImagePred], truths: Sequence[ImageTruth], class_names:
         p_scores = np.asarray(pred.scores, np.float64)
         gt_boxes = np.asarray(truth.geoms, np.float64).reshape(-1, 4)
         det_boxes = np.asarray(pred.geoms, np.float64).reshape(-1, 4)
-        crowd = np.zeros(len(t_labels), bool) if truth.crowd is None else np.asarray(truth.crowd, bool)
-        gt_area = box_area(gt_boxes)
-        if truth.areas is not None:
-            given = np.asarray(truth.areas, np.float64)
-            gt_area = np.where(np.isfinite(given), given, gt_area)
-        gt_ignore = crowd | (gt_area < lo) | (gt_area > hi)
-        det_area = box_area(det_boxes)
-        kept: list[np.ndarray] = []
-        for c in np.unique(p_labels):
+        crowd, gt_ignore, det_outside = image_ignores(pred, truth, box_area, AREA_RANGES["all"])
+        kept, gts, ignores = [], [], []
+        for c in np.unique(p_labels):  # per class, in score order, the top MAX_DETS (as COCO)
             di = np.flatnonzero(p_labels == c)
-            kept.append(di[np.argsort(-p_scores[di], kind="stable")][:MAX_DETS])
-        keep = np.concatenate(kept) if kept else np.zeros(0, np.int64)
-        local = {int(d): k for k, d in enumerate(keep)}  # original index -> position in this image's kept list
-        det_gt = -np.ones((len(keep), t_count), np.int64)
-        det_ign = np.zeros((len(keep), t_count), bool)
-        for c in np.unique(p_labels):
+            di = di[np.argsort(-p_scores[di], kind="stable")][:MAX_DETS]
             gi = np.flatnonzero(t_labels == c)
             gi = gi[np.argsort(gt_ignore[gi], kind="stable")]  # not ignored first, as COCOeval
-            di = keep[p_labels[keep] == c]
             ious = box_iou(det_boxes[di], gt_boxes[gi], crowd[gi]) if len(gi) else np.zeros((len(di), 0))
-            _, ignored, taken_by = match_image(ious, crowd[gi], gt_ignore[gi], (det_area[di] < lo) | (det_area[di] > hi),
-                                               IOU_THRESHOLDS)
-            rows = np.array([local[int(d)] for d in di], np.int64)
-            det_ign[rows] = ignored.T
-            if len(gi):
-                det_gt[rows] = np.where(taken_by >= 0, gi[np.maximum(taken_by, 0)], -1).T
+            _, ignored, taken_by = match_image(ious, crowd[gi], gt_ignore[gi], det_outside[di], IOU_THRESHOLDS)
+            kept.append(di)
+            ignores.append(ignored.T)
+            gts.append(np.where(taken_by >= 0, gi[np.maximum(taken_by, 0)], -1).T if len(gi)
+                       else -np.ones((len(di), t_count), np.int64))
+        keep = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+        det_gt = np.concatenate(gts) if gts else np.zeros((0, t_count), np.int64)
+        det_ign = np.concatenate(ignores) if ignores else np.zeros((0, t_count), bool)
         det_gt = np.where(det_gt >= 0, det_gt + gt_offset, -1)
         det_parts.append((np.full(len(keep), img), p_labels[keep], p_scores[keep], det_gt, det_ign))
         gt_parts.append((np.full(len(t_labels), img), t_labels, gt_ignore))
