@@ -13,6 +13,7 @@ page = st.navigation(
                 st.Page("pages/benchmark.py", title="Benchmark", icon=":material/speed:"),
                 st.Page("pages/finetune.py", title="Fine-tune", icon=":material/tune:"),
                 st.Page("pages/experiments.py", title="Experiments", icon=":material/experiment:"),
+                st.Page("pages/arena.py", title="Arena", icon=":material/how_to_vote:"),
                 st.Page("pages/models.py", title="Models", icon=":material/model_training:")],
         "Analyse": [st.Page("pages/results.py", title="Results", icon=":material/table_chart:"),
                     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),

@@ -10,6 +10,8 @@
     python -m core robustness --model M [--model M2] --dataset D --corruption C [--levels 0,1,3,5] [--limit N] --json
     python -m core robustness --job ID [--metric M] --json         (a sweep the app ran)
     python -m core sweep [--id SWEEP] --json                        (an optimizer sweep: jobs and mean/spread)
+    python -m core arena [--round ID] [--votes] --json               (rounds; a round's standings or its votes)
+    python -m core arena --open TITLE --kind denoise --model M --model M2 --sample astronaut [--set sigma=25]
 
 Exit status 0 on success, 2 with a one-line reason on stderr when the input is refused, 1 when `bench` ran
 but every model failed (a script must not take "nothing was measured" for success).
@@ -274,6 +276,38 @@ def cmd_sweep(args) -> Any:
             "summary": services.sweep_summary(table).to_dict(orient="records")}
 
 
+def cmd_arena(args) -> Any:
+    """The operator of the server acts as its local admin here (whoever has this shell can read the store)."""
+    from core.data.builtin import builtin_image
+    from core.services import arena
+    from core.users import LOCAL
+
+    if args.open:
+        from core.engine import Engine
+
+        given = _parse_sets(args.set)
+        unknown = sorted(set(given) - set(arena.Settings.__dataclass_fields__))
+        if unknown:
+            raise InvalidInput(f"Unknown round setting {', '.join(unknown)}; known: "
+                               f"{', '.join(arena.Settings.__dataclass_fields__)}.")
+        try:
+            settings = arena.Settings(**{k: type(getattr(arena.Settings(), k))(v) for k, v in given.items()})
+        except (TypeError, ValueError):
+            raise InvalidInput("Round settings are numbers, e.g. --set sigma=25 --set max_side=128.") from None
+        images = [builtin_image(n) for n in args.sample or []]
+        new = arena.open_round(Engine(args.device or "auto"), title=args.open, kind=args.kind, images=images,
+                               models=args.model or [], settings=settings, user=LOCAL)
+        return {"round": new}
+    if args.round is None:
+        return [{"round": r.id, "title": r.title, "task": arena.kind_title(r), "status": r.status, "owner": r.owner,
+                 "models": len(r.models), "settings": r.params.get("words", "")} for r in arena.rounds()]
+    if args.votes:
+        return arena.votes_table(args.round, LOCAL).to_dict(orient="records")
+    board = arena.standings(args.round)
+    return {"votes": board.votes, "voters": board.voters, "standings": board.table.to_dict(orient="records"),
+            "agreement": [a.sentence() for a in board.agreements]}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Image Model Lab, headless.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -338,6 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="an optimizer sweep's jobs and each optimizer's mean and spread over repeats")
     p.add_argument("--id", help="the sweep id (default: the newest)")
     p.set_defaults(fn=cmd_sweep)
+    p = sub.add_parser("arena", help="arena rounds: list, standings and votes (export), or open one")
+    p.add_argument("--round", type=int)
+    p.add_argument("--votes", action="store_true", help="the round's votes instead of its standings")
+    p.add_argument("--open", metavar="TITLE", help="open a round with --kind, --model (2-6) and --sample photos")
+    p.add_argument("--kind", default="denoise", help="denoise, deblur, super-resolution, semantic, instance, detection")
+    p.add_argument("--model", action="append")
+    p.add_argument("--sample", action="append", help="a scikit-image sample photo, e.g. astronaut")
+    p.add_argument("--set", action="append", help="sigma, blur_sigma, scale, seed, score_threshold, max_side=value")
+    p.add_argument("--device", default=None)
+    p.set_defaults(fn=cmd_arena)
     for sp in sub.choices.values():
         sp.add_argument("--json", action="store_true", help="machine-readable output")
     return parser

@@ -179,3 +179,62 @@ class JobMetricRow(Base):
     value: Mapped[float | None] = mapped_column(Float)
     convention: Mapped[str | None] = mapped_column(String(600))  # how it was measured (None: stored before 0008)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ArenaRoundRow(Base):
+    """A round of the arena: a fixed set of images, a pool of models and the task's settings, opened by a teacher.
+    Everyone sees the same outputs (arena_pictures) and votes between pairs of them (arena_votes)."""
+
+    __tablename__ = "arena_rounds"
+    __table_args__ = (Index("ix_arena_rounds_status_created", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(120))
+    task: Mapped[str] = mapped_column(String(40))  # restoration | segmentation
+    operation: Mapped[str] = mapped_column(String(40))  # denoise | deblur | super-resolution | semantic | instance
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)  # degradation, working size, seed, model titles
+    models: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"names": [...], "titles": {...}}
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | closed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+
+class ArenaPictureRow(Base):
+    """One picture of a round: an image's input (what the models received), its clean reference (restoration), or
+    one model's output on it, as PNG bytes with the output's scores and timing."""
+
+    __tablename__ = "arena_pictures"
+    __table_args__ = (UniqueConstraint("round_id", "image_index", "role", "model", name="uq_arena_pictures_round_image"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("arena_rounds.id", ondelete="CASCADE"), index=True)
+    image_index: Mapped[int] = mapped_column(Integer)
+    image_name: Mapped[str] = mapped_column(String(120))
+    image_sha: Mapped[str] = mapped_column(String(64))  # of the image as decoded (RGB pixels)
+    role: Mapped[str] = mapped_column(String(20))  # input | reference | output
+    model: Mapped[str] = mapped_column(String(200), default="")  # "" for input and reference
+    png: Mapped[bytes] = mapped_column(LargeBinary)
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)  # psnr, ssim, lpips, latency_ms
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+
+
+class ArenaVoteRow(Base):
+    """One person's blind choice between two models' outputs of one image of a round; at most one per person, pair
+    (stored with model_a < model_b) and image: the unique constraint keeps it so under any race."""
+
+    __tablename__ = "arena_votes"
+    __table_args__ = (UniqueConstraint("round_id", "voter", "image_index", "model_a", "model_b",
+                                       name="uq_arena_votes_once"),
+                      Index("ix_arena_votes_round_id", "round_id", "id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("arena_rounds.id", ondelete="CASCADE"))
+    image_index: Mapped[int] = mapped_column(Integer)
+    image_sha: Mapped[str] = mapped_column(String(64))
+    model_a: Mapped[str] = mapped_column(String(200))
+    model_b: Mapped[str] = mapped_column(String(200))
+    winner: Mapped[str] = mapped_column(String(10))  # a | b | tie
+    left: Mapped[str] = mapped_column(String(200))  # the model shown on the left (a side bias can be checked)
+    voter: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

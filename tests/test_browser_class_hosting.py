@@ -413,3 +413,48 @@ def test_only_an_admin_points_a_shared_model_at_a_weights_file(visit):
     assert bob.get_by_role("button", name="Use this file").count() == 0
     assert bob.get_by_role("button", name="Forget the file").count() == 0
     assert _keyed(bob, "wpath_path").count() == 0
+
+
+def test_a_class_votes_in_the_arena_and_each_vote_is_its_own(visit, hosted):
+    """The teacher opens a round in the browser; alice and bob vote blind through nginx, each under the name nginx
+    vouches for; alice's standings update live with bob's vote; a student has no round controls; a closed round
+    takes no more votes."""
+    from db import arena as rows
+
+    proxy, _, data_dir = hosted
+    teacher = visit("teacher", "/arena?view=rounds", "Arena")
+    teacher.get_by_label("Title").fill("Denoising in class")
+    teacher.get_by_label("Title").press("Enter")
+    settle(teacher)
+    teacher.get_by_role("button", name="Open round").click()
+    teacher.get_by_text(re.compile(r"Round #\d+ is open")).wait_for(timeout=180_000)
+    [found] = rows.rounds(_store(data_dir))
+    assert found.owner == "teacher" and len(found.models) == 4
+
+    alice = visit("alice", f"/arena?view=vote&round={found.id}", "Arena")
+    bob = visit("bob", f"/arena?view=vote&round={found.id}", "Arena")
+    alice.get_by_role("button", name="Left is better").click()
+    alice.get_by_text("Vote stored: you preferred", exact=False).wait_for()
+    settle(alice)
+    alice.goto(proxy.url + f"/arena?view=standings&round={found.id}")
+    alice.get_by_text("1 from 1 person").wait_for()
+    bob.get_by_role("button", name="Right is better").click()
+    bob.get_by_text("Vote stored: you preferred", exact=False).wait_for()
+    alice.get_by_text("2 from 2 people").wait_for(timeout=30_000)  # no reload: the standings poll
+    votes = rows.votes(_store(data_dir), found.id)
+    assert sorted(votes.voter) == ["alice", "bob"]
+
+    bob.goto(proxy.url + "/arena?view=rounds")
+    bob.get_by_text("Rounds are opened by a teacher", exact=False).wait_for()
+    settle(bob)
+    for label in ("Open round", "Close", "Delete"):
+        assert bob.get_by_role("button", name=label, exact=True).count() == 0
+
+    teacher.goto(proxy.url + "/arena?view=rounds")
+    teacher.get_by_role("button", name="Close", exact=True).click()
+    teacher.get_by_role("button", name="Reopen", exact=True).wait_for()
+    bob.goto(proxy.url + f"/arena?view=vote&round={found.id}")
+    bob.get_by_text("No round is open right now", exact=False).wait_for()
+    assert rows.get_round(_store(data_dir), found.id).status == "closed"
+    for page in (alice, bob, teacher):
+        assert page.get_by_text("Traceback").count() == 0

@@ -1,5 +1,7 @@
 """Links as a user opens them in Chromium: a deep link as a fresh server's first request, and link text that
 must stay plain text."""
+import re
+
 import pytest
 
 from ui.text import JOINER
@@ -132,3 +134,17 @@ def test_the_operating_point_follows_the_slider_and_the_link_keeps_it(page, serv
     page.get_by_text("Paired differences: is the gap real?").wait_for()
     settle(page)
     assert page.get_by_text(" − ", exact=False).filter(has_text="on PSNR (dB)").count() >= 1
+
+
+def test_a_camera_photo_is_answered_by_every_model_side_by_side(page, server):
+    """Chromium's fake camera (a moving test pattern) takes the photo; the denoisers answer it side by side."""
+    url, _ = server
+    page.goto(url + "/arena?view=side")
+    page.get_by_role("heading", name="Arena").wait_for()
+    settle(page)
+    page.get_by_role("button", name="Take Photo").click()
+    page.get_by_text("what the models received").wait_for(timeout=120_000)
+    settle(page)
+    captions = page.get_by_text(re.compile(r"^\d+ ms · PSNR [\d.]+ dB, SSIM [\d.]+"))
+    assert captions.count() == 4, page.content()[-3000:]  # the four denoisers with weights, by default
+    assert page.get_by_text("Traceback").count() == 0

@@ -1,0 +1,348 @@
+"""The arena's rounds: a teacher opens a round (a fixed set of images, a pool of models, the task's settings), the
+app computes every model's output on every image once and keeps them in the store, people vote blind between two
+outputs of the same image, and the standings put Bradley-Terry ratings beside PSNR/SSIM/LPIPS.
+
+Who may do what: anyone signed in votes (once per pair of models and image) and sees the standings; opening a
+round is for admins (the teacher), closing or deleting it for its owner or an admin. Per-voter names are in the
+export only for the round's owner and admins; everyone else gets the votes without names."""
+from __future__ import annotations
+
+import functools
+import io
+import random
+from dataclasses import asdict, dataclass
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from core.data.decode import DecodedImage, check_request, decode_image
+from core.engine import Engine
+from core.errors import InvalidInput
+from core.metrics import preference
+from core.metrics.registry import higher_is_better
+from core.services.arena_answers import KINDS, MAX_MODELS, MAX_SIDE, MIN_SIDE, VOTABLE, Settings, check_models, model_titles, side_by_side
+from core.store import ensure_store
+from core.users import NotAllowed, User, acting, require
+from db import arena as rows
+
+MAX_IMAGES = 6
+MAX_ROUNDS_PER_OWNER = 30
+CHOICES = ("left", "right", "tie")
+METRICS = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("lpips", "LPIPS"))
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def png_pixels(data: bytes) -> np.ndarray:
+    """A stored picture back as pixels, through the same safe decoder as uploads."""
+    return decode_image(data, "picture").pixels
+
+
+# ---- rounds -------------------------------------------------------------------------------------------------
+
+
+def open_round(engine: Engine, *, title: str, kind: str, images: list[DecodedImage], models: list[str],
+               settings: Settings = Settings(), user: User | None = None) -> int:
+    """Compute every model's output on every image and store the round, open for votes. Admins only."""
+    user = acting(user)
+    if not user.admin:
+        raise NotAllowed("Only a teacher (an admin of this server) can open a round.")
+    title = " ".join(str(title).split())[:120]
+    if not title:
+        raise InvalidInput("Give the round a title.")
+    spec = check_models(kind, models)
+    if kind not in VOTABLE:
+        raise InvalidInput(f"{spec.title} answers are words, not pictures, so they cannot be voted on blind.")
+    if len(models) < 2:
+        raise InvalidInput("A round compares at least two models.")
+    if not images:
+        raise InvalidInput("Add at least one image to the round.")
+    if len(images) > MAX_IMAGES:
+        raise InvalidInput(f"A round holds at most {MAX_IMAGES} images; {len(images)} were given.")
+    if len({img.sha256 for img in images}) != len(images):
+        raise InvalidInput("The same image was added twice.")
+    check_request(images)
+    settings.check()
+    url = ensure_store()
+    if rows.count_rounds(url, user.name) >= MAX_ROUNDS_PER_OWNER:
+        raise InvalidInput(f"You have {MAX_ROUNDS_PER_OWNER} rounds stored; delete an old one first.")
+    pictures: list[rows.Picture] = []
+    lpips_note = ""
+    for index, image in enumerate(images):
+        answer = side_by_side(engine, kind, image, models, settings, owner=user.name)  # weights required: no random
+        sha = answer.image.sha256
+        name = answer.image.name
+        pictures.append(rows.Picture(index, name, sha, "input", "", png_bytes(answer.input),
+                                     {k: v for k, v in answer.input_scores.items() if v is not None}, None))
+        if answer.reference is not None:
+            pictures.append(rows.Picture(index, name, sha, "reference", "", png_bytes(answer.reference), {}, None))
+        for a in answer.answers:
+            assert a.picture is not None
+            pictures.append(rows.Picture(index, name, sha, "output", a.model, png_bytes(a.picture),
+                                         {**a.scores, "latency_ms": a.latency_ms}, a.run_id))
+        lpips_note = lpips_note or answer.lpips_note
+    params = {**asdict(settings), "words": settings.words(kind), "lpips_missing": lpips_note}
+    return rows.create_round(url, title=title, owner=user.name, task=spec.task, operation=kind, params=params,
+                             models=list(models), titles=model_titles(spec), pictures=pictures)
+
+
+def rounds() -> list[rows.Round]:
+    return rows.rounds(ensure_store())
+
+
+def get_round(round_id: int) -> rows.Round:
+    found = rows.get_round(ensure_store(), int(round_id))
+    if found is None:
+        raise InvalidInput(f"There is no round #{int(round_id)}; it may have been deleted.")
+    return found
+
+
+def close_round(round_id: int, user: User | None = None) -> None:
+    found = get_round(round_id)
+    require(acting(user), found.owner, f"close round #{found.id}")
+    rows.set_status(ensure_store(), found.id, "closed")
+
+
+def reopen_round(round_id: int, user: User | None = None) -> None:
+    found = get_round(round_id)
+    require(acting(user), found.owner, f"reopen round #{found.id}")
+    rows.set_status(ensure_store(), found.id, "open")
+
+
+def delete_round(round_id: int, user: User | None = None) -> None:
+    found = get_round(round_id)
+    require(acting(user), found.owner, f"delete round #{found.id}")
+    rows.delete_round(ensure_store(), found.id)
+    _standings.cache_clear()
+
+
+def may_manage(found: rows.Round, user: User | None = None) -> bool:
+    u = acting(user)
+    return u.admin or (bool(found.owner) and found.owner == u.name)
+
+
+def title_of(found: rows.Round, model: str) -> str:
+    return found.titles.get(model, model)
+
+
+def kind_title(found: rows.Round) -> str:
+    return KINDS[found.operation].title if found.operation in KINDS else found.operation
+
+
+@functools.lru_cache(maxsize=16)
+def _pictures(url: str, round_id: int, created: str) -> dict[tuple[int, str, str], rows.Picture]:
+    """A round's pictures by (image_index, role, model); they never change once stored (the key carries the
+    round's creation time, so a new round that reuses a deleted round's id is not served the old pictures)."""
+    return {(p.image_index, p.role, p.model): p for p in rows.pictures(url, round_id)}
+
+
+def pictures(found: rows.Round) -> dict[tuple[int, str, str], rows.Picture]:
+    return _pictures(ensure_store(), found.id, found.created_at.isoformat())
+
+
+def images(found: rows.Round) -> list[tuple[int, str]]:
+    return sorted({(i, p.image_name) for (i, role, _), p in pictures(found).items() if role == "input"})
+
+
+# ---- votes --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Matchup:
+    """Two anonymous outputs of the same image, in the order shown."""
+
+    round_id: int
+    image_index: int
+    image_name: str
+    left: str
+    right: str
+    left_png: bytes
+    right_png: bytes
+    input_png: bytes
+    remaining: int  # pairs this voter has not voted on yet, this one included
+
+
+def _pairs(found: rows.Round) -> list[tuple[int, str, str]]:
+    have = pictures(found)
+    models = sorted(found.models)
+    return [(i, a, b) for i, _ in images(found) for a, b in combinations(models, 2)
+            if (i, "output", a) in have and (i, "output", b) in have]
+
+
+def next_matchup(round_id: int, user: User | None = None, rng: random.Random | None = None) -> Matchup | None:
+    """A pair this voter has not voted on, among those with the fewest votes from everyone (so votes spread over
+    all pairs), its sides in random order. None when the voter has voted on every pair."""
+    voter = acting(user).name
+    found = get_round(round_id)
+    url = ensure_store()
+    done = rows.voted(url, found.id, voter)
+    left_to_vote = [p for p in _pairs(found) if p not in done]
+    if not left_to_vote:
+        return None
+    counts = rows.pair_counts(url, found.id)
+    fewest = min(counts.get(p, 0) for p in left_to_vote)
+    rng = rng or random.Random()
+    i, a, b = rng.choice([p for p in left_to_vote if counts.get(p, 0) == fewest])
+    if rng.random() < 0.5:
+        a, b = b, a
+    have = pictures(found)
+    return Matchup(found.id, i, have[(i, "input", "")].image_name, a, b, have[(i, "output", a)].png,
+                   have[(i, "output", b)].png, have[(i, "input", "")].png, len(left_to_vote))
+
+
+def vote(round_id: int, image_index: int, left: str, right: str, choice: str, user: User | None = None) -> bool:
+    """Store one blind vote: `choice` is left, right or tie for the pair as it was shown. True once stored."""
+    voter = acting(user).name
+    found = get_round(round_id)
+    if not found.is_open:
+        raise InvalidInput(f"Round #{found.id} is closed; its votes are final.")
+    if choice not in CHOICES:
+        raise InvalidInput(f"A vote is one of {', '.join(CHOICES)}.")
+    have = pictures(found)
+    if left == right or left not in found.models or right not in found.models or \
+            (int(image_index), "output", left) not in have or (int(image_index), "output", right) not in have:
+        raise InvalidInput("That pair of pictures is not part of this round.")
+    a, b = sorted((left, right))
+    winner = "tie" if choice == "tie" else ("a" if (left if choice == "left" else right) == a else "b")
+    sha = have[(int(image_index), "input", "")].image_sha
+    stored = rows.add_vote(ensure_store(), rows.NewVote(found.id, int(image_index), sha, a, b, winner, left, voter))
+    if not stored:
+        raise InvalidInput("You already voted on this pair for this image; each person votes once per pair.")
+    return True
+
+
+# ---- standings ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    image_index: int
+    image_name: str
+    preferred: str  # the model people preferred
+    other: str
+    share: float  # of votes for `preferred`, ties counted half
+    votes: int
+    metric: str
+    preferred_value: float
+    other_value: float
+
+
+@dataclass(frozen=True)
+class Standings:
+    table: pd.DataFrame  # one row per model, best rated first
+    agreements: list[preference.Agreement]
+    disagreements: list[Disagreement]
+    votes: int
+    voters: int
+    left_share: float | None  # share of decisive votes that went to the left picture (a side bias check)
+
+
+def _metric_means(found: rows.Round) -> dict[str, dict[str, float | None]]:
+    """Mean of each score over the round's images, per model (PSNR: inf only when every image is exact)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for metric, _ in METRICS + (("latency_ms", ""),):
+        for model in found.models:
+            vals = [p.scores.get(metric) for (i, role, m), p in pictures(found).items() if role == "output" and m == model]
+            finite = [float(v) for v in vals if v is not None]
+            out.setdefault(metric, {})[model] = float(np.mean(finite)) if finite and len(finite) == len(vals) else None
+    return out
+
+
+def _disagreements(found: rows.Round, votes: pd.DataFrame, limit: int = 5) -> list[Disagreement]:
+    """Pairs (per image) where most voters preferred the model with the worse PSNR (or SSIM when PSNR ties), most
+    lopsided vote first."""
+    have = pictures(found)
+    out = []
+    for (i, a, b), group in votes.groupby(["image_index", "model_a", "model_b"]):
+        n = len(group)
+        share_a = float(((group.winner == "a").sum() + 0.5 * (group.winner == "tie").sum()) / n)
+        if share_a == 0.5:
+            continue
+        preferred, other = (a, b) if share_a > 0.5 else (b, a)
+        for metric, _ in METRICS[:2]:
+            pv, ov = have[(i, "output", preferred)].scores.get(metric), have[(i, "output", other)].scores.get(metric)
+            if pv is None or ov is None or pv == ov:
+                continue
+            if pv < ov:
+                out.append(Disagreement(int(i), have[(i, "input", "")].image_name, preferred, other,
+                                        max(share_a, 1 - share_a), n, metric, float(pv), float(ov)))
+            break
+    out.sort(key=lambda d: (-d.share, -d.votes, d.image_index))
+    return out[:limit]
+
+
+@functools.lru_cache(maxsize=32)
+def _standings(url: str, round_id: int, created: str, state: tuple[int, int]) -> Standings:
+    """Cached by the round's vote state (count, newest id): a room polling the page recomputes only when a vote
+    came in."""
+    found = get_round(round_id)
+    votes = rows.votes(url, round_id)
+    models = list(found.models)
+    index = {m: k for k, m in enumerate(models)}
+    fitted = preference.ratings(models, [preference.Vote(index[a], index[b], w) for a, b, w in
+                                         zip(votes.model_a, votes.model_b, votes.winner)], seed=round_id)
+    means = _metric_means(found)
+    table = pd.DataFrame({
+        "model": [title_of(found, m) for m in models],
+        "rating": fitted.rating, "low": fitted.low, "high": fitted.high,
+        "votes": fitted.votes.astype(int),
+        "win_rate": np.where(fitted.votes > 0, fitted.wins / np.maximum(fitted.votes, 1), np.nan),
+        **{metric: [means[metric][m] for m in models] for metric, _ in METRICS + (("latency_ms", ""),)},
+    })
+    table = table.iloc[fitted.order()].reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    rating = dict(zip(models, fitted.rating))
+    agreements = [preference.agreement(label, rating, means[metric], bool(higher_is_better(metric)))
+                  for metric, label in METRICS if any(v is not None for v in means[metric].values())]
+    decisive = votes[votes.winner != "tie"]
+    left_wins = ((decisive.winner == "a") == (decisive.left == decisive.model_a)).sum()
+    return Standings(table, agreements, _disagreements(found, votes) if len(votes) else [], len(votes),
+                     int(votes.voter.nunique()), float(left_wins / len(decisive)) if len(decisive) else None)
+
+
+def standings(round_id: int) -> Standings:
+    found = get_round(round_id)
+    url = ensure_store()
+    return _standings(url, found.id, found.created_at.isoformat(), rows.vote_state(url, found.id))
+
+
+def votes_table(round_id: int, user: User | None = None) -> pd.DataFrame:
+    """The round's votes in words, for export: image, the two models, which one won (or tie), which was shown on
+    the left, when; the voter's name only for the round's owner and admins."""
+    found = get_round(round_id)
+    votes = rows.votes(ensure_store(), found.id)
+    names = dict(images(found))
+    out = pd.DataFrame({
+        "vote": votes.id,
+        "image": [names.get(i, str(i)) for i in votes.image_index],
+        "image_sha256": votes.image_sha,
+        "model_a": [title_of(found, m) for m in votes.model_a],
+        "model_b": [title_of(found, m) for m in votes.model_b],
+        "preferred": [title_of(found, a if w == "a" else b) if w != "tie" else "tie"
+                      for a, b, w in zip(votes.model_a, votes.model_b, votes.winner)],
+        "shown_left": [title_of(found, m) for m in votes.left],
+        "time_utc": votes.created_at,
+    })
+    if may_manage(found, user):
+        out.insert(1, "voter", votes.voter)
+    return out
+
+
+def my_votes(round_id: int, user: User | None = None) -> int:
+    return len(rows.voted(ensure_store(), int(round_id), acting(user).name))
+
+
+def pair_total(found: rows.Round) -> int:
+    return len(_pairs(found))
+
+
+__all__ = ["CHOICES", "KINDS", "MAX_IMAGES", "MAX_MODELS", "MAX_SIDE", "METRICS", "MIN_SIDE", "VOTABLE", "Disagreement",
+           "Matchup", "Settings", "Standings", "close_round", "delete_round", "get_round", "images", "may_manage",
+           "my_votes", "next_matchup", "open_round", "pair_total", "pictures", "png_pixels", "reopen_round", "rounds",
+           "side_by_side", "standings", "title_of", "vote", "votes_table"]
