@@ -150,14 +150,16 @@ class Agreement:
     models: int
     spearman: float | None
     kendall: float | None
+    p_value: float | None = None  # Spearman's, two-sided: with a handful of models only a near-perfect order counts
 
     def sentence(self) -> str:
         if self.spearman is None and self.models < 3:
             return f"{self.metric}: fewer than three models have both a rating and a value, so no rank correlation."
         if self.spearman is None:
             return f"{self.metric}: all models tie on it or on the rating, so no rank correlation."
-        return (f"{self.metric}: Spearman ρ = {self.spearman:+.2f}, Kendall τ = {self.kendall:+.2f} over "
-                f"{self.models} models (+1: the metric orders the models as people did; −1: the reverse).")
+        return (f"{self.metric}: Spearman ρ = {self.spearman:+.2f} (p = {self.p_value:.2g}), Kendall τ = "
+                f"{self.kendall:+.2f} over {self.models} models (+1: the metric orders the models as people did; "
+                "−1: the reverse).")
 
 
 def agreement(metric: str, rating: dict[str, float], values: dict[str, float | None],
@@ -174,4 +176,6 @@ def agreement(metric: str, rating: dict[str, float], values: dict[str, float | N
         y = -y
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return Agreement(metric, len(names), None, None)
-    return Agreement(metric, len(names), float(stats.spearmanr(x, y).statistic), float(stats.kendalltau(x, y).statistic))
+    rho = stats.spearmanr(x, y)
+    return Agreement(metric, len(names), float(rho.statistic), float(stats.kendalltau(x, y).statistic),
+                     float(rho.pvalue))

@@ -10,6 +10,9 @@ from __future__ import annotations
 import functools
 import io
 import random
+import threading
+import time
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from itertools import combinations
 
@@ -119,7 +122,6 @@ def delete_round(round_id: int, user: User | None = None) -> None:
     found = get_round(round_id)
     require(acting(user), found.owner, f"delete round #{found.id}")
     rows.delete_round(ensure_store(), found.id)
-    _standings.cache_clear()
 
 
 def may_manage(found: rows.Round, user: User | None = None) -> bool:
@@ -258,10 +260,11 @@ def _disagreements(found: rows.Round, votes: pd.DataFrame, limit: int = 5) -> li
     """Pairs (per image) where most voters preferred the model with the worse PSNR (or SSIM when PSNR ties), most
     lopsided vote first."""
     have = pictures(found)
+    tally = votes.assign(a=votes.winner == "a", tie=votes.winner == "tie").groupby(
+        ["image_index", "model_a", "model_b"]).agg(n=("winner", "size"), a=("a", "sum"), tie=("tie", "sum"))
     out = []
-    for (i, a, b), group in votes.groupby(["image_index", "model_a", "model_b"]):
-        n = len(group)
-        share_a = float(((group.winner == "a").sum() + 0.5 * (group.winner == "tie").sum()) / n)
+    for (i, a, b), n, wins_a, ties in zip(tally.index, tally.n, tally.a, tally.tie):
+        share_a = float((wins_a + 0.5 * ties) / n)
         if share_a == 0.5:
             continue
         preferred, other = (a, b) if share_a > 0.5 else (b, a)
@@ -271,7 +274,7 @@ def _disagreements(found: rows.Round, votes: pd.DataFrame, limit: int = 5) -> li
                 continue
             if pv < ov:
                 out.append(Disagreement(int(i), have[(i, "input", "")].image_name, preferred, other,
-                                        max(share_a, 1 - share_a), n, metric, float(pv), float(ov)))
+                                        max(share_a, 1 - share_a), int(n), metric, float(pv), float(ov)))
             break
     out.sort(key=lambda d: (-d.share, -d.votes, d.image_index))
     return out[:limit]
@@ -306,10 +309,27 @@ def _standings(url: str, round_id: int, created: str, state: tuple[int, int]) ->
                      int(votes.voter.nunique()), float(left_wins / len(decisive)) if len(decisive) else None)
 
 
-def standings(round_id: int) -> Standings:
+FRESH_S = 1.0  # standings at most this old are served as they are: a room polling every few seconds while votes
+# pour in then costs one computation per second per round, not one per poll
+_LATEST: dict[tuple[str, int, str], tuple[float, Standings]] = {}
+_COMPUTING: defaultdict[tuple[str, int, str], threading.Lock] = defaultdict(threading.Lock)
+
+
+def standings(round_id: int, *, fresh_s: float = FRESH_S) -> Standings:
+    """The round's standings, at most `fresh_s` seconds old (0: as of now). One session computes them while the
+    others polling the same round wait for that result."""
     found = get_round(round_id)
     url = ensure_store()
-    return _standings(url, found.id, found.created_at.isoformat(), rows.vote_state(url, found.id))
+    key = (url, found.id, found.created_at.isoformat())
+    with _COMPUTING[key]:
+        hit = _LATEST.get(key)
+        if hit is not None and time.monotonic() - hit[0] < fresh_s:
+            return hit[1]
+        board = _standings(*key, rows.vote_state(url, found.id))
+        _LATEST[key] = (time.monotonic(), board)
+        while len(_LATEST) > 64:  # rounds polled at once; the oldest entry goes
+            _LATEST.pop(next(iter(_LATEST)))
+        return board
 
 
 def votes_table(round_id: int, user: User | None = None) -> pd.DataFrame:
