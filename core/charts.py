@@ -1,6 +1,8 @@
 """Plotly figures over stored results (no Streamlit here)."""
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -152,7 +154,8 @@ def experiment_curve(summary: pd.DataFrame, arms: list[str], title: str, x_label
 def preference_figure(table: pd.DataFrame, metric: str | None = None, metric_title: str = "") -> go.Figure:
     """Bradley-Terry ratings with their 95% bootstrap intervals, best at the top; beside them (second axis) the
     models' mean `metric` on the same images, when there is one."""
-    df = table.iloc[::-1]
+    df = table.iloc[::-1].copy()
+    df["model"] = [html.escape(str(m)) for m in df["model"]]  # titles are people's text; Plotly renders tags in labels
     fig = go.Figure(go.Scatter(
         x=df["rating"], y=df["model"], mode="markers", name="rating (Elo points)", marker=dict(size=11, color=TRAINED_COLOR),
         error_x=dict(type="data", symmetric=False, array=df["high"] - df["rating"], arrayminus=df["rating"] - df["low"]),

@@ -63,20 +63,41 @@ def _round(row: ArenaRoundRow) -> Round:
                  row.closed_at)
 
 
+def _add_pictures(s, round_id: int, pictures: list[Picture]) -> None:
+    s.add_all(ArenaPictureRow(round_id=round_id, image_index=p.image_index, image_name=p.image_name,
+                              image_sha=p.image_sha, role=p.role, model=p.model, png=p.png, scores=p.scores,
+                              run_id=p.run_id) for p in pictures)
+
+
 def create_round(url: str, *, title: str, owner: str | None, task: str, operation: str, params: dict[str, Any],
-                 models: list[str], titles: dict[str, str], pictures: list[Picture]) -> int:
-    """The round and all its pictures in one transaction: a round is never seen half built."""
+                 models: list[str], titles: dict[str, str], pictures: list[Picture], status: str = "open") -> int:
+    """The round and its pictures in one transaction."""
     def tx() -> int:
         with session_scope(url) as s:
             row = ArenaRoundRow(title=title, owner=owner, task=task, operation=operation, params=params,
-                                models={"names": models, "titles": titles}, status="open")
+                                models={"names": models, "titles": titles}, status=status)
             s.add(row)
             s.flush()
-            s.add_all(ArenaPictureRow(round_id=row.id, image_index=p.image_index, image_name=p.image_name,
-                                      image_sha=p.image_sha, role=p.role, model=p.model, png=p.png, scores=p.scores,
-                                      run_id=p.run_id) for p in pictures)
+            _add_pictures(s, row.id, pictures)
             return row.id
     return with_retry(tx)
+
+
+def finish_round(url: str, round_id: int, pictures: list[Picture], params: dict[str, Any], status: str) -> None:
+    """A preparing round gets its pictures (its source images go) and `status`, with `params` added, in one
+    transaction: nobody sees it half built. Nothing happens to a round that is no longer preparing (deleted)."""
+    def tx() -> None:
+        with session_scope(url) as s:
+            row = s.get(ArenaRoundRow, int(round_id), with_for_update=True)
+            if row is None or row.status != "preparing":
+                return
+            if pictures:
+                s.execute(delete(ArenaPictureRow).where(ArenaPictureRow.round_id == row.id,
+                                                        ArenaPictureRow.role == "source"))
+                _add_pictures(s, row.id, pictures)
+            row.params = {**(row.params or {}), **params}
+            row.status = status
+    with_retry(tx)
 
 
 def rounds(url: str, *, limit: int = 50) -> list[Round]:
@@ -123,24 +144,23 @@ def pictures(url: str, round_id: int) -> list[Picture]:
                 for r in rows]
 
 
-def round_bytes(url: str, round_id: int) -> int:
-    with session_scope(url) as s:
-        return int(s.scalar(select(func.coalesce(func.sum(func.length(ArenaPictureRow.png)), 0))
-                            .where(ArenaPictureRow.round_id == int(round_id))) or 0)
-
-
-def add_vote(url: str, vote: NewVote) -> bool:
-    """Store a vote; False when this voter already voted on this pair and image (the unique constraint decides,
-    so two tabs voting at once still store one)."""
-    def tx() -> bool:
+def add_vote(url: str, vote: NewVote) -> str:
+    """Store a vote while its round is open: "stored", "duplicate" (this voter already voted on this pair and
+    image; the unique constraint decides, so two tabs voting at once store one), "closed" or "gone". The round's
+    row is locked for the insert (PostgreSQL; SQLite has one writer at a time), so a round closed meanwhile takes
+    no vote after its close."""
+    def tx() -> str:
         try:
             with session_scope(url) as s:
+                status = s.scalar(select(ArenaRoundRow.status).where(ArenaRoundRow.id == vote.round_id).with_for_update())
+                if status != "open":
+                    return "gone" if status is None else "closed"
                 s.add(ArenaVoteRow(round_id=vote.round_id, image_index=vote.image_index, image_sha=vote.image_sha,
                                    model_a=vote.model_a, model_b=vote.model_b, winner=vote.winner, left=vote.left,
                                    voter=vote.voter))
-            return True
+            return "stored"
         except IntegrityError:
-            return False
+            return "duplicate"
     return with_retry(tx)
 
 

@@ -186,7 +186,9 @@ class ArenaRoundRow(Base):
     Everyone sees the same outputs (arena_pictures) and votes between pairs of them (arena_votes)."""
 
     __tablename__ = "arena_rounds"
-    __table_args__ = (Index("ix_arena_rounds_status_created", "status", "created_at"),)
+    # AUTOINCREMENT on SQLite: a deleted round's id is never given to a new one, so a link or an open tab that
+    # names a deleted round finds nothing rather than a stranger's round
+    __table_args__ = (Index("ix_arena_rounds_status_created", "status", "created_at"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(200))

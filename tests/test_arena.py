@@ -156,7 +156,7 @@ def test_each_person_votes_once_per_pair_and_image(round_id):
         assert arena.vote(round_id, m.image_index, m.left, m.right, "left", alice)
         with pytest.raises(Exception, match="already voted"):
             arena.vote(round_id, m.image_index, m.right, m.left, "tie", alice)  # shown the other way round
-    assert len(seen) == 6 and arena.my_votes(round_id, alice) == 6
+    assert len(seen) == 6 and len(arena.votes_table(round_id, alice, mine=True)) == 6
     first = arena.next_matchup(round_id, bob)
     assert first is not None and first.remaining == 6  # bob still has every pair
     board = arena.standings(round_id)
@@ -283,39 +283,38 @@ def test_standings_put_people_beside_psnr_and_name_the_disagreements(round_id):
 
 
 def _camera_page():
-    """The Arena's image source with the camera returning a crafted photo (AppTest cannot drive a real camera;
-    tests/test_browser_arena.py takes one with Chromium's fake camera)."""
-    import io as _io
-    import struct
-    import zlib
-
+    """The Arena's image source, the camera answering with the test's photo (AppTest cannot drive a real camera;
+    tests/test_browser_links.py takes one with Chromium's fake camera)."""
     import streamlit as st
 
     from ui import arena_views
 
-    def bomb() -> bytes:  # a valid PNG header claiming 20000 x 20000 pixels
-        def chunk(kind, data):
-            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
-        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
-
-    class Shot(_io.BytesIO):
-        name = "camera-photo.jpg"
-
-    payload = {"bomb": bomb(), "truncated": st.session_state.get("jpeg", b"")[:200],
-               "photo": st.session_state.get("jpeg", b"")}[st.session_state["which"]]
-    st.camera_input = lambda *a, **k: Shot(payload)
     images = arena_views.image_source("t")
     st.text(f"decoded {len(images)}" + (f" {images[0].size}" if images else ""))
 
 
+def _bomb() -> bytes:
+    """A valid PNG header claiming 20000 x 20000 pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+
+
 @pytest.mark.parametrize("which", ["bomb", "truncated", "photo"])
-def test_a_camera_photo_goes_through_the_upload_decoder(db_url, which):
+def test_a_camera_photo_goes_through_the_upload_decoder(db_url, monkeypatch, which):
     buf = io.BytesIO()
     Image.new("RGB", (40, 30), (200, 30, 30)).save(buf, "JPEG")
+    payload = {"bomb": _bomb(), "truncated": buf.getvalue()[:200], "photo": buf.getvalue()}[which]
+
+    class Shot(io.BytesIO):
+        name = "camera-photo.jpg"
+
+    monkeypatch.setattr("streamlit.camera_input", lambda *a, **k: Shot(payload))  # undone after the test
     at = AppTest.from_function(_camera_page, default_timeout=30)
-    at.session_state["which"] = which
-    at.session_state["jpeg"] = buf.getvalue()
     at.run()
     assert not at.exception
     texts = [t.value for t in at.text]
@@ -345,18 +344,35 @@ def test_arena_page_opens_a_round_votes_blind_and_shows_the_standings(db_url):
     models.set_value([o for o in models.options if "Gaussian" in o or "Median" in o]).run()
     at.button(key="round_open").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("Round #1 is open" in s.value for s in at.success)
-    assert at.query_params["round"] == ["1"] or at.query_params["round"] == "1"
+    assert any("queued" in s.value for s in at.success)
+    assert at.query_params["round"] in (["1"], "1")
+    from core.services import arena
+    from tests.test_pages import _wait_job_done
+
+    assert arena.get_round(1).status == "preparing"
+    job = services_jobs(arena.JOB_KIND)[0]
+    assert job.params == {"round": 1, "device": "cpu"} and job.title == "Arena round #1: Noise σ 30"
+    assert _wait_job_done(job.id).status == "done"
+    found = arena.get_round(1)
+    assert found.status == "open" and found.params["sigma"] == 30 and "seed" not in found.params["words"]
+    assert {role for _, role, _ in arena.pictures(found)} == {"input", "reference", "output"}  # sources gone
+    at.run()
+    assert not at.exception
+    assert any("Round #1 is ready" in t.value or "Denoise, open" in t.value for t in at.text)
 
     at.selectbox(key="arena_view").set_value("vote").run()
     assert [img.proto.imgs[0].caption for img in at.get("image")] == ["Left", "Right", ""]  # + the input
     captions = " ".join(c.value for c in at.caption)
     assert "1 pair left for you" in captions and "filter" not in shown(captions)  # names hidden before the vote
-    at.button(key="vote_left").click().run()
+    left_button = next(b for b in at.button if b.key.startswith("vote_left_"))
+    left_button.click().run()
     assert not at.exception
-    stored = shown(at.success[0].value)
-    assert stored.startswith("Vote stored: you preferred ") and "(left) over" in stored
+    assert [shown(m.value) for m in at.success] == ["Vote stored."]  # no names: the pictures recur in other pairs
     assert any("voted on every pair" in i.value for i in at.info)
+    mine = at.dataframe[0].value
+    assert list(mine.columns) == ["Image", "Model A", "Model B", "Preferred", "Shown on the left"]
+    preferred = mine["Preferred"].iloc[0]
+    assert preferred == mine["Shown on the left"].iloc[0] and "filter" in preferred  # now the names show
 
     at.selectbox(key="arena_view").set_value("standings").run()
     assert not at.exception
@@ -364,8 +380,13 @@ def test_arena_page_opens_a_round_votes_blind_and_shows_the_standings(db_url):
     table = at.dataframe[0].value
     assert list(table.columns[:4]) == ["Rank", "Model", "Rating (Elo points)", "95% interval, low"]
     assert "PSNR (dB)" in table.columns and sorted(table["Votes"]) == [1, 1]
-    preferred = stored.split("you preferred ")[1].split(" (left)")[0]
     assert table["Model"].iloc[0] == preferred
+
+
+def services_jobs(kind: str) -> list:
+    from core import services
+
+    return services.list_jobs(kind)
 
 
 def test_a_student_sees_no_round_controls_and_cannot_open_one(db_url, monkeypatch):
@@ -386,3 +407,100 @@ def test_a_student_sees_no_round_controls_and_cannot_open_one(db_url, monkeypatc
     labels = [b.label for b in at.button]
     assert "Open round" not in labels and "Close" not in labels and "Delete" not in labels
     assert any("opened by a teacher" in c.value for c in at.caption)
+
+
+def test_a_click_after_a_failed_vote_votes_for_nothing_unseen(round_id, monkeypatch):
+    """alice has two pairs left, one per image. The one on her screen gets voted from her other tab first: her click
+    here is refused, and a second click on the old buttons (still on screen) stores nothing for the pair she has
+    not seen yet."""
+    from core.services import arena
+
+    _, alice, _ = _users()
+    left_over = {(0, "gaussian_denoise", "median_denoise"), (1, "bilateral_denoise", "median_denoise")}
+    for i in (0, 1):
+        for a, b in [("bilateral_denoise", "gaussian_denoise"), ("bilateral_denoise", "median_denoise"),
+                     ("gaussian_denoise", "median_denoise")]:
+            if (i, a, b) not in left_over:
+                arena.vote(round_id, i, a, b, "tie", alice)
+    monkeypatch.setattr("ui.identity._resolve", lambda: alice)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["view"] = "vote"
+    at.query_params["round"] = str(round_id)
+    at.switch_page("pages/arena.py").run()
+    assert not at.exception
+    caption = next(shown(c.value) for c in at.caption if c.value.startswith("Image:"))
+    assert caption.endswith("2 pairs left for you")
+    on_screen = next(p for p in left_over if arena.images(arena.get_round(round_id))[p[0]][1] in caption)
+    arena.vote(round_id, on_screen[0], on_screen[1], on_screen[2], "left", alice)  # the other tab
+    old_left = next(b for b in at.button if b.key.startswith("vote_left_"))
+    old_left.click().run()
+    assert any("already voted" in shown(e.value) for e in at.error)
+    assert any(b.label == "Show the next pair" for b in at.button)
+    old_left.click().run()  # the same, now stale, button once more
+    assert not at.exception
+    mine = arena.votes_table(round_id, alice, mine=True)
+    assert len(mine) == 5  # four from before, one from the other tab; nothing for the pair not yet seen
+    caption = next(shown(c.value) for c in at.caption if c.value.startswith("Image:"))
+    assert caption.endswith("1 pair left for you")  # and that pair is on screen now
+
+
+def test_a_deleted_rounds_id_is_never_reused_and_a_closed_round_takes_no_vote(round_id):
+    from core.data.builtin import builtin_image
+    from core.engine import Engine
+    from core.services import arena
+    from core.store import ensure_store
+    from db import arena as rows
+
+    teacher, alice, _ = _users()
+    arena.delete_round(round_id, teacher)
+    new = arena.open_round(Engine("cpu"), title="again", kind="denoise", images=[builtin_image("coffee")],
+                           models=CHEAP[:2], settings=arena.Settings(max_side=64), user=teacher)
+    assert new == round_id + 1
+    assert arena.round_status(round_id) == "deleted" and arena.round_status(new) == "open"
+    vote = rows.NewVote(new, 0, "x", "gaussian_denoise", "median_denoise", "a", "gaussian_denoise", "alice")
+    rows.set_status(ensure_store(), new, "closed")
+    assert rows.add_vote(ensure_store(), vote) == "closed"
+    assert rows.add_vote(ensure_store(), rows.NewVote(round_id, 0, "x", "a", "b", "a", "a", "alice")) == "gone"
+    rows.set_status(ensure_store(), new, "open")
+    assert rows.add_vote(ensure_store(), vote) == "stored"
+    assert rows.add_vote(ensure_store(), vote) == "duplicate"
+
+
+def test_students_see_the_disagreement_pictures_only_once_the_round_is_closed(round_id, monkeypatch):
+    from core.services import arena
+    from core.users import User
+
+    teacher, alice, _ = _users()
+    found = arena.get_round(round_id)
+    for n in range(2):
+        voter = User(f"s{n}")
+        while (m := arena.next_matchup(round_id, voter)) is not None:
+            pics = arena.pictures(found)
+            lower = min((m.left, m.right), key=lambda x: pics[(m.image_index, "output", x)].scores["psnr"])
+            arena.vote(round_id, m.image_index, m.left, m.right, "left" if lower == m.left else "right", voter)
+
+    def standings_as(user):
+        monkeypatch.setattr("ui.identity._resolve", lambda: user)
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.query_params["view"] = "standings"
+        at.query_params["round"] = str(round_id)
+        at.switch_page("pages/arena.py").run()
+        assert not at.exception
+        return at, [img.proto.imgs[0].caption for img in at.get("image")]
+
+    at, captions = standings_as(alice)
+    assert captions == [] and any("once the round is closed" in c.value for c in at.caption)
+    _, captions = standings_as(teacher)
+    assert captions and any(c.startswith("preferred: ") for c in captions)
+    arena.close_round(round_id, teacher)
+    _, captions = standings_as(alice)
+    assert any(c.startswith("preferred: ") for c in captions) and "clean image" in captions
+
+
+def test_unvoted_models_have_no_rating_and_few_votes_no_certainty():
+    fitted = pref.ratings(["a", "b", "c"], [pref.Vote(0, 1, "a")])
+    assert np.isnan(fitted.low[2]) and np.isnan(fitted.high[2])  # c was never compared
+    assert fitted.low[0] < fitted.rating[0] or fitted.high[0] > fitted.low[0]  # one vote: not a point
+    three = pref.ratings(["a", "b"], [pref.Vote(0, 1, "a")] * 3)
+    assert three.high[0] - three.low[0] > 150  # three agreeing votes are far from certain
+    assert pref.wilson_lower(0.9, 10) > pref.wilson_lower(1.0, 1)

@@ -427,19 +427,21 @@ def test_a_class_votes_in_the_arena_and_each_vote_is_its_own(visit, hosted):
     teacher.get_by_label("Title").press("Enter")
     settle(teacher)
     teacher.get_by_role("button", name="Open round").click()
-    teacher.get_by_text(re.compile(r"Round #\d+ is open")).wait_for(timeout=180_000)
+    teacher.get_by_text(re.compile(r"Job #\d+ (queued|is running|finished)")).first.wait_for()
+    # the pictures are computed in a background job; the list of rounds polls until the round is open
+    teacher.get_by_text(re.compile(r"#\d+ Denoising in class \(Denoise, open\)")).wait_for(timeout=180_000)
     [found] = rows.rounds(_store(data_dir))
-    assert found.owner == "teacher" and len(found.models) == 4
+    assert found.owner == "teacher" and len(found.models) == 4 and found.status == "open"
 
     alice = visit("alice", f"/arena?view=vote&round={found.id}", "Arena")
     bob = visit("bob", f"/arena?view=vote&round={found.id}", "Arena")
     alice.get_by_role("button", name="Left is better").click()
-    alice.get_by_text("Vote stored: you preferred", exact=False).wait_for()
+    alice.get_by_text("Vote stored.", exact=True).wait_for()
     settle(alice)
     alice.goto(proxy.url + f"/arena?view=standings&round={found.id}")
     alice.get_by_text("1 from 1 person").wait_for()
     bob.get_by_role("button", name="Right is better").click()
-    bob.get_by_text("Vote stored: you preferred", exact=False).wait_for()
+    bob.get_by_text("Vote stored.", exact=True).wait_for()
     alice.get_by_text("2 from 2 people").wait_for(timeout=30_000)  # no reload: the standings poll
     votes = rows.votes(_store(data_dir), found.id)
     assert sorted(votes.voter) == ["alice", "bob"]

@@ -1,6 +1,8 @@
 """The Arena page's views: side by side, blind vote, standings, rounds."""
 from __future__ import annotations
 
+import secrets
+
 import pandas as pd
 import streamlit as st
 
@@ -10,6 +12,7 @@ from core.data.decode import UPLOAD_EXTENSIONS
 from core.services import arena
 from core.wording import count
 from ui.identity import current_user
+from ui.jobs_panel import jobs_panel, launch_status, remember_launch
 from ui.state import guarded
 from ui.text import plain
 from ui.url_state import export_buttons, pick
@@ -133,23 +136,24 @@ def show_answers(result) -> None:
 # ---- rounds -------------------------------------------------------------------------------------------------
 
 
+STATES = {"open": "open", "closed": "closed", "preparing": "computing its pictures", "failed": "failed"}
+
+
 def _round_label(r) -> str:
-    state = "open" if r.is_open else "closed"
-    return f"#{r.id} {r.title} ({arena.kind_title(r)}, {state})"
+    return f"#{r.id} {r.title} ({arena.kind_title(r)}, {STATES.get(r.status, r.status)})"
 
 
 def round_picker(open_only: bool, key: str):
     found = guarded(arena.rounds)
     if found is None:
         return None
-    if open_only:
-        found = [r for r in found if r.is_open]
+    found = [r for r in found if r.is_open or (not open_only and r.status == "closed")]
     if not found:
         st.info("No round is open right now. A teacher opens one under Rounds." if open_only else
                 "No rounds yet. A teacher opens one under Rounds.")
         return None
     by_id = {r.id: r for r in found}
-    chosen = pick("Round", list(by_id), "round", key, format_func=lambda i: plain(_round_label(by_id[i])))
+    chosen = pick("Round", list(by_id), "round", key, format_func=lambda i: _round_label(by_id[i]))  # options: plain text
     return by_id.get(chosen)
 
 
@@ -159,45 +163,62 @@ def vote_view(engine) -> None:
         return
     user = current_user()
     st.caption(f"{plain(arena.kind_title(found))}: {plain(found.params.get('words', ''))}. Two models' answers to the "
-               "same image, names hidden until you vote. Which looks better to you?")
-    last = st.session_state.pop("arena_last_vote", None)
-    if last:
-        st.success(plain(last))
-    key = (_MATCH, found.id, user.name)
+               "same image, names hidden. Which looks better to you? The names show once you have voted on every "
+               "pair.")
+    flash = st.session_state.pop("arena_flash", None)
+    if flash:
+        st.success(flash)
+    # The pair on screen, kept across reruns; keyed by the round's creation time too, so a pair of a deleted round
+    # is never voted into a new round that got its id.
+    key = (_MATCH, found.id, found.created_at.isoformat(), user.name)
     match = st.session_state.get(key)
     if match is None:
         match = guarded(arena.next_matchup, found.id, user)
         if match is None:
-            done = guarded(arena.my_votes, found.id, user)
-            st.info(f"You have voted on every pair of this round ({count(done or 0, 'vote')}). Thank you! The "
-                    "standings update as the others vote.")
+            _your_votes(found, user)
             return
-        st.session_state[key] = match
-    st.caption(f"Image: {plain(match.image_name)} · {count(match.remaining, 'pair')} left for you")
+        st.session_state[key] = match = (secrets.token_hex(4), match)
+    token, pair = match
+    st.caption(f"Image: {plain(pair.image_name)} · {count(pair.remaining, 'pair')} left for you")
     left, right = st.columns(2)
-    left.image(match.left_png, caption="Left", width="stretch")
-    right.image(match.right_png, caption="Right", width="stretch")
+    left.image(pair.left_png, caption="Left", width="stretch")
+    right.image(pair.right_png, caption="Right", width="stretch")
     with st.expander("What the models received"):
-        st.image(match.input_png, width=320)
-    b1, b2, b3 = st.columns(3)
+        st.image(pair.input_png, width=320)
+    # The buttons' keys carry the pair's token: a click on a pair no longer on screen (a double click, a second
+    # click after an error) matches no button and votes nothing.
     choice = None
-    if b1.button("Left is better", key="vote_left", width="stretch"):
-        choice = "left"
-    if b2.button("About the same", key="vote_tie", width="stretch"):
-        choice = "tie"
-    if b3.button("Right is better", key="vote_right", width="stretch"):
-        choice = "right"
+    for col, (label, value) in zip(st.columns(3), [("Left is better", "left"), ("About the same", "tie"),
+                                                   ("Right is better", "right")]):
+        if col.button(label, key=f"vote_{value}_{token}", width="stretch"):
+            choice = value
     if choice is None:
         return
-    st.session_state.pop(key, None)  # the next run shows a new pair, whatever happened to this vote
-    if guarded(arena.vote, found.id, match.image_index, match.left, match.right, choice, user) is None:
-        return  # the message stays on screen; the next click shows a new pair
-    left_t, right_t = arena.title_of(found, match.left), arena.title_of(found, match.right)
-    said = {"left": f"you preferred {left_t} (left) over {right_t} (right)",
-            "right": f"you preferred {right_t} (right) over {left_t} (left)",
-            "tie": f"you found {left_t} (left) and {right_t} (right) about the same"}[choice]
-    st.session_state["arena_last_vote"] = f"Vote stored: {said}."
+    st.session_state.pop(key, None)  # whatever happens to this vote, the next run shows another pair
+    if guarded(arena.vote, found.id, pair.image_index, pair.left, pair.right, choice, user) is None:
+        st.button("Show the next pair", key=f"vote_next_{token}")
+        return
+    st.session_state["arena_flash"] = "Vote stored."
     st.rerun()
+
+
+def _your_votes(found, user) -> None:
+    done = guarded(arena.votes_table, found.id, user, mine=True)
+    if done is None:
+        return
+    st.info(f"You have voted on every pair of this round ({count(len(done), 'vote')}). Thank you! The standings "
+            "update as the others vote. Here are your votes, with the names:")
+    st.dataframe(done[["image", "model_a", "model_b", "preferred", "shown_left"]].rename(columns=VOTE_COLUMNS),
+                 hide_index=True)
+
+
+VOTE_COLUMNS = {"vote": "Vote #", "voter": "Voter", "image": "Image", "image_sha256": "Image SHA-256",
+                "model_a": "Model A", "model_b": "Model B", "preferred": "Preferred", "shown_left": "Shown on the left",
+                "time_utc": "Time (UTC)"}
+
+
+def _done(fn, *args) -> bool:
+    return bool(fn(*args))
 
 
 def rounds_view(engine) -> None:
@@ -207,24 +228,48 @@ def rounds_view(engine) -> None:
             _open_form(engine)
     else:
         st.caption("Rounds are opened by a teacher (an admin of this server).")
+    flash = st.session_state.pop("arena_rounds_flash", None)
+    if flash:
+        st.success(flash)
+    if user.admin:
+        with st.expander("Jobs computing rounds' pictures"):
+            jobs_panel(arena.JOB_KIND, key="arena_jobs")
     found = guarded(arena.rounds)
     if not found:
         return
     st.subheader("Rounds")
+    # while a round's pictures are being computed, the list polls, so the round shows as open when it is
+    (st.fragment(run_every=LIVE_EVERY)(_rounds_list) if any(r.status == "preparing" for r in found) else _rounds_list)()
+
+
+def _rounds_list() -> None:
+    user = current_user()
+    found = guarded(arena.rounds) or []
+    if any(r.status == "preparing" for r in found):
+        st.session_state["arena_preparing"] = True
+    elif st.session_state.pop("arena_preparing", False):
+        st.rerun(scope="app")  # the last round came ready: draw the page again, without polling
     for r in found:
         cols = st.columns([5, 1, 1])
         cols[0].text(f"{_round_label(r)} · {count(len(r.models), 'model')} · by {r.owner or 'nobody'} · "
                      f"{r.params.get('words', '')}")
-        if arena.may_manage(r, user):
-            if r.is_open:
-                if cols[1].button("Close", key=f"close_{r.id}"):
-                    if guarded(arena.close_round, r.id, user) is None:
-                        st.rerun()
-            elif cols[1].button("Reopen", key=f"reopen_{r.id}"):
-                if guarded(arena.reopen_round, r.id, user) is None:
+        if not arena.may_manage(r, user):
+            continue
+        if r.status in ("open", "closed"):
+            action = arena.close_round if r.is_open else arena.reopen_round
+            if cols[1].button("Close" if r.is_open else "Reopen", key=f"status_{r.id}"):
+                if guarded(action, r.id, user):
                     st.rerun()
-            if cols[2].button("Delete", key=f"delete_{r.id}"):
-                if guarded(arena.delete_round, r.id, user) is None:
+        elif r.status == "failed":
+            cols[0].error(plain(r.params.get("failure", "computing its pictures failed")))
+        if cols[2].button("Delete", key=f"delete_{r.id}", icon=":material/delete:"):
+            st.session_state["arena_confirm"] = r.id
+        if st.session_state.get("arena_confirm") == r.id:
+            st.warning(f"Delete round #{r.id} with its pictures and all its votes? This cannot be undone.")
+            if st.button("Yes, delete it", key=f"delete_yes_{r.id}", type="primary"):
+                st.session_state.pop("arena_confirm", None)
+                if guarded(_done, arena.delete_round, r.id, user):
+                    st.session_state["arena_rounds_flash"] = f"Deleted round #{r.id}."
                     st.rerun()
 
 
@@ -234,19 +279,16 @@ def _open_form(engine) -> None:
     images = image_source("round", many=True, default="Sample photo")
     settings = kind_settings(kind, "round")
     models = model_choice(kind, "round", settings, least=2)
-    st.caption(f"Every model runs once on every image now (up to {arena.MAX_IMAGES} images); everyone then sees and "
-               "votes on the same pictures.")
+    st.caption(f"Every model runs once on every image (up to {arena.MAX_IMAGES} images), in a background job; the "
+               "round opens when it is done, and everyone then sees and votes on the same pictures.")
     if st.button("Open round", type="primary", key="round_open", disabled=engine is None):
-        with st.spinner("Running every model on every image…"):
-            new = guarded(arena.open_round, engine, title=title, kind=kind, images=images, models=models,
-                          settings=settings, user=current_user())
-        if new is not None:
-            st.session_state["arena_opened"] = new
-            st.query_params["round"] = str(new)
-            st.rerun()
-    opened = st.session_state.pop("arena_opened", None)
-    if opened is not None:
-        st.success(f"Round #{int(opened)} is open. Share the link of the Vote view with the class.")
+        launched = guarded(arena.submit_round, title=title, kind=kind, images=images, models=models,
+                           settings=settings, device=st.session_state.get("device", "auto"), user=current_user())
+        if launched is not None:
+            round_id, job_id = launched
+            st.query_params["round"] = str(round_id)
+            remember_launch("arena_jobs", [job_id])
+    launch_status("arena_jobs")
 
 
 # ---- standings ----------------------------------------------------------------------------------------------
@@ -263,20 +305,25 @@ def standings_view(engine) -> None:
     st.caption(f"{plain(arena.kind_title(found))}: {plain(found.params.get('words', ''))}. "
                + ("Updates every few seconds while the round is open." if found.is_open else "The round is closed."))
     (st.fragment(run_every=LIVE_EVERY)(_standings) if found.is_open else _standings)(found)
-    votes = guarded(arena.votes_table, found.id, current_user())
-    if votes is not None:
-        st.markdown("**Votes**")
-        export_buttons(votes, f"round-{found.id}-votes", "arena_votes")
 
 
-def _standings(found) -> None:
+def _standings(shown) -> None:
+    """The standings of the round as it is now (the polling fragment reloads it: a round closed or deleted since
+    the page was drawn redraws the whole page, which then stops polling)."""
+    status = guarded(arena.round_status, shown.id, shown.created_at)
+    if status is None:  # the store is busy: the message is shown, the next poll tries again
+        return
+    if status != shown.status:
+        st.rerun(scope="app")
+    found = shown
     result = guarded(arena.standings, found.id)
     if result is None:
         return
+    user = current_user()
     st.metric("Votes", f"{result.votes} from {count(result.voters, 'person', 'people')}")
     table = result.table.copy()
-    shown = [c for c in COLUMNS if c in table.columns and (table[c].notna().any() or c in ("rank", "model"))]
-    view = table[shown].rename(columns=COLUMNS)
+    shown_cols = [c for c in COLUMNS if c in table.columns and (table[c].notna().any() or c in ("rank", "model"))]
+    view = table[shown_cols].rename(columns=COLUMNS)
     st.dataframe(view, hide_index=True, column_config={
         COLUMNS["rating"]: st.column_config.NumberColumn(format="%.0f"),
         COLUMNS["low"]: st.column_config.NumberColumn(format="%.0f"),
@@ -286,11 +333,12 @@ def _standings(found) -> None:
         COLUMNS["ssim"]: st.column_config.NumberColumn(format="%.4f"),
         COLUMNS["lpips"]: st.column_config.NumberColumn(format="%.3f"),
         COLUMNS["latency_ms"]: st.column_config.NumberColumn(format="%.0f")})
+    st.caption("Bradley-Terry ratings (ties count half a win each), 95% intervals from 1000 parametric bootstrap "
+               "resamples; 400 points apart means 10:1 odds of being preferred. A model nobody has compared yet has "
+               "no rating.")
     export_buttons(view, f"round-{found.id}-standings", "arena_standings")
     metric = "psnr" if table["psnr"].notna().any() else None
     st.plotly_chart(charts.preference_figure(table, metric, COLUMNS["psnr"]), key="arena_ratings")
-    st.caption("Bradley-Terry ratings (ties count half a win each), 95% intervals from 1000 bootstrap resamples of "
-               "the votes; 400 points apart means 10:1 odds of being preferred.")
     if result.left_share is not None:
         st.caption(f"The left picture won {result.left_share:.0%} of the decisive votes (50% means no side bias).")
     if result.agreements:
@@ -302,7 +350,15 @@ def _standings(found) -> None:
     if found.params.get("lpips_missing"):
         st.caption(f"No LPIPS: {plain(found.params['lpips_missing'])}")
     if result.disagreements:
-        _disagreements(found, result.disagreements)
+        if found.is_open and not arena.may_manage(found, user):
+            st.caption("Where people and the metric disagree, with the pictures, shows here once the round is "
+                       "closed (the pictures would give the names away).")
+        else:
+            _disagreements(found, result.disagreements)
+    votes = guarded(arena.votes_table, found.id, user)
+    if votes is not None:
+        st.markdown("**Votes**")
+        export_buttons(votes.rename(columns=VOTE_COLUMNS), f"round-{found.id}-votes", "arena_votes")
 
 
 def _disagreements(found, items) -> None:

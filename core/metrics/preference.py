@@ -8,8 +8,13 @@ never won has a finite rating and a model nobody compared sits at the middle; wi
 pull is negligible. Ratings are on the Elo scale: 400 * log10(p), centred so the models' mean is 1000, so a gap of
 400 points means 10:1 odds.
 
-The intervals resample votes: n votes drawn with replacement, which is a multinomial draw over the distinct
-(pair, outcome) cells, so one resample costs the number of cells, not the number of votes. Percentile intervals.
+The intervals are a parametric bootstrap: each resample keeps every pair's number of votes and ties and draws
+its decisive votes from the fitted model's probability for that pair (binomial), then refits; percentile 95%.
+Resampling the votes themselves would give a zero-width interval to a pair whose few votes all agree (one vote
+A > B resamples to A > B every time); drawing from the fitted, prior-shrunk probability keeps it honest early in a
+round. A model nobody has compared yet has no interval (NaN). Votes are treated as independent, though one
+person's votes are not quite, so the intervals are if anything a little narrow. All resamples are fitted at once,
+as one batch of win matrices.
 
 Written here rather than taken from a library: scipy has no Bradley-Terry fit, and the batched bootstrap is what
 keeps a live leaderboard cheap; tests/test_arena.py checks the fit against scipy.optimize on the same likelihood.
@@ -59,37 +64,32 @@ class Ratings:
         return sorted(range(len(self.names)), key=lambda i: (-self.rating[i], self.names[i]))
 
 
-def _cells(votes: list[Vote], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (a, b, outcome) cells and how many votes fell in each. Pairs are stored with a < b."""
-    counts: dict[tuple[int, int, int], int] = {}
+def _tallies(votes: list[Vote], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (a, b), a < b, that have votes, and per pair: a's wins, b's wins, ties."""
+    counts: dict[tuple[int, int], list[int]] = {}
     for v in votes:
         if not (0 <= v.a < k and 0 <= v.b < k) or v.a == v.b:
             raise InvalidInput(f"A vote compares models {v.a} and {v.b}, which are not two of the {k} models.")
         if v.winner not in OUTCOMES:
             raise InvalidInput(f"A vote's outcome must be one of {', '.join(OUTCOMES)}, not {v.winner!r}.")
-        a, b, w = v.a, v.b, OUTCOMES.index(v.winner)
+        w = OUTCOMES.index(v.winner)
+        a, b = v.a, v.b
         if a > b:
             a, b, w = b, a, (1 - w if w < 2 else 2)
-        counts[(a, b, w)] = counts.get((a, b, w), 0) + 1
-    cells = sorted(counts)
-    return np.array(cells, dtype=np.int64).reshape(-1, 3), np.array([counts[c] for c in cells], dtype=np.float64)
+        counts.setdefault((a, b), [0, 0, 0])[w] += 1
+    pairs = sorted(counts)
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2), np.array([counts[p] for p in pairs], dtype=np.float64).reshape(-1, 3)
 
 
-def _win_matrices(keys: np.ndarray, counts: np.ndarray, k: int) -> np.ndarray:
-    """counts: (B, cells) -> wins (B, k, k), wins[b, i, j] = times i beat j (ties half each), prior included."""
-    batch = counts.shape[0]
-    wins = np.full((batch, k, k), PRIOR_TIES / 2.0)
+def _win_matrices(pairs: np.ndarray, wins_a: np.ndarray, wins_b: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
+    """(B, pairs) tallies -> wins (B, k, k), wins[r, i, j] = times i beat j (ties half each), prior included."""
+    wins = np.full((wins_a.shape[0], k, k), PRIOR_TIES / 2.0)
     idx = np.arange(k)
     wins[:, idx, idx] = 0.0
-    for c, (a, b, w) in enumerate(keys.tolist()):
-        n = counts[:, c]
-        if w == 0:
-            wins[:, a, b] += n
-        elif w == 1:
-            wins[:, b, a] += n
-        else:
-            wins[:, a, b] += n / 2.0
-            wins[:, b, a] += n / 2.0
+    if len(pairs):
+        a, b = pairs[:, 0], pairs[:, 1]
+        wins[:, a, b] += wins_a + ties / 2.0
+        wins[:, b, a] += wins_b + ties / 2.0
     return wins
 
 
@@ -111,30 +111,45 @@ def fit(wins: np.ndarray) -> np.ndarray:
 
 
 def ratings(names: list[str], votes: list[Vote], *, resamples: int = RESAMPLES, seed: int = 0) -> Ratings:
-    """Bradley-Terry ratings of `names` from `votes`, with percentile bootstrap intervals over the votes."""
+    """Bradley-Terry ratings of `names` from `votes`, with parametric bootstrap intervals (NaN for a model
+    without votes)."""
     k = len(names)
     if k < 2:
         raise InvalidInput("Ratings need at least two models.")
-    keys, counts = _cells(votes, k)
-    n = int(counts.sum())
-    point = fit(_win_matrices(keys, counts[None, :], k))[0]
-    if n and resamples > 0:
-        rng = np.random.default_rng(seed)
-        draws = rng.multinomial(n, counts / n, size=resamples).astype(np.float64)
-        boot = fit(_win_matrices(keys, draws, k))
-        tail = (1 - CONFIDENCE) / 2 * 100
-        low, high = np.percentile(boot, [tail, 100 - tail], axis=0)
-    else:
-        low, high, resamples = point.copy(), point.copy(), 0
+    pairs, tally = _tallies(votes, k)
+    wins_a, wins_b, ties = tally[:, 0], tally[:, 1], tally[:, 2]
+    point = fit(_win_matrices(pairs, wins_a[None], wins_b[None], ties[None], k))[0]
     played = np.zeros(k)
     won = np.zeros(k)
-    for (a, b, w), c in zip(keys.tolist(), counts.tolist()):
-        played[a] += c
-        played[b] += c
-        won[a] += c if w == 0 else c / 2 if w == 2 else 0
-        won[b] += c if w == 1 else c / 2 if w == 2 else 0
-    return Ratings(list(names), CENTRE + ELO * point, CENTRE + ELO * low, CENTRE + ELO * high, played, won, n,
-                   resamples)
+    if len(pairs):
+        np.add.at(played, pairs[:, 0], tally.sum(axis=1))
+        np.add.at(played, pairs[:, 1], tally.sum(axis=1))
+        np.add.at(won, pairs[:, 0], wins_a + ties / 2)
+        np.add.at(won, pairs[:, 1], wins_b + ties / 2)
+    low = np.full(k, np.nan)
+    high = np.full(k, np.nan)
+    if len(pairs) and resamples > 0:
+        rng = np.random.default_rng(seed)
+        decisive = (wins_a + wins_b).astype(np.int64)
+        p_a = 1.0 / (1.0 + np.exp(point[pairs[:, 1]] - point[pairs[:, 0]]))
+        drawn_a = rng.binomial(decisive, p_a, size=(resamples, len(pairs))).astype(np.float64)
+        boot = fit(_win_matrices(pairs, drawn_a, decisive - drawn_a, np.broadcast_to(ties, drawn_a.shape), k))
+        tail = (1 - CONFIDENCE) / 2 * 100
+        lo, hi = np.percentile(boot, [tail, 100 - tail], axis=0)
+        low = np.where(played > 0, CENTRE + ELO * lo, np.nan)
+        high = np.where(played > 0, CENTRE + ELO * hi, np.nan)
+    else:
+        resamples = 0
+    return Ratings(list(names), CENTRE + ELO * point, low, high, played, won, int(tally.sum()), resamples)
+
+
+def wilson_lower(share: float, n: int, z: float = 1.959964) -> float:
+    """Lower end of the Wilson score interval of a proportion (95% by default): ranks 9 of 10 above 1 of 1."""
+    if n <= 0:
+        return 0.0
+    centre = share + z * z / (2 * n)
+    spread = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
 
 
 def win_probability(rating_a: float, rating_b: float) -> float:

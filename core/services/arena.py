@@ -13,25 +13,33 @@ import random
 import threading
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+import secrets
+from dataclasses import asdict, dataclass, replace
 from itertools import combinations
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from core.data.decode import DecodedImage, check_request, decode_image
-from core.engine import Engine
+from core.benchmark.run import require_weights
+from core.engine import Engine, pick_device
+from core.jobs import runner
+from core.jobs.handlers import handler
 from core.errors import InvalidInput
 from core.metrics import preference
 from core.metrics.registry import higher_is_better
-from core.services.arena_answers import KINDS, MAX_MODELS, MAX_SIDE, MIN_SIDE, VOTABLE, Settings, check_models, model_titles, side_by_side
+from core.services.arena_answers import (KINDS, MAX_MODELS, MAX_SIDE, MIN_SIDE, VOTABLE, Settings,  # noqa: F401 (the page's)
+                                         check_models, model_titles, side_by_side, working)
 from core.store import ensure_store
 from core.users import NotAllowed, User, acting, require
 from db import arena as rows
 
 MAX_IMAGES = 6
-MAX_ROUNDS_PER_OWNER = 30
+JOB_KIND = "arena_round"
+MAX_ROUNDS_PER_OWNER = 10  # a full round at 512 px is about 19 MB of PNG in the store
 CHOICES = ("left", "right", "tie")
 METRICS = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("lpips", "LPIPS"))
 
@@ -50,9 +58,10 @@ def png_pixels(data: bytes) -> np.ndarray:
 # ---- rounds -------------------------------------------------------------------------------------------------
 
 
-def open_round(engine: Engine, *, title: str, kind: str, images: list[DecodedImage], models: list[str],
-               settings: Settings = Settings(), user: User | None = None) -> int:
-    """Compute every model's output on every image and store the round, open for votes. Admins only."""
+def prepare_round(*, title: str, kind: str, images: list[DecodedImage], models: list[str],
+                  settings: Settings = Settings(), user: User | None = None) -> int:
+    """Check everything and store the round with its images at working size, "preparing" (no votes yet): the
+    outputs come from fill_round, here or in a job. Admins only; refused whole before anything is stored."""
     user = acting(user)
     if not user.admin:
         raise NotAllowed("Only a teacher (an admin of this server) can open a round.")
@@ -72,27 +81,92 @@ def open_round(engine: Engine, *, title: str, kind: str, images: list[DecodedIma
         raise InvalidInput("The same image was added twice.")
     check_request(images)
     settings.check()
+    require_weights(models, allow_random=False)  # random weights teach nothing here
     url = ensure_store()
     if rows.count_rounds(url, user.name) >= MAX_ROUNDS_PER_OWNER:
         raise InvalidInput(f"You have {MAX_ROUNDS_PER_OWNER} rounds stored; delete an old one first.")
-    pictures: list[rows.Picture] = []
-    lpips_note = ""
+    # A fresh seed for the noise, kept in the store but not shown: the Side by side view cannot then rebuild the
+    # round's pictures with the names on them.
+    settings = replace(settings, seed=secrets.randbelow(2**31))
+    sources = []
     for index, image in enumerate(images):
-        answer = side_by_side(engine, kind, image, models, settings, owner=user.name)  # weights required: no random
-        sha = answer.image.sha256
-        name = answer.image.name
-        pictures.append(rows.Picture(index, name, sha, "input", "", png_bytes(answer.input),
-                                     {k: v for k, v in answer.input_scores.items() if v is not None}, None))
-        if answer.reference is not None:
-            pictures.append(rows.Picture(index, name, sha, "reference", "", png_bytes(answer.reference), {}, None))
-        for a in answer.answers:
-            assert a.picture is not None
-            pictures.append(rows.Picture(index, name, sha, "output", a.model, png_bytes(a.picture),
-                                         {**a.scores, "latency_ms": a.latency_ms}, a.run_id))
-        lpips_note = lpips_note or answer.lpips_note
-    params = {**asdict(settings), "words": settings.words(kind), "lpips_missing": lpips_note}
+        small = working(image, settings.max_side)
+        sources.append(rows.Picture(index, small.name, small.sha256, "source", "", png_bytes(small.pixels),
+                                    {"format": small.source_format}, None))
+    params = {**asdict(settings), "words": settings.words(kind, seed=False)}
     return rows.create_round(url, title=title, owner=user.name, task=spec.task, operation=kind, params=params,
-                             models=list(models), titles=model_titles(spec), pictures=pictures)
+                             models=list(models), titles=model_titles(spec), pictures=sources, status="preparing")
+
+
+def fill_round(engine: Engine, round_id: int, progress: Callable[..., None] | None = None) -> list[int]:
+    """Every model's output on every image of a preparing round, stored; then the round opens. Returns the runs
+    stored (one per model and image). On failure the round is marked failed, with the reason."""
+    found = get_round(round_id)
+    if found.status != "preparing":
+        raise InvalidInput(f"Round #{found.id} is {found.status}, not waiting for its pictures.")
+    url = ensure_store()
+    sources = sorted((p for p in rows.pictures(url, found.id) if p.role == "source"), key=lambda p: p.image_index)
+    settings = Settings(**{k: found.params[k] for k in Settings.__dataclass_fields__})
+    pictures: list[rows.Picture] = []
+    run_ids: list[int] = []
+    lpips_note = ""
+    try:
+        for n, src in enumerate(sources):
+            if progress is not None:
+                progress(n / len(sources), f"image {n + 1} of {len(sources)}: {src.image_name}", force=True)
+            image = DecodedImage(src.image_name, png_pixels(src.png), src.scores.get("format", "PNG"), "RGB",
+                                 src.image_sha)
+            answer = side_by_side(engine, found.operation, image, found.models, settings, owner=found.owner)
+            i, name, sha = src.image_index, src.image_name, src.image_sha
+            pictures.append(rows.Picture(i, name, sha, "input", "", png_bytes(answer.input),
+                                         {k: v for k, v in answer.input_scores.items() if v is not None}, None))
+            if answer.reference is not None:
+                pictures.append(rows.Picture(i, name, sha, "reference", "", png_bytes(answer.reference), {}, None))
+            for a in answer.answers:
+                assert a.picture is not None
+                pictures.append(rows.Picture(i, name, sha, "output", a.model, png_bytes(a.picture),
+                                             {**a.scores, "latency_ms": a.latency_ms}, a.run_id))
+                run_ids.append(a.run_id)
+            lpips_note = lpips_note or answer.lpips_note
+    except Exception as exc:
+        rows.finish_round(url, found.id, [], {"failure": str(exc)[:500]}, status="failed")
+        raise
+    rows.finish_round(url, found.id, pictures, {"lpips_missing": lpips_note}, status="open")
+    if progress is not None:
+        progress(1.0, "the round is open", force=True)
+    return run_ids
+
+
+def open_round(engine: Engine, *, title: str, kind: str, images: list[DecodedImage], models: list[str],
+               settings: Settings = Settings(), user: User | None = None) -> int:
+    """prepare_round and fill_round here and now (the command line, tests, benchmarks); the page uses submit_round."""
+    round_id = prepare_round(title=title, kind=kind, images=images, models=models, settings=settings, user=user)
+    fill_round(engine, round_id)
+    return round_id
+
+
+def submit_round(*, title: str, kind: str, images: list[DecodedImage], models: list[str],
+                 settings: Settings = Settings(), device: str = "cpu", user: User | None = None) -> tuple[int, int]:
+    """prepare_round, then a background job computes the pictures (the round opens when it is done).
+    Returns (round id, job id)."""
+    user = acting(user)
+    runner.check_job_room(user.name)
+    round_id = prepare_round(title=title, kind=kind, images=images, models=models, settings=settings, user=user)
+    slot = str(pick_device(device))
+    try:
+        job_id = runner.submit(JOB_KIND, {"round": round_id, "device": slot},
+                               title=f"Arena round #{round_id}: {get_round(round_id).title}", device=slot,
+                               owner=user.name)
+    except Exception:
+        rows.delete_round(ensure_store(), round_id)
+        raise
+    return round_id, job_id
+
+
+@handler(JOB_KIND)
+def _fill_round_job(job_params: dict[str, Any], ctx) -> dict[str, Any]:
+    run_ids = fill_round(Engine(job_params.get("device", "cpu")), int(job_params["round"]), ctx.progress)
+    return {"round": int(job_params["round"]), "run_ids": run_ids}
 
 
 def rounds() -> list[rows.Round]:
@@ -106,22 +180,37 @@ def get_round(round_id: int) -> rows.Round:
     return found
 
 
-def close_round(round_id: int, user: User | None = None) -> None:
+def round_status(round_id: int, created_at=None) -> str:
+    """open, closed, or deleted (also when the id now names a newer round than the one created at `created_at`)."""
+    found = rows.get_round(ensure_store(), int(round_id))
+    if found is None or (created_at is not None and found.created_at != created_at):
+        return "deleted"
+    return found.status
+
+
+def close_round(round_id: int, user: User | None = None) -> bool:
     found = get_round(round_id)
     require(acting(user), found.owner, f"close round #{found.id}")
+    if found.status != "open":
+        raise InvalidInput(f"Round #{found.id} is {found.status}; only an open round can be closed.")
     rows.set_status(ensure_store(), found.id, "closed")
+    return True
 
 
-def reopen_round(round_id: int, user: User | None = None) -> None:
+def reopen_round(round_id: int, user: User | None = None) -> bool:
     found = get_round(round_id)
     require(acting(user), found.owner, f"reopen round #{found.id}")
+    if found.status != "closed":
+        raise InvalidInput(f"Round #{found.id} is {found.status}; only a closed round can be reopened.")
     rows.set_status(ensure_store(), found.id, "open")
+    return True
 
 
-def delete_round(round_id: int, user: User | None = None) -> None:
+def delete_round(round_id: int, user: User | None = None) -> bool:
     found = get_round(round_id)
     require(acting(user), found.owner, f"delete round #{found.id}")
     rows.delete_round(ensure_store(), found.id)
+    return True
 
 
 def may_manage(found: rows.Round, user: User | None = None) -> bool:
@@ -129,15 +218,22 @@ def may_manage(found: rows.Round, user: User | None = None) -> bool:
     return u.admin or (bool(found.owner) and found.owner == u.name)
 
 
+def display_titles(found: rows.Round) -> list[str]:
+    """The round's models by title, in its order; a title two models share gets the model's name added."""
+    titles = [found.titles.get(m, m) for m in found.models]
+    return [f"{t} ({m})" if titles.count(t) > 1 else t for t, m in zip(titles, found.models)]
+
+
 def title_of(found: rows.Round, model: str) -> str:
-    return found.titles.get(model, model)
+    """A model's title as the round shows it (unique within the round)."""
+    return dict(zip(found.models, display_titles(found))).get(model, model)
 
 
 def kind_title(found: rows.Round) -> str:
     return KINDS[found.operation].title if found.operation in KINDS else found.operation
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=4)  # PNG bytes: up to ~19 MB a round
 def _pictures(url: str, round_id: int, created: str) -> dict[tuple[int, str, str], rows.Picture]:
     """A round's pictures by (image_index, role, model); they never change once stored (the key carries the
     round's creation time, so a new round that reuses a deleted round's id is not served the old pictures)."""
@@ -213,9 +309,13 @@ def vote(round_id: int, image_index: int, left: str, right: str, choice: str, us
     a, b = sorted((left, right))
     winner = "tie" if choice == "tie" else ("a" if (left if choice == "left" else right) == a else "b")
     sha = have[(int(image_index), "input", "")].image_sha
-    stored = rows.add_vote(ensure_store(), rows.NewVote(found.id, int(image_index), sha, a, b, winner, left, voter))
-    if not stored:
+    outcome = rows.add_vote(ensure_store(), rows.NewVote(found.id, int(image_index), sha, a, b, winner, left, voter))
+    if outcome == "duplicate":
         raise InvalidInput("You already voted on this pair for this image; each person votes once per pair.")
+    if outcome == "closed":
+        raise InvalidInput(f"Round #{found.id} was closed just now; its votes are final.")
+    if outcome == "gone":
+        raise InvalidInput(f"Round #{found.id} was deleted just now.")
     return True
 
 
@@ -246,7 +346,8 @@ class Standings:
 
 
 def _metric_means(found: rows.Round) -> dict[str, dict[str, float | None]]:
-    """Mean of each score over the round's images, per model (PSNR: inf only when every image is exact)."""
+    """Mean of each score over the round's images, per model (PSNR: inf when any image is restored exactly; the
+    rank agreement counts that as the best value)."""
     out: dict[str, dict[str, float | None]] = {}
     for metric, _ in METRICS + (("latency_ms", ""),):
         for model in found.models:
@@ -257,8 +358,9 @@ def _metric_means(found: rows.Round) -> dict[str, dict[str, float | None]]:
 
 
 def _disagreements(found: rows.Round, votes: pd.DataFrame, limit: int = 5) -> list[Disagreement]:
-    """Pairs (per image) where most voters preferred the model with the worse PSNR (or SSIM when PSNR ties), most
-    lopsided vote first."""
+    """Pairs (per image) where most voters preferred the model with the worse PSNR (or SSIM when PSNR ties), the
+    clearest first: by the lower end of the Wilson interval of the preferred share, so 9 of 10 votes ranks above
+    1 of 1."""
     have = pictures(found)
     tally = votes.assign(a=votes.winner == "a", tie=votes.winner == "tie").groupby(
         ["image_index", "model_a", "model_b"]).agg(n=("winner", "size"), a=("a", "sum"), tie=("tie", "sum"))
@@ -276,7 +378,7 @@ def _disagreements(found: rows.Round, votes: pd.DataFrame, limit: int = 5) -> li
                 out.append(Disagreement(int(i), have[(i, "input", "")].image_name, preferred, other,
                                         max(share_a, 1 - share_a), int(n), metric, float(pv), float(ov)))
             break
-    out.sort(key=lambda d: (-d.share, -d.votes, d.image_index))
+    out.sort(key=lambda d: (-preference.wilson_lower(d.share, d.votes), d.image_index, d.preferred))
     return out[:limit]
 
 
@@ -291,16 +393,17 @@ def _standings(url: str, round_id: int, created: str, state: tuple[int, int]) ->
     fitted = preference.ratings(models, [preference.Vote(index[a], index[b], w) for a, b, w in
                                          zip(votes.model_a, votes.model_b, votes.winner)], seed=round_id)
     means = _metric_means(found)
+    compared = fitted.votes > 0  # a model nobody has compared yet has no rating, only the prior's 1000
     table = pd.DataFrame({
-        "model": [title_of(found, m) for m in models],
-        "rating": fitted.rating, "low": fitted.low, "high": fitted.high,
+        "model": display_titles(found),
+        "rating": np.where(compared, fitted.rating, np.nan), "low": fitted.low, "high": fitted.high,
         "votes": fitted.votes.astype(int),
         "win_rate": np.where(fitted.votes > 0, fitted.wins / np.maximum(fitted.votes, 1), np.nan),
         **{metric: [means[metric][m] for m in models] for metric, _ in METRICS + (("latency_ms", ""),)},
     })
     table = table.iloc[fitted.order()].reset_index(drop=True)
     table.insert(0, "rank", range(1, len(table) + 1))
-    rating = dict(zip(models, fitted.rating))
+    rating = {m: r for m, r, c in zip(models, fitted.rating, compared) if c}
     agreements = [preference.agreement(label, rating, means[metric], bool(higher_is_better(metric)))
                   for metric, label in METRICS if any(v is not None for v in means[metric].values())]
     decisive = votes[votes.winner != "tie"]
@@ -332,11 +435,13 @@ def standings(round_id: int, *, fresh_s: float = FRESH_S) -> Standings:
         return board
 
 
-def votes_table(round_id: int, user: User | None = None) -> pd.DataFrame:
+def votes_table(round_id: int, user: User | None = None, *, mine: bool = False) -> pd.DataFrame:
     """The round's votes in words, for export: image, the two models, which one won (or tie), which was shown on
-    the left, when; the voter's name only for the round's owner and admins."""
+    the left, when; the voter's name only for the round's owner and admins. `mine`: only the user's own votes."""
     found = get_round(round_id)
     votes = rows.votes(ensure_store(), found.id)
+    if mine:
+        votes = votes[votes.voter == acting(user).name].reset_index(drop=True)
     names = dict(images(found))
     out = pd.DataFrame({
         "vote": votes.id,
@@ -354,15 +459,5 @@ def votes_table(round_id: int, user: User | None = None) -> pd.DataFrame:
     return out
 
 
-def my_votes(round_id: int, user: User | None = None) -> int:
-    return len(rows.voted(ensure_store(), int(round_id), acting(user).name))
-
-
 def pair_total(found: rows.Round) -> int:
     return len(_pairs(found))
-
-
-__all__ = ["CHOICES", "KINDS", "MAX_IMAGES", "MAX_MODELS", "MAX_SIDE", "METRICS", "MIN_SIDE", "VOTABLE", "Disagreement",
-           "Matchup", "Settings", "Standings", "close_round", "delete_round", "get_round", "images", "may_manage",
-           "my_votes", "next_matchup", "open_round", "pair_total", "pictures", "png_pixels", "reopen_round", "rounds",
-           "side_by_side", "standings", "title_of", "vote", "votes_table"]

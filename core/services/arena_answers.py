@@ -72,13 +72,15 @@ class Settings:
         if not 0 < self.score_threshold <= 1:
             raise InvalidInput("The score threshold must be above 0 and at most 1.")
 
-    def words(self, kind: str) -> str:
+    def words(self, kind: str, seed: bool = True) -> str:
+        """The settings in words; a round's are shown without its (secret) noise seed."""
         op = KINDS[kind].operation
         size = f"working size {self.max_side} px"
+        drawn = f" (seed {self.seed})" if seed else ""
         if op == "denoise":
-            return f"Gaussian noise σ {self.sigma:g} (seed {self.seed}), {size}"
+            return f"Gaussian noise σ {self.sigma:g}{drawn}, {size}"
         if op == "deblur":
-            return f"Gaussian blur σ {self.blur_sigma:g} px + noise σ {self.sigma:g} (seed {self.seed}), {size}"
+            return f"Gaussian blur σ {self.blur_sigma:g} px + noise σ {self.sigma:g}{drawn}, {size}"
         if op == "super-resolution":
             return f"bicubic downscale ×{self.scale}, {size}"
         if KINDS[kind].threshold:

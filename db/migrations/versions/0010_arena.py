@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_arena_rounds')),
+        sqlite_autoincrement=True,  # a deleted round's id is never reused
     )
     op.create_index('ix_arena_rounds_status_created', 'arena_rounds', ['status', 'created_at'])
     op.create_table(
