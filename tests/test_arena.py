@@ -251,6 +251,16 @@ def test_export_hides_voters_from_everyone_but_the_teacher(round_id):
     assert list(full["voter"]) == ["alice", "bob"]
 
 
+def _prefer_lower_psnr(round_id: int, voter) -> None:
+    """`voter` votes on every pair of the round, always for the output with the lower PSNR."""
+    from core.services import arena
+
+    pics = arena.pictures(arena.get_round(round_id))
+    while (m := arena.next_matchup(round_id, voter)) is not None:
+        lower = min((m.left, m.right), key=lambda x: pics[(m.image_index, "output", x)].scores["psnr"])
+        arena.vote(round_id, m.image_index, m.left, m.right, "left" if lower == m.left else "right", voter)
+
+
 def test_standings_put_people_beside_psnr_and_name_the_disagreements(round_id):
     """Everyone prefers the model with the lowest PSNR on every image: the rank correlation with PSNR is −1 and
     the disagreeing pairs are listed, most lopsided first."""
@@ -262,11 +272,7 @@ def test_standings_put_people_beside_psnr_and_name_the_disagreements(round_id):
             for m in CHEAP}
     worst_first = sorted(CHEAP, key=lambda m: psnr[m])
     for n in range(4):
-        voter = User(f"student{n}")
-        while (m := arena.next_matchup(round_id, voter)) is not None:
-            pics = arena.pictures(found)
-            lower = min((m.left, m.right), key=lambda x: pics[(m.image_index, "output", x)].scores["psnr"])
-            arena.vote(round_id, m.image_index, m.left, m.right, "left" if lower == m.left else "right", voter)
+        _prefer_lower_psnr(round_id, User(f"student{n}"))
     board = arena.standings(round_id)
     assert board.votes == 24 and board.voters == 4
     assert list(board.table["model"]) == [found.titles[m] for m in worst_first]
@@ -471,13 +477,8 @@ def test_students_see_the_disagreement_pictures_only_once_the_round_is_closed(ro
     from core.users import User
 
     teacher, alice, _ = _users()
-    found = arena.get_round(round_id)
     for n in range(2):
-        voter = User(f"s{n}")
-        while (m := arena.next_matchup(round_id, voter)) is not None:
-            pics = arena.pictures(found)
-            lower = min((m.left, m.right), key=lambda x: pics[(m.image_index, "output", x)].scores["psnr"])
-            arena.vote(round_id, m.image_index, m.left, m.right, "left" if lower == m.left else "right", voter)
+        _prefer_lower_psnr(round_id, User(f"s{n}"))
 
     def standings_as(user):
         monkeypatch.setattr("ui.identity._resolve", lambda: user)
@@ -504,3 +505,29 @@ def test_unvoted_models_have_no_rating_and_few_votes_no_certainty():
     three = pref.ratings(["a", "b"], [pref.Vote(0, 1, "a")] * 3)
     assert three.high[0] - three.low[0] > 150  # three agreeing votes are far from certain
     assert pref.wilson_lower(0.9, 10) > pref.wilson_lower(1.0, 1)
+
+
+def test_a_round_whose_pictures_fail_is_marked_failed_and_takes_no_votes(db_url, monkeypatch):
+    from core.data.builtin import builtin_image
+    from core.engine import Engine
+    from core.services import arena
+
+    teacher, alice, _ = _users()
+    new = arena.prepare_round(title="broken", kind="denoise", images=[builtin_image("coffee")], models=CHEAP[:2],
+                              settings=arena.Settings(max_side=64), user=teacher)
+    assert arena.get_round(new).status == "preparing" and arena.next_matchup(new, alice) is None
+    with pytest.raises(Exception, match="only a round that is open"):
+        arena.close_round(new, teacher)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory at batch 1")
+
+    monkeypatch.setattr("core.services.arena.side_by_side", broken)
+    with pytest.raises(RuntimeError):
+        arena.fill_round(Engine("cpu"), new)
+    found = arena.get_round(new)
+    assert found.status == "failed" and found.params["failure"] == "out of memory at batch 1"
+    with pytest.raises(Exception, match="failed to compute its pictures"):
+        arena.vote(new, 0, *CHEAP[:2], "left", alice)
+    with pytest.raises(Exception, match="not waiting for its pictures"):
+        arena.fill_round(Engine("cpu"), new)

@@ -188,22 +188,21 @@ def round_status(round_id: int, created_at=None) -> str:
     return found.status
 
 
-def close_round(round_id: int, user: User | None = None) -> bool:
+def _switch(round_id: int, user: User | None, verb: str, before: str, after: str) -> bool:
     found = get_round(round_id)
-    require(acting(user), found.owner, f"close round #{found.id}")
-    if found.status != "open":
-        raise InvalidInput(f"Round #{found.id} is {found.status}; only an open round can be closed.")
-    rows.set_status(ensure_store(), found.id, "closed")
+    require(acting(user), found.owner, f"{verb} round #{found.id}")
+    if found.status != before:
+        raise InvalidInput(f"Round #{found.id} is {found.status}; only a round that is {before} can be {verb}d.")
+    rows.set_status(ensure_store(), found.id, after)
     return True
+
+
+def close_round(round_id: int, user: User | None = None) -> bool:
+    return _switch(round_id, user, "close", "open", "closed")
 
 
 def reopen_round(round_id: int, user: User | None = None) -> bool:
-    found = get_round(round_id)
-    require(acting(user), found.owner, f"reopen round #{found.id}")
-    if found.status != "closed":
-        raise InvalidInput(f"Round #{found.id} is {found.status}; only a closed round can be reopened.")
-    rows.set_status(ensure_store(), found.id, "open")
-    return True
+    return _switch(round_id, user, "reopen", "closed", "open")
 
 
 def delete_round(round_id: int, user: User | None = None) -> bool:
@@ -299,7 +298,9 @@ def vote(round_id: int, image_index: int, left: str, right: str, choice: str, us
     voter = acting(user).name
     found = get_round(round_id)
     if not found.is_open:
-        raise InvalidInput(f"Round #{found.id} is closed; its votes are final.")
+        raise InvalidInput({"closed": f"Round #{found.id} is closed; its votes are final.",
+                            "preparing": f"Round #{found.id} is not open yet: its pictures are being computed.",
+                            }.get(found.status, f"Round #{found.id} failed to compute its pictures; it takes no votes."))
     if choice not in CHOICES:
         raise InvalidInput(f"A vote is one of {', '.join(CHOICES)}.")
     have = pictures(found)
