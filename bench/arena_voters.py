@@ -213,7 +213,7 @@ async def _browse(url: str, round_id: int, n: int, stop_at: float, think: float,
                 before = int(re.search(r"(\d+) pairs? left", await remaining.inner_text()).group(1))
                 await page.wait_for_timeout(rng.expovariate(1 / think) * 1000)
                 await page.get_by_test_id("stStatusWidget").wait_for(state="hidden")
-                label = rng.choice(["Left is better", "Right is better", "About the same"])
+                label = rng.choice(["A is better", "B is better", "About the same"])
                 start = time.perf_counter()
                 await page.get_by_role("button", name=label).last.click()
                 # the vote is in when the count of pairs left drops (or none are left); a click that reached the

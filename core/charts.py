@@ -151,20 +151,14 @@ def experiment_curve(summary: pd.DataFrame, arms: list[str], title: str, x_label
     return fig
 
 
-def preference_figure(table: pd.DataFrame, metric: str | None = None, metric_title: str = "") -> go.Figure:
-    """Bradley-Terry ratings with their 95% bootstrap intervals, best at the top; beside them (second axis) the
-    models' mean `metric` on the same images, when there is one."""
-    df = table.iloc[::-1].copy()
+def preference_figure(table: pd.DataFrame) -> go.Figure:
+    """Bradley-Terry ratings with their 95% intervals, best at the top (models without a rating left out)."""
+    df = table[table["rating"].notna()].iloc[::-1].copy()
     df["model"] = [html.escape(str(m)) for m in df["model"]]  # titles are people's text; Plotly renders tags in labels
     fig = go.Figure(go.Scatter(
-        x=df["rating"], y=df["model"], mode="markers", name="rating (Elo points)", marker=dict(size=11, color=TRAINED_COLOR),
+        x=df["rating"], y=df["model"], mode="markers", marker=dict(size=11, color=TRAINED_COLOR),
         error_x=dict(type="data", symmetric=False, array=df["high"] - df["rating"], arrayminus=df["rating"] - df["low"]),
         hovertemplate="%{y}<br>rating %{x:.0f}<extra></extra>"))
-    if metric is not None and df[metric].notna().any():
-        fig.add_trace(go.Scatter(x=df[metric], y=df["model"], mode="markers", name=metric_title, xaxis="x2",
-                                 marker=dict(size=11, symbol="diamond", color="#ff7f0e"),
-                                 hovertemplate="%{y}<br>" + metric_title + " %{x:.4g}<extra></extra>"))
-        fig.update_layout(xaxis2=dict(title=metric_title, overlaying="x", side="top", showgrid=False))
-    fig.update_layout(xaxis_title="preference rating (Elo points, 95% interval)", height=120 + 45 * len(df),
-                      margin=dict(l=10, r=10, t=60, b=10), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(xaxis_title="preference rating (Elo points, 95% interval)", height=100 + 45 * len(df),
+                      margin=dict(l=10, r=10, t=30, b=10))
     return fig

@@ -367,7 +367,7 @@ def test_arena_page_opens_a_round_votes_blind_and_shows_the_standings(db_url):
     assert any("Round #1 is ready" in t.value or "Denoise, open" in t.value for t in at.text)
 
     at.selectbox(key="arena_view").set_value("vote").run()
-    assert [img.proto.imgs[0].caption for img in at.get("image")] == ["Left", "Right", ""]  # + the input
+    assert [img.proto.imgs[0].caption for img in at.get("image")] == ["A", "B", ""]  # + the input
     captions = " ".join(c.value for c in at.caption)
     assert "1 pair left for you" in captions and "filter" not in shown(captions)  # names hidden before the vote
     left_button = next(b for b in at.button if b.key.startswith("vote_left_"))
@@ -376,16 +376,16 @@ def test_arena_page_opens_a_round_votes_blind_and_shows_the_standings(db_url):
     assert [shown(m.value) for m in at.success] == ["Vote stored."]  # no names: the pictures recur in other pairs
     assert any("voted on every pair" in i.value for i in at.info)
     mine = at.dataframe[0].value
-    assert list(mine.columns) == ["Image", "Model A", "Model B", "Preferred", "Shown on the left"]
+    assert list(mine.columns) == ["Image", "Model 1", "Model 2", "Preferred", "Shown as A"]
     preferred = mine["Preferred"].iloc[0]
-    assert preferred == mine["Shown on the left"].iloc[0] and "filter" in preferred  # now the names show
+    assert preferred == mine["Shown as A"].iloc[0] and "filter" in preferred  # now the names show
 
     at.selectbox(key="arena_view").set_value("standings").run()
     assert not at.exception
     assert any(m.label == "Votes" and m.value == "1 from 1 person" for m in at.metric)
     table = at.dataframe[0].value
     assert list(table.columns[:4]) == ["Rank", "Model", "Rating (Elo points)", "95% interval, low"]
-    assert "PSNR (dB)" in table.columns and sorted(table["Votes"]) == [1, 1]
+    assert "PSNR (dB)" in table.columns and sorted(table["Comparisons"]) == [1, 1]
     assert table["Model"].iloc[0] == preferred
 
 
@@ -472,12 +472,12 @@ def test_a_deleted_rounds_id_is_never_reused_and_a_closed_round_takes_no_vote(ro
     assert rows.add_vote(ensure_store(), vote) == "duplicate"
 
 
-def test_students_see_the_disagreement_pictures_only_once_the_round_is_closed(round_id, monkeypatch):
+def test_the_disagreement_pictures_and_the_votes_show_only_once_the_round_is_closed(round_id, monkeypatch):
     from core.services import arena
     from core.users import User
 
     teacher, alice, _ = _users()
-    for n in range(2):
+    for n in range(arena.MIN_PAIR_VOTES):
         _prefer_lower_psnr(round_id, User(f"s{n}"))
 
     def standings_as(user):
@@ -489,10 +489,13 @@ def test_students_see_the_disagreement_pictures_only_once_the_round_is_closed(ro
         assert not at.exception
         return at, [img.proto.imgs[0].caption for img in at.get("image")]
 
-    at, captions = standings_as(alice)
-    assert captions == [] and any("once the round is closed" in c.value for c in at.caption)
-    _, captions = standings_as(teacher)
-    assert captions and any(c.startswith("preferred: ") for c in captions)
+    for user in (alice, teacher):  # the teacher's page may be on the projector
+        at, captions = standings_as(user)
+        assert captions == [] and any("once the round is closed" in c.value for c in at.caption)
+    def csv_buttons(user) -> int:
+        return sum(b.proto.label == "CSV" for b in standings_as(user)[0].get("download_button"))
+
+    assert csv_buttons(alice) == 1 and csv_buttons(teacher) == 2  # the votes name the models: the teacher's only
     arena.close_round(round_id, teacher)
     _, captions = standings_as(alice)
     assert any(c.startswith("preferred: ") for c in captions) and "clean image" in captions

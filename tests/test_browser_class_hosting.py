@@ -435,12 +435,12 @@ def test_a_class_votes_in_the_arena_and_each_vote_is_its_own(visit, hosted):
 
     alice = visit("alice", f"/arena?view=vote&round={found.id}", "Arena")
     bob = visit("bob", f"/arena?view=vote&round={found.id}", "Arena")
-    alice.get_by_role("button", name="Left is better").click()
+    alice.get_by_role("button", name="A is better").click()
     alice.get_by_text("Vote stored.", exact=True).wait_for()
     settle(alice)
     alice.goto(proxy.url + f"/arena?view=standings&round={found.id}")
     alice.get_by_text("1 from 1 person").wait_for()
-    bob.get_by_role("button", name="Right is better").click()
+    bob.get_by_role("button", name="B is better").click()
     bob.get_by_text("Vote stored.", exact=True).wait_for()
     alice.get_by_text("2 from 2 people").wait_for(timeout=30_000)  # no reload: the standings poll
     votes = rows.votes(_store(data_dir), found.id)
@@ -456,7 +456,7 @@ def test_a_class_votes_in_the_arena_and_each_vote_is_its_own(visit, hosted):
     teacher.get_by_role("button", name="Close", exact=True).click()
     teacher.get_by_role("button", name="Reopen", exact=True).wait_for()
     bob.goto(proxy.url + f"/arena?view=vote&round={found.id}")
-    bob.get_by_text("No round is open right now", exact=False).wait_for()
+    bob.get_by_text(f"Round #{found.id} is closed: its votes are final.").wait_for()
     assert rows.get_round(_store(data_dir), found.id).status == "closed"
     for page in (alice, bob, teacher):
         assert page.get_by_text("Traceback").count() == 0

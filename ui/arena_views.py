@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
@@ -18,7 +19,7 @@ from ui.text import plain
 from ui.url_state import export_buttons, pick
 from ui.widgets import decode_uploads, image_upload_mb
 
-LIVE_EVERY = "3s"
+LIVE_EVERY = "5s"
 _SIDE, _MATCH = "arena_side", "arena_matchup"
 
 
@@ -54,7 +55,7 @@ def kind_settings(kind: str, key: str) -> arena.Settings:
         sigma = c1.slider("Noise σ (0-255 scale)", 0, 100, 25, key=f"{key}_sigma")
     elif spec.operation == "deblur":
         blur = c1.slider("Blur σ (px)", 0.5, 5.0, 2.0, 0.5, key=f"{key}_blur")
-        sigma = c2.slider("Added noise σ", 0, 20, 1, key=f"{key}_blur_noise")
+        sigma = c2.slider("Added noise σ (0-255 scale)", 0, 20, 1, key=f"{key}_blur_noise")
     elif spec.operation == "super-resolution":
         scale = c1.segmented_control("Scale", [2, 3, 4], default=2, key=f"{key}_scale", required=True)
     elif spec.threshold:
@@ -72,7 +73,8 @@ def model_choice(kind: str, key: str, settings: arena.Settings, least: int = 1) 
     if len(infos) < least:
         st.info(f"{spec.title} has {count(len(infos), 'model')} with weights here; at least {least} are needed.")
         return []
-    chosen = st.multiselect(f"Models (up to {arena.MAX_MODELS})", infos, default=infos[:min(4, len(infos))],
+    label = f"Models ({least} to {arena.MAX_MODELS})" if least > 1 else f"Models (up to {arena.MAX_MODELS})"
+    chosen = st.multiselect(label, infos, default=infos[:min(4, len(infos))],
                             key=f"{key}_models_{kind}_{settings.scale}", format_func=lambda i: i.label,
                             max_selections=arena.MAX_MODELS)
     return [i.name for i in chosen]
@@ -90,23 +92,40 @@ def side_view(engine) -> None:
     if not images or not models or engine is None:
         return
     image = images[0]
-    wanted = (kind, tuple(models), image.sha256, settings, str(engine.device))
+    # Answers kept per model for this image, task and settings: a re-render runs nothing, and a model added to the
+    # choice runs alone.
+    base = (kind, image.sha256, settings, str(engine.device))
     kept = st.session_state.get(_SIDE)
-    if kept is None or kept[0] != wanted:  # a re-render of the same answer runs nothing
-        with st.spinner("Running every model on the image…"):
-            result = guarded(arena.side_by_side, engine, kind, image, models, settings, owner=current_user().name)
+    if kept is None or kept["base"] != base:
+        kept = {"base": base, "answers": {}, "frame": None}
+    missing = [m for m in models if m not in kept["answers"]]
+    if missing:
+        with st.spinner(f"Running {count(len(missing), 'model')} on the image…"):
+            result = guarded(arena.side_by_side, engine, kind, image, missing, settings, owner=current_user().name)
         if result is None:
-            st.session_state.pop(_SIDE, None)
             return
-        st.session_state[_SIDE] = kept = (wanted, result)
-    show_answers(kept[1])
+        kept["answers"].update({a.model: a for a in result.answers})
+        kept["frame"] = result
+        st.session_state[_SIDE] = kept
+    show_answers(replace(kept["frame"], answers=[kept["answers"][m] for m in models]))
+
+
+def picture(where, pixels, caption: str = "") -> None:
+    """A picture as PNG: Streamlit's default would send a JPEG, whose artefacts are what restoration is judged on."""
+    where.image(pixels, caption=caption, width="stretch", output_format="PNG")
+
+
+def lpips_missing(note: str) -> None:
+    """Why there is no LPIPS: the server-side fix for admins, a plain fact for everyone else."""
+    if note:
+        st.caption(f"No LPIPS: {plain(note)}" if current_user().admin else "LPIPS is not available on this server.")
 
 
 def show_answers(result) -> None:
     cols = st.columns(2)
-    cols[0].image(result.input, caption="what the models received", width="stretch")
+    picture(cols[0], result.input, "what the models received")
     if result.reference is not None:
-        cols[1].image(result.reference, caption="clean image (the scores compare with it)", width="stretch")
+        picture(cols[1], result.reference, "clean image (the scores compare with it)")
     if result.input_scores.get("psnr") is not None:
         st.caption(f"The input itself: PSNR {result.input_scores['psnr']:.2f} dB, SSIM {result.input_scores['ssim']:.4f}.")
     per_row = 3
@@ -116,11 +135,11 @@ def show_answers(result) -> None:
             with col:
                 st.markdown(f"**{plain(a.title)}**")
                 if a.picture is not None:
-                    st.image(a.picture, width="stretch")
+                    picture(st, a.picture)
                 if a.top:
-                    st.dataframe(pd.DataFrame(a.top, columns=["class", "probability"]), hide_index=True,
-                                 column_config={"probability": st.column_config.ProgressColumn(
-                                     "probability", format="%.3f", min_value=0.0, max_value=1.0)})
+                    top = pd.DataFrame([(p, label) for label, p in a.top], columns=["probability", "class"])
+                    st.dataframe(top, hide_index=True, column_config={"probability": st.column_config.ProgressColumn(
+                        "probability", format="%.3f", min_value=0.0, max_value=1.0, width="small")})
                 bits = [f"{a.latency_ms:.0f} ms"]
                 if a.scores.get("psnr") is not None:
                     bits.append(f"PSNR {a.scores['psnr']:.2f} dB, SSIM {a.scores['ssim']:.4f}")
@@ -128,9 +147,9 @@ def show_answers(result) -> None:
                     bits.append(f"LPIPS {a.scores['lpips']:.3f}")
                 if a.note:
                     bits.append(a.note)
-                st.caption(plain(" · ".join(bits)) + f" · run #{a.run_id}")
-    if result.lpips_note:
-        st.caption(f"No LPIPS: {plain(result.lpips_note)}")
+                st.caption(plain(" · ".join(bits)))
+                st.page_link("pages/results.py", label=f"Stored as run #{a.run_id}", query_params={"run": a.run_id})
+    lpips_missing(result.lpips_note)
 
 
 # ---- rounds -------------------------------------------------------------------------------------------------
@@ -158,6 +177,12 @@ def round_picker(open_only: bool, key: str):
 
 
 def vote_view(engine) -> None:
+    linked = st.query_params.get("round", "")
+    if linked.isdigit() and guarded(arena.round_status, int(linked)) == "closed":
+        st.info(f"Round #{int(linked)} is closed: its votes are final.")
+        st.page_link("pages/arena.py", label=f"Standings of round #{int(linked)}", icon=":material/leaderboard:",
+                     query_params={"view": "standings", "round": int(linked)})
+        return
     found = round_picker(True, "vote_round")
     if found is None:
         return
@@ -180,18 +205,19 @@ def vote_view(engine) -> None:
         st.session_state[key] = match = (secrets.token_hex(4), match)
     token, pair = match
     st.caption(f"Image: {plain(pair.image_name)} · {count(pair.remaining, 'pair')} left for you")
-    left, right = st.columns(2)
-    left.image(pair.left_png, caption="Left", width="stretch")
-    right.image(pair.right_png, caption="Right", width="stretch")
-    with st.expander("What the models received"):
-        st.image(pair.input_png, width=320)
+    # A and B, not left and right: on a phone the two columns stack
+    first, second = st.columns(2)
+    picture(first, pair.left_png, "A")
+    picture(second, pair.right_png, "B")
     # The buttons' keys carry the pair's token: a click on a pair no longer on screen (a double click, a second
     # click after an error) matches no button and votes nothing.
     choice = None
-    for col, (label, value) in zip(st.columns(3), [("Left is better", "left"), ("About the same", "tie"),
-                                                   ("Right is better", "right")]):
+    for col, (label, value) in zip(st.columns(3), [("A is better", "left"), ("About the same", "tie"),
+                                                   ("B is better", "right")]):
         if col.button(label, key=f"vote_{value}_{token}", width="stretch"):
             choice = value
+    with st.expander("What the models received"):
+        st.image(pair.input_png, width=320, output_format="PNG")
     if choice is None:
         return
     st.session_state.pop(key, None)  # whatever happens to this vote, the next run shows another pair
@@ -210,10 +236,12 @@ def _your_votes(found, user) -> None:
             "update as the others vote. Here are your votes, with the names:")
     st.dataframe(done[["image", "model_a", "model_b", "preferred", "shown_left"]].rename(columns=VOTE_COLUMNS),
                  hide_index=True)
+    st.page_link("pages/arena.py", label="Standings of this round", icon=":material/leaderboard:",
+                 query_params={"view": "standings", "round": found.id})
 
 
 VOTE_COLUMNS = {"vote": "Vote #", "voter": "Voter", "image": "Image", "image_sha256": "Image SHA-256",
-                "model_a": "Model A", "model_b": "Model B", "preferred": "Preferred", "shown_left": "Shown on the left",
+                "model_a": "Model 1", "model_b": "Model 2", "preferred": "Preferred", "shown_left": "Shown as A",
                 "time_utc": "Time (UTC)"}
 
 
@@ -251,8 +279,11 @@ def _rounds_list() -> None:
         st.rerun(scope="app")  # the last round came ready: draw the page again, without polling
     for r in found:
         cols = st.columns([5, 1, 1])
+        votes = f" · {count(arena.vote_count(r.id), 'vote')}" if r.status in ("open", "closed") else ""
         cols[0].text(f"{_round_label(r)} · {count(len(r.models), 'model')} · by {r.owner or 'nobody'} · "
-                     f"{r.params.get('words', '')}")
+                     f"{r.params.get('words', '')}{votes}")
+        if r.is_open:
+            cols[0].caption(f"Link for the class: /arena?view=vote&round={r.id}")
         if not arena.may_manage(r, user):
             continue
         if r.status in ("open", "closed"):
@@ -266,11 +297,15 @@ def _rounds_list() -> None:
             st.session_state["arena_confirm"] = r.id
         if st.session_state.get("arena_confirm") == r.id:
             st.warning(f"Delete round #{r.id} with its pictures and all its votes? This cannot be undone.")
-            if st.button("Yes, delete it", key=f"delete_yes_{r.id}", type="primary"):
+            yes, no = st.columns(2)
+            if yes.button("Yes, delete it", key=f"delete_yes_{r.id}", type="primary"):
                 st.session_state.pop("arena_confirm", None)
                 if guarded(_done, arena.delete_round, r.id, user):
                     st.session_state["arena_rounds_flash"] = f"Deleted round #{r.id}."
                     st.rerun()
+            if no.button("Cancel", key=f"delete_no_{r.id}"):
+                st.session_state.pop("arena_confirm", None)
+                st.rerun()
 
 
 def _open_form(engine) -> None:
@@ -294,7 +329,7 @@ def _open_form(engine) -> None:
 # ---- standings ----------------------------------------------------------------------------------------------
 
 COLUMNS = {"rank": "Rank", "model": "Model", "rating": "Rating (Elo points)", "low": "95% interval, low",
-           "high": "95% interval, high", "votes": "Votes", "win_rate": "Win rate (ties half)", "psnr": "PSNR (dB)",
+           "high": "95% interval, high", "votes": "Comparisons", "win_rate": "Win rate (ties half)", "psnr": "PSNR (dB)",
            "ssim": "SSIM", "lpips": "LPIPS (lower is closer)", "latency_ms": "Latency (ms)"}
 
 
@@ -321,6 +356,10 @@ def _standings(shown) -> None:
         return
     user = current_user()
     st.metric("Votes", f"{result.votes} from {count(result.voters, 'person', 'people')}")
+    if not result.votes:
+        st.info("No votes yet. Share the link of the Vote view of this round; the standings fill in as people vote.")
+        st.code(f"/arena?view=vote&round={found.id}", language=None)
+        return
     table = result.table.copy()
     shown_cols = [c for c in COLUMNS if c in table.columns and (table[c].notna().any() or c in ("rank", "model"))]
     view = table[shown_cols].rename(columns=COLUMNS)
@@ -337,24 +376,26 @@ def _standings(shown) -> None:
                "resamples; 400 points apart means 10:1 odds of being preferred. A model nobody has compared yet has "
                "no rating.")
     export_buttons(view, f"round-{found.id}-standings", "arena_standings")
-    metric = "psnr" if table["psnr"].notna().any() else None
-    st.plotly_chart(charts.preference_figure(table, metric, COLUMNS["psnr"]), key="arena_ratings")
+    st.plotly_chart(charts.preference_figure(table), key="arena_ratings")
     if result.left_share is not None:
-        st.caption(f"The left picture won {result.left_share:.0%} of the decisive votes (50% means no side bias).")
+        st.caption(f"Picture A (shown first) won {result.left_share:.0%} of the decisive votes (50% means no "
+                   "position bias).")
     if result.agreements:
         st.markdown("**Do people and the metrics agree?**")
         for a in result.agreements:
             st.text(a.sentence())
     elif not arena.KINDS[found.operation].reference:
         st.caption("This task has no reference image here, so there are no PSNR/SSIM scores to compare with.")
-    if found.params.get("lpips_missing"):
-        st.caption(f"No LPIPS: {plain(found.params['lpips_missing'])}")
+    lpips_missing(found.params.get("lpips_missing", ""))
+    # While the round is open, nothing here may name the pictures being voted on: the page may be on the projector
     if result.disagreements:
-        if found.is_open and not arena.may_manage(found, user):
-            st.caption("Where people and the metric disagree, with the pictures, shows here once the round is "
+        if found.is_open:
+            st.caption("Where people and the metric disagree most, with the pictures, shows here once the round is "
                        "closed (the pictures would give the names away).")
         else:
             _disagreements(found, result.disagreements)
+    if found.is_open and not arena.may_manage(found, user):
+        return  # each vote names the models shown as A and B: the export opens to everyone when the round closes
     votes = guarded(arena.votes_table, found.id, user)
     if votes is not None:
         st.markdown("**Votes**")
@@ -366,17 +407,16 @@ def _disagreements(found, items) -> None:
     pics = arena.pictures(found)
     for d in items:
         preferred, other = arena.title_of(found, d.preferred), arena.title_of(found, d.other)
-        unit = " dB" if d.metric == "psnr" else ""
-        st.text(f"{d.image_name}: {d.share:.0%} of {count(d.votes, 'vote')} preferred {preferred} "
-                f"({d.metric.upper()} {d.preferred_value:.3f}{unit}) over {other} ({d.other_value:.3f}{unit}).")
+        unit, digits = (" dB", 2) if d.metric == "psnr" else ("", 4)
+        ties = f", {count(d.ties, 'tie')}" if d.ties else ""
+        st.text(f"{d.image_name}: {d.wins} of {count(d.votes, 'vote')} preferred {preferred} over {other}{ties}; "
+                f"{d.metric.upper()} {d.preferred_value:.{digits}f}{unit} against {d.other_value:.{digits}f}{unit}.")
         cols = st.columns(3)
-        cols[0].image(pics[(d.image_index, "output", d.preferred)].png, caption=f"preferred: {plain(preferred)}",
-                      width="stretch")
-        cols[1].image(pics[(d.image_index, "output", d.other)].png, caption=f"higher {d.metric.upper()}: {plain(other)}",
-                      width="stretch")
+        picture(cols[0], pics[(d.image_index, "output", d.preferred)].png, f"preferred: {plain(preferred)}")
+        picture(cols[1], pics[(d.image_index, "output", d.other)].png, f"higher {d.metric.upper()}: {plain(other)}")
         reference = pics.get((d.image_index, "reference", ""))
         if reference is not None:
-            cols[2].image(reference.png, caption="clean image", width="stretch")
+            picture(cols[2], reference.png, "clean image")
 
 
 VIEWS = {"side": ("Side by side", side_view), "vote": ("Vote", vote_view), "standings": ("Standings", standings_view),

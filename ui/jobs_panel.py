@@ -121,10 +121,6 @@ def jobs_panel(kind: str, key: str = "jobs") -> None:
         elif chosen.kind in services.EXPERIMENT_KINDS:
             st.page_link("pages/compare.py", label=f"Curve of experiment #{chosen.id}", icon=":material/show_chart:",
                          query_params={"view": "experiments", "job": chosen.id})
-        elif chosen.kind == "arena_round" and chosen.result.get("round") is not None:
-            st.page_link("pages/arena.py", label=f"Vote in round #{chosen.result['round']}", icon=":material/how_to_vote:",
-                         query_params={"view": "vote", "round": chosen.result["round"]})
-            _runs_table(chosen, key)
         elif chosen.kind == "robustness":
             st.page_link("pages/compare.py", label=f"Degradation curves of sweep #{chosen.id}",
                          icon=":material/show_chart:", query_params={"view": "robustness", "job": chosen.id})

@@ -331,6 +331,8 @@ class Disagreement:
     other: str
     share: float  # of votes for `preferred`, ties counted half
     votes: int
+    wins: int  # votes for `preferred`
+    ties: int
     metric: str
     preferred_value: float
     other_value: float
@@ -358,6 +360,9 @@ def _metric_means(found: rows.Round) -> dict[str, dict[str, float | None]]:
     return out
 
 
+MIN_PAIR_VOTES = 3  # a pair's votes before its disagreement with the metric is shown
+
+
 def _disagreements(found: rows.Round, votes: pd.DataFrame, limit: int = 5) -> list[Disagreement]:
     """Pairs (per image) where most voters preferred the model with the worse PSNR (or SSIM when PSNR ties), the
     clearest first: by the lower end of the Wilson interval of the preferred share, so 9 of 10 votes ranks above
@@ -368,7 +373,7 @@ def _disagreements(found: rows.Round, votes: pd.DataFrame, limit: int = 5) -> li
     out = []
     for (i, a, b), n, wins_a, ties in zip(tally.index, tally.n, tally.a, tally.tie):
         share_a = float((wins_a + 0.5 * ties) / n)
-        if share_a == 0.5:
+        if share_a == 0.5 or n < MIN_PAIR_VOTES:
             continue
         preferred, other = (a, b) if share_a > 0.5 else (b, a)
         for metric, _ in METRICS[:2]:
@@ -376,8 +381,9 @@ def _disagreements(found: rows.Round, votes: pd.DataFrame, limit: int = 5) -> li
             if pv is None or ov is None or pv == ov:
                 continue
             if pv < ov:
+                wins = int(wins_a) if preferred == a else int(n - wins_a - ties)
                 out.append(Disagreement(int(i), have[(i, "input", "")].image_name, preferred, other,
-                                        max(share_a, 1 - share_a), int(n), metric, float(pv), float(ov)))
+                                        max(share_a, 1 - share_a), int(n), wins, int(ties), metric, float(pv), float(ov)))
             break
     out.sort(key=lambda d: (-preference.wilson_lower(d.share, d.votes), d.image_index, d.preferred))
     return out[:limit]
@@ -458,6 +464,10 @@ def votes_table(round_id: int, user: User | None = None, *, mine: bool = False) 
     if may_manage(found, user):
         out.insert(1, "voter", votes.voter)
     return out
+
+
+def vote_count(round_id: int) -> int:
+    return rows.vote_state(ensure_store(), int(round_id))[0]
 
 
 def pair_total(found: rows.Round) -> int:

@@ -29,14 +29,15 @@ class DetectionResult:
 
 
 def detect(engine: Engine, model: str, images: list[DecodedImage], *, score_threshold: float = 0.5,
-           allow_random: bool = False, batch_size: int = 2, dataset_kind: str = "upload", owner: str | None = None) -> DetectionResult:
+           allow_random: bool = False, batch_size: int = 2, dataset_kind: str = "upload", owner: str | None = None,
+           warmup: int = 0) -> DetectionResult:
     check_batch(images, limit=32)
     check_request(images)  # sizes and total pixels: shape_regions on one strip once took 7.8 GB
     if not 0 <= score_threshold <= 1:
         raise InvalidInput(f"The score threshold must be between 0 and 1, got {score_threshold}.")
     loaded = load_for_run(engine, model, allow_random, "detection")
     inputs = get_task("detection").preprocess(loaded, [img.pixels for img in images])
-    outputs, stats = engine.run(loaded, inputs, batch_size=batch_size)
+    outputs, stats = engine.run(loaded, inputs, batch_size=batch_size, warmup=warmup)
     dets = [detection.postprocess(o, loaded.spec.categories, STORED_THRESHOLD) for o in outputs]
     kept = [[d for d in ds if d.score >= score_threshold] for ds in dets]
     run_id = save_run(owner=owner,

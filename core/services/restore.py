@@ -47,7 +47,8 @@ class RestorationResult:
 
 def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash: str, source_kind: str,
             operation: str, methods: list[str], sigma: float = 25.0, scale: int = 2, seed: int = 0,
-            blur_sigma: float = 2.0, max_side: int = 512, allow_random: bool = False, owner: str | None = None) -> RestorationResult:
+            blur_sigma: float = 2.0, max_side: int = 512, allow_random: bool = False, owner: str | None = None,
+            warmup: int = 0) -> RestorationResult:
     """`sigma` is the noise level (0-255 scale) for denoise and the added noise for deblur."""
     if operation not in OPERATIONS:
         raise InvalidInput(f"Unknown restoration operation {operation!r}; choose one of {', '.join(OPERATIONS)}.")
@@ -91,7 +92,7 @@ def restore(engine: Engine, clean: np.ndarray, *, source_name: str, source_hash:
         if operation == "super-resolution" and spec.scale != scale:
             raise InvalidInput(f"{name} upscales x{spec.scale}, but the input was downscaled x{scale}.")
         inputs, levels = model_inputs(spec, [degraded], known_noise_sigma(degradation))
-        outputs, stats = engine.run(loaded, inputs, batch_size=1)
+        outputs, stats = engine.run(loaded, inputs, batch_size=1, warmup=warmup)
         restored = to_uint8(outputs[0])
         if restored.shape != target.shape:
             raise InvalidInput(f"{name} returned {restored.shape}, expected {target.shape}.")

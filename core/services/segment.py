@@ -36,7 +36,7 @@ class SegmentationResult:
 
 def segment(engine: Engine, model: str, images: list[DecodedImage], *, allow_random: bool = False,
             score_threshold: float = 0.5, max_side: int = 520, dataset_kind: str = "upload",
-            owner: str | None = None) -> SegmentationResult:
+            owner: str | None = None, warmup: int = 0) -> SegmentationResult:
     check_batch(images, limit=16)
     check_request(images)  # sizes and total pixels, before any tensor is built
     loaded = load_for_run(engine, model, allow_random, "segmentation")
@@ -44,7 +44,7 @@ def segment(engine: Engine, model: str, images: list[DecodedImage], *, allow_ran
     assert spec.operation is not None  # every segmentation model is semantic or instance
     working = [limit_side(img.pixels, max_side) for img in images]
     inputs = get_task("segmentation").preprocess(loaded, working)
-    outputs, stats = engine.run(loaded, inputs, batch_size=1)
+    outputs, stats = engine.run(loaded, inputs, batch_size=1, warmup=warmup)
     results, per_image = [], []
     for img, work, out in zip(images, working, outputs):
         if spec.operation == "instance":
