@@ -379,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="denoise", help="denoise, deblur, super-resolution, semantic, instance, detection")
     p.add_argument("--model", action="append")
     p.add_argument("--sample", action="append", help="a scikit-image sample photo, e.g. astronaut")
-    p.add_argument("--set", action="append", help="sigma, blur_sigma, scale, seed, score_threshold, max_side=value")
+    p.add_argument("--set", action="append", help="sigma, blur_sigma, scale, score_threshold, max_side=value (the "
+                                                   "noise seed of a round is drawn at random)")
     p.add_argument("--device", default=None)
     p.set_defaults(fn=cmd_arena)
     for sp in sub.choices.values():

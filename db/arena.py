@@ -83,6 +83,15 @@ def create_round(url: str, *, title: str, owner: str | None, task: str, operatio
     return with_retry(tx)
 
 
+def add_params(url: str, round_id: int, params: dict[str, Any]) -> None:
+    def tx() -> None:
+        with session_scope(url) as s:
+            row = s.get(ArenaRoundRow, int(round_id))
+            if row is not None:
+                row.params = {**(row.params or {}), **params}
+    with_retry(tx)
+
+
 def finish_round(url: str, round_id: int, pictures: list[Picture], params: dict[str, Any], status: str) -> None:
     """A preparing round gets its pictures (its source images go) and `status`, with `params` added, in one
     transaction: nobody sees it half built. Nothing happens to a round that is no longer preparing (deleted)."""
@@ -146,21 +155,29 @@ def pictures(url: str, round_id: int) -> list[Picture]:
 
 def add_vote(url: str, vote: NewVote) -> str:
     """Store a vote while its round is open: "stored", "duplicate" (this voter already voted on this pair and
-    image; the unique constraint decides, so two tabs voting at once store one), "closed" or "gone". The round's
-    row is locked for the insert (PostgreSQL; SQLite has one writer at a time), so a round closed meanwhile takes
-    no vote after its close."""
+    image; the unique constraint decides, so two tabs voting at once store one), "closed" or "gone".
+
+    The transaction starts with a no-op UPDATE of the round's row that matches only an open round: it takes the
+    write lock first (SQLite starts its transaction there, PostgreSQL locks the row), so a close that commits
+    before it leaves nothing to match, and a close that comes after it waits for this vote."""
     def tx() -> str:
         try:
             with session_scope(url) as s:
-                status = s.scalar(select(ArenaRoundRow.status).where(ArenaRoundRow.id == vote.round_id).with_for_update())
-                if status != "open":
+                result = s.execute(update(ArenaRoundRow).where(ArenaRoundRow.id == vote.round_id,
+                                                               ArenaRoundRow.status == "open")
+                                   .values(status=ArenaRoundRow.status)
+                                   .execution_options(synchronize_session=False))
+                held = result.rowcount  # type: ignore[attr-defined]  # a CursorResult for an UPDATE
+                if held != 1:
+                    s.rollback()
+                    status = s.scalar(select(ArenaRoundRow.status).where(ArenaRoundRow.id == vote.round_id))
                     return "gone" if status is None else "closed"
                 s.add(ArenaVoteRow(round_id=vote.round_id, image_index=vote.image_index, image_sha=vote.image_sha,
                                    model_a=vote.model_a, model_b=vote.model_b, winner=vote.winner, left=vote.left,
                                    voter=vote.voter))
             return "stored"
         except IntegrityError:
-            return "duplicate"
+            return "duplicate"  # the round row is locked by this transaction, so only the unique key can fail
     return with_retry(tx)
 
 

@@ -518,7 +518,9 @@ def test_a_round_whose_pictures_fail_is_marked_failed_and_takes_no_votes(db_url,
     teacher, alice, _ = _users()
     new = arena.prepare_round(title="broken", kind="denoise", images=[builtin_image("coffee")], models=CHEAP[:2],
                               settings=arena.Settings(max_side=64), user=teacher)
-    assert arena.get_round(new).status == "preparing" and arena.next_matchup(new, alice) is None
+    assert arena.get_round(new).status == "preparing"
+    with pytest.raises(Exception, match="not open yet: its pictures are being computed"):
+        arena.next_matchup(new, alice)
     with pytest.raises(Exception, match="only a round that is open"):
         arena.close_round(new, teacher)
 
@@ -534,3 +536,43 @@ def test_a_round_whose_pictures_fail_is_marked_failed_and_takes_no_votes(db_url,
         arena.vote(new, 0, *CHEAP[:2], "left", alice)
     with pytest.raises(Exception, match="not waiting for its pictures"):
         arena.fill_round(Engine("cpu"), new)
+
+
+def test_a_round_whose_job_ended_early_is_marked_failed_and_odd_links_are_refused(db_url, monkeypatch):
+    """A cancelled or killed job runs no exception handler: the list of rounds notices its job ended and marks the
+    round failed. A round number in a link that is not a plain number is refused without an error."""
+    from core.data.builtin import builtin_image
+    from core.services import arena
+    from core.store import ensure_store
+    from db import arena as rows
+
+    teacher, alice, _ = _users()
+    new = arena.prepare_round(title="stopped", kind="denoise", images=[builtin_image("coffee")], models=CHEAP[:2],
+                              settings=arena.Settings(max_side=64), user=teacher)
+    rows.add_params(ensure_store(), new, {"job": 4242})  # a job that no longer exists
+    [found] = arena.rounds()
+    assert found.status == "failed" and found.params["failure"] == arena.STOPPED
+    with pytest.raises(Exception, match="only a round that is open"):
+        arena.close_round(new, teacher)
+    for link in ("²", "9" * 25, "-1", "1.0"):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.query_params["view"] = "vote"
+        at.query_params["round"] = link
+        at.switch_page("pages/arena.py").run()
+        assert not at.exception, link
+
+
+def test_a_closed_rounds_vote_link_leads_to_its_standings(round_id):
+    from core.services import arena
+
+    teacher, *_ = _users()
+    arena.close_round(round_id, teacher)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["view"] = "vote"
+    at.query_params["round"] = str(round_id)
+    at.switch_page("pages/arena.py").run()
+    assert any(f"Round #{round_id} is closed" in i.value for i in at.info)
+    at.button(key="vote_closed_standings").click().run()
+    assert not at.exception
+    assert at.selectbox(key="arena_view").value == "standings" and at.selectbox(key="stand_round").value == round_id
+    assert any("The round is closed." in c.value for c in at.caption)

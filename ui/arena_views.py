@@ -1,6 +1,7 @@
 """The Arena page's views: side by side, blind vote, standings, rounds."""
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import replace
 
@@ -52,7 +53,7 @@ def kind_settings(kind: str, key: str) -> arena.Settings:
     c1, c2, c3 = st.columns(3)
     sigma, blur, scale, threshold = 25.0, 2.0, 2, 0.5
     if spec.operation == "denoise":
-        sigma = c1.slider("Noise σ (0-255 scale)", 0, 100, 25, key=f"{key}_sigma")
+        sigma = c1.slider("Noise σ (0-255 scale)", 1, 100, 25, key=f"{key}_sigma")
     elif spec.operation == "deblur":
         blur = c1.slider("Blur σ (px)", 0.5, 5.0, 2.0, 0.5, key=f"{key}_blur")
         sigma = c2.slider("Added noise σ (0-255 scale)", 0, 20, 1, key=f"{key}_blur_noise")
@@ -176,13 +177,30 @@ def round_picker(open_only: bool, key: str):
     return by_id.get(chosen)
 
 
+def go_to(view: str, round_id: int, label: str, key: str) -> None:
+    """A button to another view of this page (a page link to the same page would keep the view's widget as it is)."""
+    def switch() -> None:
+        st.session_state["arena_view"] = view
+        st.query_params["view"] = view
+        st.query_params["round"] = str(round_id)
+        for picker in ("vote_round", "stand_round"):
+            st.session_state.pop(picker, None)
+    st.button(label, key=key, on_click=switch, icon=":material/leaderboard:")
+
+
+def one_person_note() -> None:
+    if not arena.signed_in_server():
+        st.caption("This server runs without sign-in, so everyone here votes as the same person (and as its admin). "
+                   "For a class, host it with sign-in (README, Hosting for a class): one vote per person.")
+
+
 def vote_view(engine) -> None:
+    one_person_note()
     linked = st.query_params.get("round", "")
-    if linked.isdigit() and guarded(arena.round_status, int(linked)) == "closed":
+    if re.fullmatch(r"[0-9]{1,9}", linked) and guarded(arena.round_status, int(linked)) == "closed":
         st.info(f"Round #{int(linked)} is closed: its votes are final.")
-        st.page_link("pages/arena.py", label=f"Standings of round #{int(linked)}", icon=":material/leaderboard:",
-                     query_params={"view": "standings", "round": int(linked)})
-        return
+        go_to("standings", int(linked), f"Standings of round #{int(linked)}", "vote_closed_standings")
+        del st.query_params["round"]  # the picker below offers the rounds open now
     found = round_picker(True, "vote_round")
     if found is None:
         return
@@ -236,8 +254,7 @@ def _your_votes(found, user) -> None:
             "update as the others vote. Here are your votes, with the names:")
     st.dataframe(done[["image", "model_a", "model_b", "preferred", "shown_left"]].rename(columns=VOTE_COLUMNS),
                  hide_index=True)
-    st.page_link("pages/arena.py", label="Standings of this round", icon=":material/leaderboard:",
-                 query_params={"view": "standings", "round": found.id})
+    go_to("standings", found.id, "Standings of this round", "vote_done_standings")
 
 
 VOTE_COLUMNS = {"vote": "Vote #", "voter": "Voter", "image": "Image", "image_sha256": "Image SHA-256",
@@ -251,6 +268,7 @@ def _done(fn, *args) -> bool:
 
 def rounds_view(engine) -> None:
     user = current_user()
+    one_person_note()
     if user.admin:
         with st.expander("Open a new round", expanded=not guarded(arena.rounds)):
             _open_form(engine)
@@ -364,6 +382,7 @@ def _standings(shown) -> None:
     shown_cols = [c for c in COLUMNS if c in table.columns and (table[c].notna().any() or c in ("rank", "model"))]
     view = table[shown_cols].rename(columns=COLUMNS)
     st.dataframe(view, hide_index=True, column_config={
+        COLUMNS["rank"]: st.column_config.NumberColumn(format="%d", help="Models nobody has compared yet have none."),
         COLUMNS["rating"]: st.column_config.NumberColumn(format="%.0f"),
         COLUMNS["low"]: st.column_config.NumberColumn(format="%.0f"),
         COLUMNS["high"]: st.column_config.NumberColumn(format="%.0f"),

@@ -34,7 +34,7 @@ from core.metrics.registry import higher_is_better
 from core.services.arena_answers import (KINDS, MAX_MODELS, MAX_SIDE, MIN_SIDE, VOTABLE, Settings,  # noqa: F401 (the page's)
                                          check_models, model_titles, side_by_side, working)
 from core.store import ensure_store
-from core.users import NotAllowed, User, acting, require
+from core.users import NotAllowed, User, acting, auth_settings, require
 from db import arena as rows
 
 MAX_IMAGES = 6
@@ -81,12 +81,15 @@ def prepare_round(*, title: str, kind: str, images: list[DecodedImage], models: 
         raise InvalidInput("The same image was added twice.")
     check_request(images)
     settings.check()
+    if spec.operation == "denoise" and settings.sigma <= 0:
+        raise InvalidInput("A denoising round needs noise: choose a noise σ above 0.")
     require_weights(models, allow_random=False)  # random weights teach nothing here
     url = ensure_store()
     if rows.count_rounds(url, user.name) >= MAX_ROUNDS_PER_OWNER:
         raise InvalidInput(f"You have {MAX_ROUNDS_PER_OWNER} rounds stored; delete an old one first.")
-    # A fresh seed for the noise, kept in the store but not shown: the Side by side view cannot then rebuild the
-    # round's pictures with the names on them.
+    # A fresh noise seed per round (not shown in the settings' words), so two rounds at the same σ differ. It does
+    # not make the round secret: a run's provenance (Results) records it, and anyone can feed a round's input
+    # picture to Side by side. The vote keeps names off the screen for honest voters; it is not a lock.
     settings = replace(settings, seed=secrets.randbelow(2**31))
     sources = []
     for index, image in enumerate(images):
@@ -128,10 +131,10 @@ def fill_round(engine: Engine, round_id: int, progress: Callable[..., None] | No
                                              {**a.scores, "latency_ms": a.latency_ms}, a.run_id))
                 run_ids.append(a.run_id)
             lpips_note = lpips_note or answer.lpips_note
+        rows.finish_round(url, found.id, pictures, {"lpips_missing": lpips_note}, status="open")
     except Exception as exc:
         rows.finish_round(url, found.id, [], {"failure": str(exc)[:500]}, status="failed")
         raise
-    rows.finish_round(url, found.id, pictures, {"lpips_missing": lpips_note}, status="open")
     if progress is not None:
         progress(1.0, "the round is open", force=True)
     return run_ids
@@ -160,6 +163,7 @@ def submit_round(*, title: str, kind: str, images: list[DecodedImage], models: l
     except Exception:
         rows.delete_round(ensure_store(), round_id)
         raise
+    rows.add_params(ensure_store(), round_id, {"job": job_id})
     return round_id, job_id
 
 
@@ -169,8 +173,27 @@ def _fill_round_job(job_params: dict[str, Any], ctx) -> dict[str, Any]:
     return {"round": int(job_params["round"]), "run_ids": run_ids}
 
 
+STOPPED = "its job stopped before the pictures were done (cancelled, or its worker died); delete the round and open it again"
+
+
 def rounds() -> list[rows.Round]:
-    return rows.rounds(ensure_store())
+    """Newest first. A round still preparing whose job has ended (cancelled, killed: no exception handler ran in
+    the worker) is marked failed here, so it never stays "computing its pictures" for good."""
+    url = ensure_store()
+    found = rows.rounds(url)
+    stuck = [r for r in found if r.status == "preparing" and r.params.get("job") is not None
+             and _job_ended(int(r.params["job"]))]
+    for r in stuck:
+        rows.finish_round(url, r.id, [], {"failure": STOPPED}, status="failed")
+    return rows.rounds(url) if stuck else found
+
+
+def _job_ended(job_id: int) -> bool:
+    try:
+        job = runner.status(job_id)
+    except InvalidInput:  # the job row is gone
+        return True
+    return not job.active and job.status != "queued"
 
 
 def get_round(round_id: int) -> rows.Round:
@@ -208,8 +231,15 @@ def reopen_round(round_id: int, user: User | None = None) -> bool:
 def delete_round(round_id: int, user: User | None = None) -> bool:
     found = get_round(round_id)
     require(acting(user), found.owner, f"delete round #{found.id}")
+    if found.status == "preparing" and found.params.get("job") is not None:
+        runner.cancel(int(found.params["job"]))  # its work would go to nothing; False when it has just ended
     rows.delete_round(ensure_store(), found.id)
     return True
+
+
+def signed_in_server() -> bool:
+    """Whether people sign in here (proxy or OIDC): without it everyone is the one local user, one voter."""
+    return auth_settings().mode != "none"
 
 
 def may_manage(found: rows.Round, user: User | None = None) -> bool:
@@ -233,14 +263,15 @@ def kind_title(found: rows.Round) -> str:
 
 
 @functools.lru_cache(maxsize=4)  # PNG bytes: up to ~19 MB a round
-def _pictures(url: str, round_id: int, created: str) -> dict[tuple[int, str, str], rows.Picture]:
-    """A round's pictures by (image_index, role, model); they never change once stored (the key carries the
-    round's creation time, so a new round that reuses a deleted round's id is not served the old pictures)."""
+def _pictures(url: str, round_id: int, created: str, status: str) -> dict[tuple[int, str, str], rows.Picture]:
+    """A round's pictures by (image_index, role, model). They change once, when a preparing round gets its outputs:
+    the key carries the status (and the creation time, so a round with a reused id is never served old ones)."""
     return {(p.image_index, p.role, p.model): p for p in rows.pictures(url, round_id)}
 
 
 def pictures(found: rows.Round) -> dict[tuple[int, str, str], rows.Picture]:
-    return _pictures(ensure_store(), found.id, found.created_at.isoformat())
+    settled = "ready" if found.status in ("open", "closed") else found.status
+    return _pictures(ensure_store(), found.id, found.created_at.isoformat(), settled)
 
 
 def images(found: rows.Round) -> list[tuple[int, str]]:
@@ -265,6 +296,16 @@ class Matchup:
     remaining: int  # pairs this voter has not voted on yet, this one included
 
 
+def _open(round_id: int) -> rows.Round:
+    """The round, if it takes votes now; otherwise why not."""
+    found = get_round(round_id)
+    if not found.is_open:
+        raise InvalidInput({"closed": f"Round #{found.id} is closed; its votes are final.",
+                            "preparing": f"Round #{found.id} is not open yet: its pictures are being computed.",
+                            }.get(found.status, f"Round #{found.id} failed to compute its pictures; it takes no votes."))
+    return found
+
+
 def _pairs(found: rows.Round) -> list[tuple[int, str, str]]:
     have = pictures(found)
     models = sorted(found.models)
@@ -276,7 +317,7 @@ def next_matchup(round_id: int, user: User | None = None, rng: random.Random | N
     """A pair this voter has not voted on, among those with the fewest votes from everyone (so votes spread over
     all pairs), its sides in random order. None when the voter has voted on every pair."""
     voter = acting(user).name
-    found = get_round(round_id)
+    found = _open(round_id)
     url = ensure_store()
     done = rows.voted(url, found.id, voter)
     left_to_vote = [p for p in _pairs(found) if p not in done]
@@ -296,11 +337,7 @@ def next_matchup(round_id: int, user: User | None = None, rng: random.Random | N
 def vote(round_id: int, image_index: int, left: str, right: str, choice: str, user: User | None = None) -> bool:
     """Store one blind vote: `choice` is left, right or tie for the pair as it was shown. True once stored."""
     voter = acting(user).name
-    found = get_round(round_id)
-    if not found.is_open:
-        raise InvalidInput({"closed": f"Round #{found.id} is closed; its votes are final.",
-                            "preparing": f"Round #{found.id} is not open yet: its pictures are being computed.",
-                            }.get(found.status, f"Round #{found.id} failed to compute its pictures; it takes no votes."))
+    found = _open(round_id)
     if choice not in CHOICES:
         raise InvalidInput(f"A vote is one of {', '.join(CHOICES)}.")
     have = pictures(found)
@@ -408,8 +445,10 @@ def _standings(url: str, round_id: int, created: str, state: tuple[int, int]) ->
         "win_rate": np.where(fitted.votes > 0, fitted.wins / np.maximum(fitted.votes, 1), np.nan),
         **{metric: [means[metric][m] for m in models] for metric, _ in METRICS + (("latency_ms", ""),)},
     })
-    table = table.iloc[fitted.order()].reset_index(drop=True)
-    table.insert(0, "rank", range(1, len(table) + 1))
+    order = [i for i in fitted.order() if compared[i]] + [i for i in fitted.order() if not compared[i]]
+    table = table.iloc[order].reset_index(drop=True)
+    ranked = int(compared.sum())
+    table.insert(0, "rank", [float(r) for r in range(1, ranked + 1)] + [np.nan] * (len(table) - ranked))
     rating = {m: r for m, r, c in zip(models, fitted.rating, compared) if c}
     agreements = [preference.agreement(label, rating, means[metric], bool(higher_is_better(metric)))
                   for metric, label in METRICS if any(v is not None for v in means[metric].values())]
@@ -421,6 +460,7 @@ def _standings(url: str, round_id: int, created: str, state: tuple[int, int]) ->
 
 FRESH_S = 1.0  # standings at most this old are served as they are: a room polling every few seconds while votes
 # pour in then costs one computation per second per round, not one per poll
+WAIT_S = 5.0  # a poll waits this long for another session's computation, then shows the last standings
 _LATEST: dict[tuple[str, int, str], tuple[float, Standings]] = {}
 _COMPUTING: defaultdict[tuple[str, int, str], threading.Lock] = defaultdict(threading.Lock)
 
@@ -431,7 +471,13 @@ def standings(round_id: int, *, fresh_s: float = FRESH_S) -> Standings:
     found = get_round(round_id)
     url = ensure_store()
     key = (url, found.id, found.created_at.isoformat())
-    with _COMPUTING[key]:
+    lock = _COMPUTING[key]
+    if not lock.acquire(timeout=WAIT_S):  # another session is computing them (or waits on a busy store)
+        hit = _LATEST.get(key)
+        if hit is not None:
+            return hit[1]  # the last ones, until the next poll
+        raise InvalidInput("The standings are being computed; they show at the next refresh.")
+    try:
         hit = _LATEST.get(key)
         if hit is not None and time.monotonic() - hit[0] < fresh_s:
             return hit[1]
@@ -440,6 +486,8 @@ def standings(round_id: int, *, fresh_s: float = FRESH_S) -> Standings:
         while len(_LATEST) > 64:  # rounds polled at once; the oldest entry goes
             _LATEST.pop(next(iter(_LATEST)))
         return board
+    finally:
+        lock.release()
 
 
 def votes_table(round_id: int, user: User | None = None, *, mine: bool = False) -> pd.DataFrame:
