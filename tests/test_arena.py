@@ -576,3 +576,45 @@ def test_a_closed_rounds_vote_link_leads_to_its_standings(round_id):
     assert not at.exception
     assert at.selectbox(key="arena_view").value == "standings" and at.selectbox(key="stand_round").value == round_id
     assert any("The round is closed." in c.value for c in at.caption)
+
+
+def test_the_arena_tables_on_each_backend(store_url):
+    """Rounds, pictures and votes on SQLite and PostgreSQL: one vote per person, pair and image under a race,
+    no vote into a closed or deleted round, a preparing round's pictures swapped in one transaction."""
+    from db import arena as rows
+
+    src = rows.Picture(0, "photo", "ab" * 32, "source", "", b"png-bytes", {"format": "PNG"}, None)
+    rid = rows.create_round(store_url, title="t", owner="teacher", task="restoration", operation="denoise",
+                            params={"sigma": 25}, models=["m1", "m2"], titles={}, pictures=[src], status="preparing")
+    out = [rows.Picture(0, "photo", "ab" * 32, "output", m, b"x", {"psnr": 20.0}, None) for m in ("m1", "m2")]
+    rows.finish_round(store_url, rid, out, {"lpips_missing": ""}, status="open")
+    assert sorted(p.role for p in rows.pictures(store_url, rid)) == ["output", "output"]  # the source went
+    assert rows.get_round(store_url, rid).params == {"sigma": 25, "lpips_missing": ""}
+    rows.finish_round(store_url, rid, [], {"failure": "late"}, status="failed")  # not preparing any more: no-op
+    assert rows.get_round(store_url, rid).status == "open"
+
+    vote = rows.NewVote(rid, 0, "ab" * 32, "m1", "m2", "a", "m1", "alice")
+    outcomes: list = []
+    barrier = threading.Barrier(6)
+
+    def cast():
+        barrier.wait()
+        outcomes.append(rows.add_vote(store_url, vote))
+
+    threads = [threading.Thread(target=cast) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["duplicate"] * 5 + ["stored"]
+    assert rows.add_vote(store_url, rows.NewVote(rid, 0, "ab" * 32, "m1", "m2", "tie", "m2", "bob")) == "stored"
+    assert rows.vote_state(store_url, rid)[0] == 2 and rows.pair_counts(store_url, rid) == {(0, "m1", "m2"): 2}
+    assert rows.voted(store_url, rid, "alice") == {(0, "m1", "m2")}
+    rows.set_status(store_url, rid, "closed")
+    assert rows.add_vote(store_url, rows.NewVote(rid, 0, "ab" * 32, "m1", "m2", "b", "m1", "carol")) == "closed"
+    rows.delete_round(store_url, rid)
+    assert rows.add_vote(store_url, rows.NewVote(rid, 0, "ab" * 32, "m1", "m2", "b", "m1", "dave")) == "gone"
+    assert rows.get_round(store_url, rid) is None and rows.votes(store_url, rid).empty
+    again = rows.create_round(store_url, title="t2", owner="teacher", task="restoration", operation="denoise",
+                              params={}, models=["m1", "m2"], titles={}, pictures=[])
+    assert again > rid  # a deleted round's id is not given out again
