@@ -404,15 +404,22 @@ def test_a_student_sees_no_round_controls_and_cannot_open_one(db_url, monkeypatc
     teacher, alice, _ = _users()
     arena.open_round(Engine("cpu"), title="r", kind="denoise", images=[builtin_image("camera")], models=CHEAP[:2],
                      settings=arena.Settings(max_side=64), user=teacher)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["_signed_in_user"] = alice
-    monkeypatch.setattr("ui.identity._resolve", lambda: alice)
-    at.query_params["view"] = "rounds"
-    at.switch_page("pages/arena.py").run()
-    assert not at.exception
+    at = _arena_as(monkeypatch, alice, view="rounds")
     labels = [b.label for b in at.button]
     assert "Open round" not in labels and "Close" not in labels and "Delete" not in labels
     assert any("opened by a teacher" in c.value for c in at.caption)
+
+
+def _arena_as(monkeypatch, user, **params) -> AppTest:
+    """The Arena page as `user` (None: the embedded default's local admin), opened with these query params."""
+    if user is not None:
+        monkeypatch.setattr("ui.identity._resolve", lambda: user)
+    at = AppTest.from_file(APP, default_timeout=120)
+    for name, value in params.items():
+        at.query_params[name] = str(value)
+    at.switch_page("pages/arena.py").run()
+    assert not at.exception, params
+    return at
 
 
 def test_a_click_after_a_failed_vote_votes_for_nothing_unseen(round_id, monkeypatch):
@@ -428,12 +435,7 @@ def test_a_click_after_a_failed_vote_votes_for_nothing_unseen(round_id, monkeypa
                      ("gaussian_denoise", "median_denoise")]:
             if (i, a, b) not in left_over:
                 arena.vote(round_id, i, a, b, "tie", alice)
-    monkeypatch.setattr("ui.identity._resolve", lambda: alice)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params["view"] = "vote"
-    at.query_params["round"] = str(round_id)
-    at.switch_page("pages/arena.py").run()
-    assert not at.exception
+    at = _arena_as(monkeypatch, alice, view="vote", round=round_id)
     caption = next(shown(c.value) for c in at.caption if c.value.startswith("Image:"))
     assert caption.endswith("2 pairs left for you")
     on_screen = next(p for p in left_over if arena.images(arena.get_round(round_id))[p[0]][1] in caption)
@@ -481,12 +483,7 @@ def test_the_disagreement_pictures_and_the_votes_show_only_once_the_round_is_clo
         _prefer_lower_psnr(round_id, User(f"s{n}"))
 
     def standings_as(user):
-        monkeypatch.setattr("ui.identity._resolve", lambda: user)
-        at = AppTest.from_file(APP, default_timeout=120)
-        at.query_params["view"] = "standings"
-        at.query_params["round"] = str(round_id)
-        at.switch_page("pages/arena.py").run()
-        assert not at.exception
+        at = _arena_as(monkeypatch, user, view="standings", round=round_id)
         return at, [img.proto.imgs[0].caption for img in at.get("image")]
 
     for user in (alice, teacher):  # the teacher's page may be on the projector
@@ -555,22 +552,15 @@ def test_a_round_whose_job_ended_early_is_marked_failed_and_odd_links_are_refuse
     with pytest.raises(Exception, match="only a round that is open"):
         arena.close_round(new, teacher)
     for link in ("²", "9" * 25, "-1", "1.0"):
-        at = AppTest.from_file(APP, default_timeout=60)
-        at.query_params["view"] = "vote"
-        at.query_params["round"] = link
-        at.switch_page("pages/arena.py").run()
-        assert not at.exception, link
+        _arena_as(monkeypatch, None, view="vote", round=link)
 
 
-def test_a_closed_rounds_vote_link_leads_to_its_standings(round_id):
+def test_a_closed_rounds_vote_link_leads_to_its_standings(round_id, monkeypatch):
     from core.services import arena
 
     teacher, *_ = _users()
     arena.close_round(round_id, teacher)
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["view"] = "vote"
-    at.query_params["round"] = str(round_id)
-    at.switch_page("pages/arena.py").run()
+    at = _arena_as(monkeypatch, None, view="vote", round=round_id)
     assert any(f"Round #{round_id} is closed" in i.value for i in at.info)
     at.button(key="vote_closed_standings").click().run()
     assert not at.exception
