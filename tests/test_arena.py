@@ -608,3 +608,38 @@ def test_the_arena_tables_on_each_backend(store_url):
     again = rows.create_round(store_url, title="t2", owner="teacher", task="restoration", operation="denoise",
                               params={}, models=["m1", "m2"], titles={}, pictures=[])
     assert again > rid  # a deleted round's id is not given out again
+
+
+def test_lpips_stands_beside_psnr_when_its_weights_are_there(db_url, monkeypatch):
+    """Offline there is no AlexNet file, so LPIPS itself cannot run here; a stand-in distance (mean absolute
+    error on 0-1) checks that each output's LPIPS is stored, averaged per model and oriented lower-is-better."""
+    from core.data.builtin import builtin_image
+    from core.engine import Engine
+    from core.services import arena
+    from core.users import User
+
+    def distance(_net, pred, target):
+        return float(np.abs(pred.astype(float) - target.astype(float)).mean() / 255)
+
+    monkeypatch.setattr("core.metrics.perceptual.lpips_model", lambda device: object())
+    monkeypatch.setattr("core.metrics.perceptual.lpips_distance", distance)
+    teacher, *_ = _users()
+    rid = arena.open_round(Engine("cpu"), title="lpips", kind="denoise", images=[builtin_image("camera")],
+                           models=CHEAP, settings=arena.Settings(max_side=64), user=teacher)
+    found = arena.get_round(rid)
+    pics = arena.pictures(found)
+    ref = arena.png_pixels(pics[(0, "reference", "")].png)
+    for m in CHEAP:
+        out = arena.png_pixels(pics[(0, "output", m)].png)
+        assert pics[(0, "output", m)].scores["lpips"] == pytest.approx(distance(None, out, ref))
+    assert found.params["lpips_missing"] == ""
+    _prefer_lower_psnr(rid, User("s0"))
+    board = arena.standings(rid)
+    assert board.table["lpips"].notna().all()
+    by_metric = {a.metric: a for a in board.agreements}
+    assert set(by_metric) == {"PSNR (dB)", "SSIM", "LPIPS"}
+    from scipy import stats
+
+    lower_is_closer = stats.spearmanr(board.table["rating"], -board.table["lpips"]).statistic  # oriented by hand
+    assert by_metric["LPIPS"].spearman == pytest.approx(lower_is_closer)
+    assert by_metric["LPIPS"].spearman != pytest.approx(-lower_is_closer)  # the orientation decides the sign

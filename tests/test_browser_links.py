@@ -5,7 +5,8 @@ import re
 import pytest
 
 from ui.text import JOINER
-from tests.browser_support import browser, page, server, seed_store, settle, streamlit_server  # noqa: F401  (fixtures)
+from tests.browser_support import (browser, click_until, page, server, seed_store, settle,  # noqa: F401  (fixtures)
+                                   streamlit_server)
 
 NAV = ["Playground", "Benchmark", "Fine-tune", "Models", "Results", "Compare", "Leaderboard"]
 
@@ -142,7 +143,10 @@ def test_a_camera_photo_is_answered_by_every_model_side_by_side(page, server):
     page.goto(url + "/arena?view=side")
     page.get_by_role("heading", name="Arena").wait_for()
     settle(page)
-    page.get_by_role("button", name="Take Photo").click()
+    # the camera's stream must be playing before a shot can be taken (a click before that is ignored)
+    page.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
+                           timeout=60_000)
+    click_until(page, page.get_by_role("button", name="Take Photo"), page.get_by_role("button", name="Clear photo"))
     page.get_by_text("what the models received").wait_for(timeout=120_000)
     settle(page)
     captions = page.get_by_text(re.compile(r"^\d+ ms · PSNR [\d.]+ dB, SSIM [\d.]+"))
