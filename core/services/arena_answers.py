@@ -123,7 +123,8 @@ def check_models(kind: str, models: list[str]) -> Kind:
     if len(set(models)) != len(models):
         raise InvalidInput("Each model can be chosen once.")
     spec = KINDS[kind]
-    foreign = [m for m in models if m not in model_titles(spec)]
+    known = model_titles(spec)  # once: it checks every registered model's weights
+    foreign = [m for m in models if m not in known]
     if foreign:
         raise InvalidInput(f"Not a {spec.title.lower()} model: {', '.join(foreign)}.")
     return spec
