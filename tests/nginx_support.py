@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -82,6 +83,11 @@ class NginxProxy:
     def log(self) -> str:
         return self.access_log.read_text() if self.access_log.exists() else ""
 
+    def errors(self) -> str:
+        """nginx's own log (info level: it says when and why a client connection ended)."""
+        error_log = self.access_log.with_name("error.log")
+        return error_log.read_text() if error_log.exists() else ""
+
 
 @contextmanager
 def nginx_proxy(app_url: str, proxy_bind: str | None = None, users: dict[str, str] = USERS):
@@ -147,7 +153,7 @@ def forging_relay(target_url: str, forged: dict[str, str]):
     listener.listen(64)
     listener.settimeout(0.2)
     stop = threading.Event()
-    open_upstreams: list[socket.socket] = []  # closed when the relay stops, so nginx logs every connection then
+    open_sockets: list[socket.socket] = []  # both ends of every connection: ended when the relay stops
 
     def pump(src: socket.socket, dst: socket.socket) -> None:
         try:
@@ -163,7 +169,7 @@ def forging_relay(target_url: str, forged: dict[str, str]):
 
     def relay(client: socket.socket) -> None:
         with client, socket.create_connection(("127.0.0.1", target_port)) as upstream:
-            open_upstreams.append(upstream)
+            open_sockets.append(upstream)
             back = threading.Thread(target=pump, args=(upstream, client), daemon=True)
             back.start()
             buffer = b""
@@ -206,6 +212,7 @@ def forging_relay(target_url: str, forged: dict[str, str]):
                 continue
             except OSError:
                 return
+            open_sockets.append(client)
             threading.Thread(target=relay, args=(client,), daemon=True).start()
 
     server = threading.Thread(target=serve, daemon=True)
@@ -216,8 +223,12 @@ def forging_relay(target_url: str, forged: dict[str, str]):
         stop.set()
         server.join(5)
         listener.close()
-        for sock in open_upstreams:  # a websocket is logged by nginx only once it closes: close it now, not whenever
-            try:                     # the browser's close has made its way through a loaded machine
-                sock.shutdown(socket.SHUT_RDWR)
+        # A websocket is logged by nginx only once it ends: end every connection now, not whenever the browser's
+        # close has made its way through a loaded machine, and end it with a reset (linger 0), which nginx cannot
+        # miss even while it waits to write to us (a plain close once went unlogged for 45 s on CI).
+        for sock in open_sockets:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the relay's threads, which then close both ends
             except OSError:
                 pass

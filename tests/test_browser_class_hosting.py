@@ -127,7 +127,8 @@ def test_a_name_the_browser_sends_itself_is_replaced_by_nginx(browser, hosted):
     deadline = time.monotonic() + 45
     while not _alice_streams(proxy) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert any('sent_user="teacher"' in line for line in _alice_streams(proxy)), proxy.log()[-2000:]
+    assert any('sent_user="teacher"' in line for line in _alice_streams(proxy)), (proxy.log()[-1500:],
+                                                                                   proxy.errors()[-2500:])
 
 
 def _alice_streams(proxy) -> list[str]:
