@@ -3,11 +3,14 @@
 deviation: nginx connects to the app from 127.0.0.2 (proxy_bind), the only address the app trusts, so that a
 browser going straight to the app's port from 127.0.0.1 is a stranger even on this one machine."""
 import base64
+import io
 import re
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.browser_support import ROOT, browser, click_until, settle, streamlit_server  # noqa: F401  (fixtures)
@@ -459,5 +462,21 @@ def test_a_class_votes_in_the_arena_and_each_vote_is_its_own(visit, hosted):
     bob.goto(proxy.url + f"/arena?view=vote&round={found.id}")
     bob.get_by_text(f"Round #{found.id} is closed: its votes are final.").wait_for()
     assert rows.get_round(_store(data_dir), found.id).status == "closed"
+
+    # the teacher's votes export, as the browser saves it: one row per vote with its voter, for a spreadsheet
+    teacher.goto(proxy.url + f"/arena?view=standings&round={found.id}")
+    # the standings' CSV first, then the votes' (a table's own toolbar has a hidden "Download as CSV" too)
+    votes_csv = teacher.get_by_test_id("stDownloadButton").filter(has_text="CSV").nth(1)
+    votes_csv.wait_for()
+    settle(teacher)
+    with teacher.expect_download() as download:
+        votes_csv.click()
+    saved = Path(download.value.path()).read_bytes()
+    assert download.value.suggested_filename == f"round-{found.id}-votes.csv"
+    assert saved.startswith(b"\xef\xbb\xbf")
+    exported = pd.read_csv(io.BytesIO(saved), encoding="utf-8-sig")
+    assert sorted(exported["Voter"]) == ["alice", "bob"] and len(exported) == 2
+    # the table's own download (which writes a typed formula as a live one) is off: only the app's buttons remain
+    assert teacher.get_by_role("button", name="Download as CSV").count() == 0
     for page in (alice, bob, teacher):
         assert page.get_by_text("Traceback").count() == 0

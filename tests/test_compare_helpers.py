@@ -1,4 +1,5 @@
-"""Pure helpers behind the Compare views: Pareto front, convention headers, zoom and size matching, JSON export."""
+"""Pure helpers behind the Compare views: Pareto front, convention headers, zoom and size matching, CSV and JSON exports."""
+import io
 import json
 
 import numpy as np
@@ -6,7 +7,7 @@ import pandas as pd
 
 from core.services.compare import pareto_front, short_convention
 from core.tasks.restoration import same_size, zoom
-from ui.url_state import to_json
+from ui.url_state import to_csv, to_json
 
 
 def test_pareto_front_keeps_only_undominated_points():
@@ -48,3 +49,21 @@ def test_json_export_keeps_infinity_and_dates_readable():
     rows = json.loads(to_json(df))
     assert rows[0] == {"model": "a", "psnr": "inf", "ssim": None, "at": "2026-01-01T00:00:00+00:00"}
     assert rows[1]["psnr"] == 31.5
+
+
+def test_csv_export_keeps_a_formula_someone_typed_as_text_and_numbers_as_numbers():
+    """A classmate names a dataset or a class `=HYPERLINK(...)`; the teacher opens the export in a spreadsheet."""
+    hostile = '=HYPERLINK("http://evil.example","open me")'
+    df = pd.DataFrame({"dataset": [hostile, " +1+2", "\t@SUM(A1)", "-", "σ noise"],
+                       "Δ PSNR (dB)": [-0.5, 1.25, np.nan, 2.0, -3.0],
+                       "=1+1": pd.Categorical(["-2", "a", "a", "b", "b"]),
+                       "at": pd.to_datetime(["2026-01-01T00:00:00Z"] * 5)})
+    data = to_csv(df)
+    assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 byte-order mark: Excel then reads the σ as one letter
+    back = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig")
+    assert list(back.columns) == ["dataset", "Δ PSNR (dB)", "'=1+1", "at"]
+    assert list(back["dataset"]) == ["'" + hostile, "' +1+2", "'\t@SUM(A1)", "'-", "σ noise"]
+    assert list(back["'=1+1"]) == ["'-2", "a", "a", "b", "b"]
+    assert back["Δ PSNR (dB)"].tolist()[:2] == [-0.5, 1.25] and back["Δ PSNR (dB)"].iloc[4] == -3.0
+    assert back["at"].iloc[0] == "2026-01-01 00:00:00+00:00"
+    assert list(df["dataset"])[0] == hostile  # the table shown (and its JSON download) is left as it was

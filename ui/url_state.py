@@ -114,10 +114,40 @@ def to_json(df: pd.DataFrame) -> str:
     return json.dumps([{k: clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")], indent=1)
 
 
+# What a spreadsheet takes as the start of a formula (OWASP, "CSV Injection"), full-width forms included; leading
+# spaces, tabs and line breaks are skipped by spreadsheets before they look.
+_FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+_SKIPPED = " \t\r\n\u00a0"
+
+
+def spreadsheet_safe(text: str) -> str:
+    """`text` as a spreadsheet cell that stays text: one that would start a formula gets a leading apostrophe, which
+    Excel and LibreOffice hide."""
+    return "'" + text if text.lstrip(_SKIPPED)[:1] in _FORMULA_START else text
+
+
+def to_csv(df: pd.DataFrame) -> bytes:
+    """The table as a CSV for spreadsheets: UTF-8 with a byte-order mark (without it Excel reads σ or é as two
+    letters each), and every text cell and column name that a spreadsheet would run as a formula made text. A
+    dataset, class or file name is chosen by whoever uploaded it, and the person who opens the export may be someone
+    else. Our own rather than defusedcsv, which judges a cell by its text: it would turn -0.5 into text too, and it
+    misses a formula behind a leading space. Numbers are left as they are; the JSON download is the exact data."""
+    types = pd.api.types
+    columns = {}
+    for i in range(df.shape[1]):  # by position: a name may repeat
+        values = df.iloc[:, i]
+        if not (types.is_numeric_dtype(values) or types.is_datetime64_any_dtype(values)):
+            values = values.astype(object).map(lambda v: spreadsheet_safe(v) if isinstance(v, str) else v)
+        columns[i] = values.reset_index(drop=True)
+    safe = pd.DataFrame(columns)
+    safe.columns = [spreadsheet_safe(c) if isinstance(c, str) else c for c in df.columns]
+    return safe.to_csv(index=False).encode("utf-8-sig")
+
+
 def export_buttons(df: pd.DataFrame, name: str, key: str) -> None:
     """CSV and JSON downloads of exactly the table shown."""
     left, right, _ = st.columns([1, 1, 4])
-    left.download_button("CSV", df.to_csv(index=False), f"{name}.csv", "text/csv", key=f"{key}_csv",
+    left.download_button("CSV", to_csv(df), f"{name}.csv", "text/csv", key=f"{key}_csv",
                          icon=":material/download:")
     right.download_button("JSON", to_json(df), f"{name}.json", "application/json", key=f"{key}_json",
                           icon=":material/data_object:")
