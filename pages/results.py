@@ -10,6 +10,7 @@ from ui.identity import current_user
 from ui.leaderboard_views import runs_config, table_config
 from ui.state import guarded, page_setup
 from ui.text import plain
+from ui.url_state import export_buttons
 
 page_setup()
 
@@ -30,6 +31,7 @@ if runs.empty:
     st.stop()
 st.caption(f"{len(runs)} most recent runs (newest first).")
 st.dataframe(runs, hide_index=True, key="runs_table", column_config=runs_config(results.metric_columns(runs)))
+export_buttons(runs, "runs", "res_runs_export")
 
 st.subheader("Compare models")
 st.caption("One dataset, one metric under one convention at a time, each model's newest run. Benchmark runs score "
@@ -56,8 +58,9 @@ else:
         col = comparison.column(metric)
         title = results.chart_title(comparison, col)
         st.plotly_chart(model_bars(comparison.table, metric, col.header, title, col.higher_is_better), key="metric_chart")
-        st.dataframe(comparison.table[["model", *[c.label for c in columns], "weights", "runs", "run_id"]],
-                     hide_index=True, key="metric_summary", column_config=table_config(comparison.columns))
+        summary = comparison.table[["model", *[c.label for c in columns], "weights", "runs", "run_id"]]
+        st.dataframe(summary, hide_index=True, key="metric_summary", column_config=table_config(comparison.columns))
+        export_buttons(summary, f"models-{kind}-{task}", "res_compare_export")
     elif comparison is not None:
         st.info("None of the chosen models has a run here.")
 

@@ -57,6 +57,8 @@ def test_results_compares_benchmarks_per_dataset_and_keeps_playground_runs_apart
     assert any(s.startswith("skimage photos, bicubic downscale ×2, 2 images, long side 64 px") for s in shown)
     places.select_index(next(i for i, s in enumerate(shown) if s.startswith(DENOISE_TITLE))).run()
     assert not at.exception
+    # the runs and the comparison download as CSV/JSON (the tables' own download is off: .streamlit/config.toml)
+    assert [b.proto.label for b in at.get("download_button")] == ["CSV", "JSON", "CSV", "JSON"]
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     # only the two denoisers' benchmark runs: no upscaler on the same axis, no Playground run averaged in
     bars = dict(zip(spec["data"][0]["x"], values(spec["data"][0]["y"])))
