@@ -17,7 +17,7 @@ def test_upload_classify_and_see_it_in_results(page, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(np.random.default_rng(0).bytes(2048))
     page.locator('input[type="file"]').first.set_input_files([str(cat), str(bad)])
-    page.get_by_text("chelsea.jpg").first.wait_for()
+    page.get_by_text("chelsea.jpg").filter(visible=True).first.wait_for()
     settle(page)
     page.get_by_role("button", name="Classify").click()
     page.get_by_text("Top-5: tiger cat").wait_for()
@@ -27,7 +27,7 @@ def test_upload_classify_and_see_it_in_results(page, tmp_path):
 
     page.get_by_role("link", name="Results").click()
     page.get_by_text("Run #1 · efficientnet_lite0 (pretrained)").wait_for()
-    page.get_by_text("chelsea.jpg (uploaded)").first.wait_for()
+    page.get_by_text("chelsea.jpg (uploaded)").filter(visible=True).first.wait_for()
 
 
 def test_denoise_a_builtin_image(page):
@@ -68,13 +68,13 @@ def test_checkpoint_upload_registers_a_model_and_refuses_a_pickle(page, tmp_path
     page.get_by_role("textbox", name="New model name").press("Enter")
     settle(page)
     page.locator('input[type="file"]').first.set_input_files(str(evil))
-    page.get_by_text("evil.pt").first.wait_for()
+    page.get_by_text("evil.pt").filter(visible=True).first.wait_for()
     settle(page)
     page.get_by_role("button", name="Add model").click()
-    page.get_by_text("Invalid checkpoint evil.pt").first.wait_for()
+    page.get_by_text("Invalid checkpoint evil.pt").filter(visible=True).first.wait_for()
 
     page.locator('input[type="file"]').first.set_input_files(str(good))
-    page.get_by_text("digits.safetensors").first.wait_for()
+    page.get_by_text("digits.safetensors").filter(visible=True).first.wait_for()
     settle(page)
     page.get_by_role("button", name="Add model").click()
     page.get_by_text("Registered browser-digits (classification)").wait_for()
@@ -112,9 +112,9 @@ def test_benchmark_runs_in_the_background_and_reports_back(page):
     choose(page, "Models", "Gaussian filter (σ=1)")
     choose(page, "Models", "Median filter (3x3)")
     page.get_by_role("button", name="Launch benchmark").click()
-    page.get_by_text("queued.").first.wait_for()
+    page.get_by_text("queued.").filter(visible=True).first.wait_for()
     page.get_by_text("Results of job").wait_for(timeout=120_000)  # shown once the worker has finished
-    page.get_by_text("on skimage photos, noise σ 25").first.wait_for()
+    page.get_by_text("on skimage photos, noise σ 25").filter(visible=True).first.wait_for()
     settle(page)
     assert page.get_by_text("Traceback").count() == 0
 
@@ -133,9 +133,9 @@ def test_finetune_trains_a_small_model_in_the_background(page):
         box.press("Enter")
         settle(page)
     page.get_by_role("button", name="Launch training").click()
-    page.get_by_text("queued.").first.wait_for()
+    page.get_by_text("queued.").filter(visible=True).first.wait_for()
     page.get_by_text("Results of job").wait_for(timeout=180_000)  # the worker finished and registered the model
-    page.get_by_text("train small_cnn_digits on shapes").first.wait_for()
+    page.get_by_text("train small_cnn_digits on shapes").filter(visible=True).first.wait_for()
     assert page.get_by_text("Traceback").count() == 0
 
 
@@ -149,7 +149,7 @@ def test_a_shared_compare_link_opens_the_chart_it_names(page, server):
                    cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
     page.goto(f"{url}/compare?view=cost&task=restoration&y=psnr&x=latency_ms_per_image")
     page.get_by_text("PSNR (dB) ↑ vs latency (ms/image) ↓ (Pareto front in green)").wait_for()
-    page.get_by_text("Pareto front", exact=True).first.wait_for()  # the legend entry of the front
+    page.get_by_text("Pareto front", exact=True).filter(visible=True).first.wait_for()  # the legend entry of the front
     assert page.locator(".js-plotly-plot").count() == 1
     assert page.get_by_role("combobox", name="Cost (x)").input_value() == "latency (ms/image) ↓"
     assert "view=cost" in page.url and "dataset=photos-denoise" in page.url
@@ -159,7 +159,7 @@ def test_a_shared_compare_link_opens_the_chart_it_names(page, server):
 
     page.goto(f"{url}/leaderboard?task=restoration")
     page.get_by_role("heading", name="Leaderboard").wait_for()
-    page.get_by_text("PSNR (dB) ↑", exact=False).first.wait_for()
+    page.get_by_text("PSNR (dB) ↑", exact=False).filter(visible=True).first.wait_for()
     page.get_by_test_id("stDataFrame").first.wait_for()
     settle(page)
     assert page.get_by_text("Traceback").count() == 0
@@ -178,11 +178,11 @@ def test_an_experiment_runs_in_the_background_and_its_curve_opens_on_compare(pag
         box.press("Enter")
         settle(page)
     page.get_by_role("button", name="Launch generated-data experiment").click()
-    page.get_by_text("queued.").first.wait_for()
+    page.get_by_text("queued.").filter(visible=True).first.wait_for()
     link = page.get_by_role("link", name=re.compile(r"Curve of experiment #\d+"))
     link.wait_for(timeout=240_000)  # shown once the worker has finished
     link.click()
-    page.get_by_text("paired by repeat").first.wait_for()
+    page.get_by_text("paired by repeat").filter(visible=True).first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
     assert page.locator(".js-plotly-plot").count() == 1 and "view=experiments" in page.url
     assert page.get_by_text("Traceback").count() == 0

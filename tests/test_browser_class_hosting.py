@@ -73,7 +73,7 @@ def _around_nginx(browser, app_url: str, forged: dict) -> None:
     with forging_relay(app_url, forged) as (url, forged_lines):
         context, page = _open(browser, url)
         try:
-            page.get_by_text(re.compile("not signed in|Signed in as")).first.wait_for()  # whichever comes
+            page.get_by_text(re.compile("not signed in|Signed in as")).filter(visible=True).first.wait_for()  # whichever comes
             settle(page)
             assert page.get_by_text("Signed in as").count() == 0
             assert page.get_by_text("not signed in", exact=False).count() >= 1
@@ -171,11 +171,11 @@ def test_a_student_uploads_and_classifies_through_nginx(browser, hosted, tmp_pat
     try:
         _signed_in(page, "bob")
         page.locator('input[type="file"]').first.set_input_files(str(cat))
-        page.get_by_text("chelsea.jpg").first.wait_for()
+        page.get_by_text("chelsea.jpg").filter(visible=True).first.wait_for()
         settle(page)
         page.get_by_role("button", name="Classify").click()
         page.get_by_text("Top-5: tiger cat").wait_for()
-        page.get_by_text("Stored as run #", exact=False).first.wait_for()
+        page.get_by_text("Stored as run #", exact=False).filter(visible=True).first.wait_for()
         assert page.get_by_text("Traceback").count() == 0
     finally:
         context.close()
@@ -234,7 +234,7 @@ def test_only_the_owner_may_delete_a_run(visit, hosted, tmp_path):
     cat.write_bytes(encode(load_builtin("chelsea"), "JPEG", quality=92))
     alice = visit("alice", "/", "Playground")
     alice.locator('input[type="file"]').first.set_input_files(str(cat))
-    alice.get_by_text("alice-cat.jpg").first.wait_for()
+    alice.get_by_text("alice-cat.jpg").filter(visible=True).first.wait_for()
     settle(alice)
     alice.get_by_role("button", name="Classify").click()
     stored = alice.get_by_text(re.compile(r"Stored as run #\d+ ")).first
@@ -243,14 +243,14 @@ def test_only_the_owner_may_delete_a_run(visit, hosted, tmp_path):
     assert repository.run_detail(_store(data_dir), run).owner == "alice"
 
     bob = visit("bob", f"/results?run={run}", "Results")
-    bob.get_by_text(f"Run #{run} · ").first.wait_for()
+    bob.get_by_text(f"Run #{run} · ").filter(visible=True).first.wait_for()
     bob.get_by_text("Run by alice.").wait_for()  # everyone may look
     settle(bob)
     assert bob.get_by_role("button", name=f"Delete run #{run}").count() == 0
     assert _keyed(bob, "res_delete").count() == 0
 
     alice.goto(proxy.url + f"/results?run={run}")
-    alice.get_by_text(f"Run #{run} · ").first.wait_for()
+    alice.get_by_text(f"Run #{run} · ").filter(visible=True).first.wait_for()
     alice.get_by_text("Run by alice.").wait_for()
     settle(alice)
     alice.get_by_role("button", name=f"Delete run #{run}").click()
@@ -262,7 +262,7 @@ def test_only_the_owner_may_delete_a_run(visit, hosted, tmp_path):
     assert alice.get_by_text("Traceback").count() == 0
 
     bob.goto(proxy.url + f"/results?run={run}")  # gone for bob too
-    bob.get_by_text(re.compile(rf"There is no run #{run}\.|No runs stored yet")).first.wait_for()
+    bob.get_by_text(re.compile(rf"There is no run #{run}\.|No runs stored yet")).filter(visible=True).first.wait_for()
     assert bob.get_by_text(f"Run #{run} · ").count() == 0
 
 
@@ -368,7 +368,7 @@ def test_only_the_owner_manages_an_uploaded_dataset(visit, hosted, tmp_path):
     alice = visit("alice", "/benchmark", "Benchmark")
     alice.get_by_text("Upload a dataset (zip)").click()
     alice.locator('input[type="file"]').first.set_input_files(str(archive))
-    alice.get_by_text("alice-pets.zip").first.wait_for()
+    alice.get_by_text("alice-pets.zip").filter(visible=True).first.wait_for()
     settle(alice)
     alice.get_by_role("button", name="Add dataset").click()
     added = alice.get_by_text(re.compile(r"^Added .*alice-pets.*\(2 images, classification\)\.$"))
@@ -431,7 +431,7 @@ def test_a_class_votes_in_the_arena_and_each_vote_is_its_own(visit, hosted):
     teacher.get_by_label("Title").press("Enter")
     settle(teacher)
     teacher.get_by_role("button", name="Open round").click()
-    teacher.get_by_text(re.compile(r"Job #\d+ (queued|is running|finished)")).first.wait_for()
+    teacher.get_by_text(re.compile(r"Job #\d+ (queued|is running|finished)")).filter(visible=True).first.wait_for()
     # the pictures are computed in a background job; the list of rounds polls until the round is open
     teacher.get_by_text(re.compile(r"#\d+ Denoising in class \(Denoise, open\)")).wait_for(timeout=180_000)
     [found] = rows.rounds(_store(data_dir))

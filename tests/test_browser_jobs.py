@@ -61,5 +61,5 @@ def test_a_finished_training_job_shows_its_model_scores_and_test_run(page):
     test_run = page.get_by_role("link", name=re.compile(r"^Test run #\d+$"))
     run = re.search(r"#(\d+)", test_run.inner_text()).group(1)
     test_run.click()
-    page.get_by_text(f"Run #{run} · browser-jobs-cnn").first.wait_for()
+    page.get_by_text(f"Run #{run} · browser-jobs-cnn").filter(visible=True).first.wait_for()
     assert page.get_by_text("Traceback").count() == 0

@@ -113,7 +113,7 @@ def test_the_operating_point_follows_the_slider_and_the_link_keeps_it(page, serv
                     "shapes-detect", "--set", "count=24", "--json"], cwd=ROOT, env=env, check=True, capture_output=True,
                    timeout=300)
     page.goto(f"{url}/compare?view=operating&task=detection&iou=0.5&score=0.9")
-    page.get_by_text("PR curve at IoU 0.50").first.wait_for()
+    page.get_by_text("PR curve at IoU 0.50").filter(visible=True).first.wait_for()
     settle(page)
 
     def shown(label: str) -> float:

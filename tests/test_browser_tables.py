@@ -29,7 +29,7 @@ def test_results_leaderboard_and_compare_speak_in_words(page, server):
     page.locator(".gtitle").filter(has_text=f"PSNR (dB) ↑ on {TITLE}").wait_for()
     title = page.locator(".gtitle").first.text_content()
     assert title.count("RGB, values 0-255") == 1  # the convention stated once
-    page.get_by_text("not benchmark results", exact=False).first.wait_for()
+    page.get_by_text("not benchmark results", exact=False).filter(visible=True).first.wait_for()
     assert page.get_by_role("combobox", name="Metric").input_value() == "PSNR (dB) ↑"
 
     page.goto(f"{url}/compare?view=tables&table=method&task=restoration")
